@@ -1,0 +1,3 @@
+from cdrstream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""CLI subcommands: thin shells over the core and the adapters."""

@@ -1,0 +1,34 @@
+"""`cdrstream stack up|down|status`: the local single-node Kafka (KRaft) + Redis."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["up", "down", "status"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from cdrstream.settings import load_settings
+    from cdrstream.stack.local import LocalStack
+    from cdrstream.stack.processes import StackError
+
+    settings = load_settings()
+    stack = LocalStack.from_settings(settings)
+    try:
+        if args.action == "up":
+            stack.up(settings)
+        elif args.action == "down":
+            stack.down()
+    except StackError as exc:
+        print(f"stack {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    status = stack.status()
+    for name, state in status.items():
+        where = stack.kafka.bootstrap if name == "kafka" else stack.redis.url
+        print(f"{name:6} {state:8} {where}")
+    if args.action == "down":
+        return 0 if all(s == "stopped" for s in status.values()) else 1
+    return 0 if all(s == "ready" for s in status.values()) else 1

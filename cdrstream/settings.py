@@ -1,0 +1,103 @@
+"""Every knob of cdrstream, read once from ``CDRSTREAM_*`` environment variables.
+
+The README's configuration table is generated from ``FIELDS`` below (and a test
+checks that the two agree), so a new knob is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic: str = "cdr.call-ended"
+    dlq_topic: str = "cdr.call-ended.dlq"
+    topic_partitions: int = 6
+    consumer_group: str = "cdrstream"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    retention_days: int = 30
+    display_tz: str = "Europe/Amsterdam"
+    default_region: str = "NL"
+    tenants_file: str = ""
+    access_file: str = "var/access.json"
+    api_bind: str = "0.0.0.0"
+    api_port: int = 6066
+    worker_port: int = 6067
+    batch_max: int = 2000
+    batch_within_ms: int = 20
+    sweep_interval_s: int = 60
+    cursor_secret: str = ""
+    log_level: str = "INFO"
+    stack_dir: str = "var/stack"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    redis_port: int = 6379
+    kafka_version: str = "4.1.1"
+    cache_dir: str = str(Path.home() / ".cache" / "cdrstream")
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * 86_400_000
+
+
+DESCRIPTIONS: dict[str, str] = {
+    "kafka_bootstrap": "Kafka bootstrap servers (comma separated)",
+    "topic": "call-ended event topic (key = tenant id)",
+    "dlq_topic": "dead-letter topic for invalid events",
+    "topic_partitions": "partitions when cdrstream creates the topics",
+    "consumer_group": "Kafka consumer group (Faust app id) of the workers",
+    "redis_url": "Redis URL (`redis://`, `rediss://`)",
+    "redis_cluster": "`1` to use Redis Cluster mode",
+    "retention_days": "days of calls kept and served per tenant",
+    "display_tz": "IANA zone the web table and CSV show local times in",
+    "default_region": "ISO 3166 region numbers are parsed with when neither event nor tenant says",
+    "tenants_file": "JSON file: tenant id -> {region, outside_line}",
+    "access_file": "JSON file of hashed tokens and partner contracts",
+    "api_bind": "address the query endpoint binds",
+    "api_port": "port of the query endpoint and web page",
+    "worker_port": "port of the worker's /metrics, /healthz, /readyz",
+    "batch_max": "most events the worker writes to Redis in one round trip",
+    "batch_within_ms": "longest the worker waits to fill a batch",
+    "sweep_interval_s": "seconds between sweeps of records older than the window",
+    "cursor_secret": "HMAC key for paging cursors (random per process when empty)",
+    "log_level": "log level (JSON lines on stderr)",
+    "stack_dir": "where `cdrstream stack` keeps Kafka/Redis data, logs and pids",
+    "kafka_port": "port of the local Kafka broker (`stack up`)",
+    "kafka_controller_port": "port of the local KRaft controller (`stack up`)",
+    "redis_port": "port of the local Redis (`stack up`)",
+    "kafka_version": "Apache Kafka version `stack up` fetches from Maven Central",
+    "cache_dir": "cache for the Kafka jars",
+}
+
+
+def env_name(field_name: str) -> str:
+    return "CDRSTREAM_" + field_name.upper()
+
+
+def _coerce(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment; unset variables keep their defaults."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(env_name(f.name))
+        if raw is not None and raw != "":
+            try:
+                values[f.name] = _coerce(raw, getattr(defaults, f.name))
+            except ValueError as exc:
+                raise SystemExit(f"{env_name(f.name)}: not a valid value: {raw!r}") from exc
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,48 @@
+"""The local stack as one object: Kafka + Redis under one folder, ports from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdrstream.settings import Settings
+from cdrstream.stack.kafka import KafkaNode, ensure_topics
+from cdrstream.stack.redis_server import RedisNode
+
+
+@dataclass
+class LocalStack:
+    kafka: KafkaNode
+    redis: RedisNode
+
+    @classmethod
+    def from_settings(cls, settings: Settings, base_dir: Path | None = None) -> LocalStack:
+        root = Path(base_dir or settings.stack_dir).resolve()
+        return cls(
+            kafka=KafkaNode(
+                base_dir=root / "kafka",
+                port=settings.kafka_port,
+                controller_port=settings.kafka_controller_port,
+                version=settings.kafka_version,
+                cache_dir=Path(settings.cache_dir),
+            ),
+            redis=RedisNode(base_dir=root / "redis", port=settings.redis_port),
+        )
+
+    def up(self, settings: Settings) -> None:
+        self.redis.up()
+        self.kafka.up()
+        asyncio.run(
+            ensure_topics(
+                self.kafka.bootstrap,
+                {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
+            )
+        )
+
+    def down(self) -> None:
+        self.kafka.down()
+        self.redis.down()
+
+    def status(self) -> dict[str, str]:
+        return {"kafka": self.kafka.status(), "redis": self.redis.status()}

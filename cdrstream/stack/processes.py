@@ -1,0 +1,108 @@
+"""Detached server processes tracked by pid files: start, wait until ready, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """A local engine could not be started or stopped; the message says why."""
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if is_alive(pid) else None
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def start_detached(
+    argv: Sequence[str], *, log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
+    """Start ``argv`` in its own session, output to ``log_file``; returns the pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_ready(
+    name: str, pid: int, probe: Callable[[], bool], *, log_file: Path, timeout_s: float
+) -> None:
+    """Poll ``probe`` until it answers True; fail fast with the log tail if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            raise StackError(f"{name} exited during start-up:\n{log_tail(log_file)}")
+        if probe():
+            return
+        time.sleep(0.2)
+    raise StackError(f"{name} not ready after {timeout_s:.0f}s:\n{log_tail(log_file)}")
+
+
+def stop(pid_file: Path, *, timeout_s: float = 20.0) -> bool:
+    """SIGTERM the recorded pid, SIGKILL after ``timeout_s``; True if something was stopped."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if is_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while is_alive(pid):
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def kill_hard(pid_file: Path) -> None:
+    """SIGKILL, for fault tests: no chance to flush or commit."""
+    pid = read_pid(pid_file)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while is_alive(pid):
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+
+
+def log_tail(log_file: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

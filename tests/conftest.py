@@ -1,0 +1,69 @@
+"""Shared fixtures: the suite starts its own Kafka and Redis on free ports, never the dev stack's."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cdrstream.settings import Settings, load_settings
+from cdrstream.stack.kafka import KafkaNode
+from cdrstream.stack.redis_server import RedisNode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisNode]:
+    node = RedisNode(base_dir=tmp_path_factory.mktemp("redis"), port=free_port())
+    node.up()
+    yield node
+    node.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
+    defaults = load_settings({})
+    node = KafkaNode(
+        base_dir=tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+        version=defaults.kafka_version,
+        cache_dir=Path(defaults.cache_dir),
+    )
+    node.up()
+    yield node
+    node.down()
+
+
+@pytest.fixture
+def redis_settings(redis_node: RedisNode, tmp_path: Path) -> Settings:
+    """Settings pointing at the suite's Redis, on a database of its own per test."""
+    return replace(
+        load_settings({}),
+        redis_url=redis_node.url,
+        access_file=str(tmp_path / "access.json"),
+        cursor_secret="test-cursor-secret",
+    )
+
+
+@pytest.fixture
+def stack_settings(redis_settings: Settings, kafka_node: KafkaNode) -> Settings:
+    """Settings for the suite's Kafka + Redis, with topic and group names unique to the test."""
+    suffix = uuid.uuid4().hex[:8]
+    return replace(
+        redis_settings,
+        kafka_bootstrap=kafka_node.bootstrap,
+        topic=f"cdr.call-ended.{suffix}",
+        dlq_topic=f"cdr.call-ended.{suffix}.dlq",
+        consumer_group=f"cdrstream-{suffix}",
+        topic_partitions=3,
+    )
