@@ -1,4 +1,4 @@
-"""Shared fixtures: the suite starts its own Kafka and Redis on free ports, never the dev stack's."""
+"""Shared fixtures: the suite runs its own Kafka and Redis on free ports, not the dev stack's."""
 
 from __future__ import annotations
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument(
+        "action",
+        choices=["up", "down", "status", "fetch"],
+        help="fetch: only download the Kafka jars (done by `up` when missing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,6 +22,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     stack = LocalStack.from_settings(settings)
+    if args.action == "fetch":
+        from cdrstream.stack.kafka import fetch_kafka_jars
+
+        print(fetch_kafka_jars(Path(settings.cache_dir), settings.kafka_version))
+        return 0
     try:
         if args.action == "up":
             stack.up(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -63,7 +64,9 @@ def fetch_kafka_jars(cache_dir: Path, version: str) -> Path:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise StackError("Maven (mvn) is needed once to fetch the Kafka jars: apt-get install maven")
+        raise StackError(
+            "Maven (mvn) is needed once to fetch the Kafka jars: apt-get install maven"
+        )
     home.mkdir(parents=True, exist_ok=True)
     pom = home / "pom.xml"
     pom.write_text(
@@ -72,9 +75,19 @@ def fetch_kafka_jars(cache_dir: Path, version: str) -> Path:
     staging = home / "libs.partial"
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise StackError(f"mvn could not fetch Kafka {version}:\n{result.stdout[-3000:]}")
@@ -109,28 +122,30 @@ class KafkaNode:
         return self.base_dir / "kafka.log"
 
     def _properties(self) -> str:
-        return "\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={self.base_dir / 'data'}",
-            "num.partitions=1",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.flush.interval.messages=1",  # fault tests restart the broker: keep acked data
-            "",
-        ])
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.base_dir / 'data'}",
+                "num.partitions=1",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.flush.interval.messages=1",  # fault tests restart the broker: keep acked data
+                "",
+            ]
+        )
 
     def up(self, timeout_s: float = 90.0) -> None:
         if read_pid(self.pid_file) is not None and self.ready():
@@ -147,16 +162,37 @@ class KafkaNode:
         classpath = f"{libs}/*"
         if not (self.base_dir / "data" / "meta.properties").exists():
             formatted = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", _cluster_id(), "-c", str(props), "--ignore-formatted"],
-                capture_output=True, text=True, check=False,
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _cluster_id(),
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if formatted.returncode != 0:
-                raise StackError(f"kafka storage format failed:\n{formatted.stdout}{formatted.stderr}")
+                raise StackError(
+                    f"kafka storage format failed:\n{formatted.stdout}{formatted.stderr}"
+                )
         argv = [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.base_dir}",
-            "-cp", classpath, "kafka.Kafka", str(props),
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.base_dir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
         ]
         pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
         wait_ready("kafka", pid, self.ready, log_file=self.log_file, timeout_s=timeout_s)
@@ -178,7 +214,9 @@ async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals are expected while starting
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -186,33 +224,5 @@ async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
     except Exception:  # any failure means "not ready yet"
         return False
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a half-started client may fail
             await asyncio.wait_for(admin.close(), timeout_s)
-        except Exception:  # closing a half-started client may fail; nothing to do
-            pass
-
-
-async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create missing topics (name -> partitions), replication factor 1 on the local node.
-
-    Faust only creates its internal topics; the source and dead-letter topics are ours.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(name, num_partitions=parts, replication_factor=1)
-            for name, parts in topics.items()
-            if name not in existing
-        ]
-        if wanted:
-            try:
-                await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()

@@ -6,8 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdrstream.kafka_topics import ensure_topics
 from cdrstream.settings import Settings
-from cdrstream.stack.kafka import KafkaNode, ensure_topics
+from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.redis_server import RedisNode
 
 

@@ -1,0 +1,1 @@
+"""The Faust worker: Kafka in, rules, Redis out, dead letters aside."""
