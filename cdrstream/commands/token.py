@@ -1,0 +1,77 @@
+"""`cdrstream token issue | revoke | list`: partner access tokens, printed once, stored hashed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = sub.add_parser("issue", help="issue a token for a partner and its tenants")
+    issue.add_argument("--partner", required=True, help="partner id")
+    issue.add_argument(
+        "--tenants", required=True, help="comma-separated tenant ids the partner has contracts with"
+    )
+    issue.add_argument(
+        "--airtime-reseller",
+        action="store_true",
+        help="the partner resells airtime (wholesale); without it the token reads nothing (403)",
+    )
+    revoke = sub.add_parser("revoke", help="revoke all of a partner's tokens, or one token")
+    revoke.add_argument("--partner", help="revoke every token of this partner")
+    revoke.add_argument("--token-id", help="revoke this token (the id is the part after cdrs_)")
+    sub.add_parser("list", help="list tokens (ids, partners, tenants; never the tokens)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cdrstream.access.access_store import (
+        AccessFileError,
+        issue_token,
+        read_access,
+        revoke_tokens,
+    )
+    from cdrstream.settings import load_settings
+
+    path = load_settings().access_file
+    try:
+        if args.action == "issue":
+            tenants = [t.strip() for t in args.tenants.split(",") if t.strip()]
+            if not tenants:
+                print("--tenants: name at least one tenant", file=sys.stderr)
+                return 2
+            token, entry = issue_token(
+                path, partner=args.partner, tenants=tenants, airtime_reseller=args.airtime_reseller
+            )
+            print(token)
+            hint = (
+                f"token {entry.token_id} for partner {entry.partner} "
+                f"(tenants {', '.join(sorted(entry.tenants))}"
+                f"{'' if entry.airtime_reseller else '; NOT an airtime reseller: reads nothing'}). "
+                f"Stored hashed in {path}: this is the only time it is shown. "
+                "Send it as 'Authorization: Bearer <token>'."
+            )
+            print(hint, file=sys.stderr)
+            return 0
+        if args.action == "revoke":
+            if not args.partner and not args.token_id:
+                print("revoke: give --partner and/or --token-id", file=sys.stderr)
+                return 2
+            revoked = revoke_tokens(path, partner=args.partner, token_id=args.token_id)
+            for e in revoked:
+                print(f"revoked {e.token_id} ({e.partner})")
+            if not revoked:
+                print("no live token matched", file=sys.stderr)
+                return 1
+            return 0
+        for e in read_access(path).tokens:
+            state = f"revoked {e.revoked_at}" if e.revoked else "live"
+            reseller = "airtime-reseller" if e.airtime_reseller else "not-reseller"
+            print(
+                f"{e.token_id}  {e.partner}  {','.join(sorted(e.tenants))}  "
+                f"{reseller}  created {e.created_at}  {state}"
+            )
+        return 0
+    except (ValueError, AccessFileError, OSError) as exc:
+        print(f"token {args.action}: {exc}", file=sys.stderr)
+        return 1
