@@ -1,0 +1,423 @@
+"""The phases of `cdrstream bench`, each with its baseline from the same run.
+
+- throughput: a pre-filled topic read by a bare aiokafka consume-and-decode loop (the
+  baseline), then by a `cdrstream worker` process from an empty consumer group;
+- latency: events produced at a steady rate, each timed from its send to its record being
+  readable through the query endpoint's read path (``RecordReader``);
+- query: one tenant with N records in its window: pages of 100 with each filter through
+  the reader and over HTTP, the CSV export over HTTP, and ``redis-benchmark`` on the same
+  Redis as the ceiling;
+- memory: Redis ``used_memory`` per stored record, indexes included.
+
+It runs on the local stack's Kafka and on a Redis of its own (so the memory figure and the
+window are the benchmark's alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cdrstream.bench.stats import summary_ms
+from cdrstream.core.record import CallRecord, record_id
+from cdrstream.settings import Settings
+from cdrstream.stack.redis_server import RedisNode
+from cdrstream.stack.roles import RoleProcess, settings_env
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    events: int = 200_000
+    tenants: int = 20
+    rate: int = 2_000
+    seconds: int = 30
+    query_records: int = 1_000_000
+    query_samples: int = 200
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(url: str, metric: str) -> float:
+    """Sum of a counter's series in a Prometheus text page."""
+    with urllib.request.urlopen(url, timeout=2) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(metric + "{") or line.startswith(metric + " ")
+    )
+
+
+async def _produce(settings: Settings, items: list[tuple[str, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=20,
+        max_batch_size=1 << 20,
+        acks="all",
+    )
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send(settings.topic, value=value, key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _baseline_eps(settings: Settings, total: int) -> float:
+    """A bare aiokafka consume-and-decode loop over the pre-filled topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        settings.topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1 << 20,
+    )
+    await consumer.start()
+    seen = 0
+    first = 0.0
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for messages in batches.values():
+                if not first:
+                    first = time.perf_counter()
+                for message in messages:
+                    with contextlib.suppress(orjson.JSONDecodeError):  # decoding is the work
+                        orjson.loads(message.value)
+                seen += len(messages)
+        return total / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+def _worker_eps(worker_metrics: str, total: int, timeout_s: float) -> float:
+    """Events/s of the worker from its first counted event to the last (start-up excluded)."""
+    deadline = time.monotonic() + timeout_s
+    first_count, first_at = 0.0, 0.0
+    while time.monotonic() < deadline:
+        try:
+            count = _scrape(worker_metrics, "cdrstream_events_total")
+        except OSError:
+            count = 0.0
+        now = time.perf_counter()
+        if count and not first_at:
+            first_count, first_at = count, now
+        if count >= total:
+            return (count - first_count) / (now - first_at) if now > first_at else float("nan")
+        time.sleep(0.05)
+    raise TimeoutError(f"worker did not finish {total} events in {timeout_s}s")
+
+
+async def _latency(settings: Settings, redis_url: str, options: BenchOptions) -> dict[str, float]:
+    """Produce at a steady rate; time each event from send to readable through the reader."""
+    from aiokafka import AIOKafkaProducer
+
+    from cdrstream.simulation.calls import valid_event
+    from cdrstream.store.connection import connect
+    from cdrstream.store.reader import RecordReader
+
+    redis = connect(replace(settings, redis_url=redis_url))
+    reader = RecordReader(redis, retention_ms=settings.retention_ms, cursor_secret=b"bench")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
+    await producer.start()
+    rng = random.Random(7)
+    pending: dict[tuple[str, str], float] = {}
+    samples: list[float] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not (done.is_set() and not pending):
+            keys = list(pending)
+            found = await asyncio.gather(*(reader.get(t, i) for t, i in keys))
+            now = time.perf_counter()
+            for key, record in zip(keys, found, strict=True):
+                if record is not None:
+                    samples.append(now - pending.pop(key))
+            await asyncio.sleep(0.002)
+
+    poller = asyncio.create_task(poll())
+    total = options.rate * options.seconds
+    began = time.perf_counter()
+    try:
+        for n in range(total):
+            tenant = f"bench-lat-{n % options.tenants}"
+            event = valid_event(rng, tenant, time.time_ns() // 1_000_000)
+            event["call_id"] = f"lat-{uuid.uuid4().hex}"
+            value = orjson.dumps(event)
+            sent_at = time.perf_counter()
+            await producer.send(settings.topic, value=value, key=tenant.encode())
+            pending[(tenant, record_id(tenant, event["call_id"]))] = sent_at
+            ahead = began + (n + 1) / options.rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await producer.flush()
+        done.set()
+        await asyncio.wait_for(poller, timeout=60)
+    finally:
+        poller.cancel()
+        await producer.stop()
+        await redis.aclose()
+    return summary_ms(samples)
+
+
+def _synthetic_records(
+    tenant: str, count: int, now_ms: int, rng: random.Random
+) -> list[CallRecord]:
+    """Realistic records spread over the last 29 days: NL/BE/DE numbers, 200 extensions."""
+    window = 29 * 86_400_000
+    prefixes = ["+3120", "+3110", "+3130", "+316", "+3223", "+4930", "+4989"]
+    numbers = [f"{rng.choice(prefixes)}{rng.randrange(10**6, 10**7)}" for _ in range(20_000)]
+    records = []
+    for n in range(count):
+        started = now_ms - rng.randrange(window)
+        answered = started + rng.randrange(2_000, 20_000) if rng.random() < 0.8 else None
+        ended = (answered or started) + rng.randrange(1_000, 600_000)
+        inbound = rng.random() < 0.5
+        ours, theirs = f"+3120{rng.randrange(1000000, 1000400)}", rng.choice(numbers)
+        call_id = f"{uuid.UUID(int=rng.getrandbits(128))}@pbx.example.net"
+        records.append(
+            CallRecord(
+                id=record_id(tenant, call_id),
+                tenant_id=tenant,
+                call_id=call_id,
+                started_at_ms=started,
+                answered_at_ms=answered,
+                ended_at_ms=ended,
+                duration=(ended - answered) // 1000 if answered else 0,
+                source=theirs if inbound else ours,
+                source_raw=theirs if inbound else f"sip:{ours}@pbx.example.net",
+                destination=ours if inbound else theirs,
+                destination_raw=ours if inbound else "0" + theirs[3:],
+                extension=str(200 + n % 200) if rng.random() < 0.9 else "0",
+                direction="inbound" if inbound else "outbound",
+                disposition="answered" if answered else "no_answer",
+            )
+        )
+    return records
+
+
+async def _fill_and_measure_memory(
+    redis_url: str, settings: Settings, records: list[CallRecord]
+) -> float:
+    from cdrstream.store.connection import connect
+    from cdrstream.store.writer import RecordWriter
+
+    redis = connect(replace(settings, redis_url=redis_url))
+    try:
+        await redis.flushall()
+        before = (await redis.info("memory"))["used_memory"]
+        writer = RecordWriter(redis, retention_ms=settings.retention_ms)
+        now_ms = time.time_ns() // 1_000_000
+        for start in range(0, len(records), 5_000):
+            await writer.write_batch(records[start : start + 5_000], now_ms)
+        after = (await redis.info("memory"))["used_memory"]
+        return (after - before) / len(records)
+    finally:
+        await redis.aclose()
+
+
+def _query_filters(records: list[CallRecord], now_ms: int) -> dict[str, dict[str, str]]:
+    sample = records[len(records) // 2]
+    return {
+        "none": {},
+        "direction": {"direction": "inbound"},
+        "extension": {"extension": sample.extension},
+        "number_exact": {
+            "number": sample.source if sample.direction == "inbound" else sample.destination
+        },
+        "number_prefix": {"number": "+3120"},
+        "from_to_1day": {
+            "from": _rfc3339(now_ms - 3 * 86_400_000),
+            "to": _rfc3339(now_ms - 2 * 86_400_000),
+        },
+        "combined": {"direction": "outbound", "extension": sample.extension},
+    }
+
+
+def _rfc3339(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+async def _http_queries(
+    base: str, token: str, tenant: str, filters: dict[str, dict[str, str]], samples: int
+) -> tuple[dict[str, dict[str, float]], list[float], float]:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    per_filter: dict[str, dict[str, float]] = {}
+    every: list[float] = []
+    async with aiohttp.ClientSession(headers=headers) as session:
+        url = f"{base}/v1/tenants/{tenant}/cdrs"
+        for name, params in filters.items():
+            timings: list[float] = []
+            cursor: str | None = None
+            for _ in range(samples):
+                query = {**params, "limit": "100", **({"cursor": cursor} if cursor else {})}
+                begin = time.perf_counter()
+                async with session.get(url, params=query) as answer:
+                    body = await answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"{name}: {answer.status} {body[:300]!r}")
+                timings.append(time.perf_counter() - begin)
+                cursor = orjson.loads(body)["next_cursor"]  # walk deeper pages too
+            per_filter[name] = summary_ms(timings)
+            every.extend(timings)
+        rows = 0
+        begin = time.perf_counter()
+        async with session.get(url, params={"format": "csv"}) as answer:
+            async for chunk in answer.content.iter_chunked(1 << 16):
+                rows += chunk.count(b"\n")
+        csv_rows_per_s = (rows - 1) / (time.perf_counter() - begin)
+    return per_filter, every, csv_rows_per_s
+
+
+def _redis_benchmark(port: int) -> dict[str, float]:
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        return {}
+    out = subprocess.run(
+        [binary, "-p", str(port), "-q", "-n", "100000", "-t", "ping,hset,zadd"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
+    found = re.findall(
+        r"([A-Z_]+(?: [A-Z_]+)?): ([\d.]+) requests per second", out.replace("\r", "\n")
+    )
+    return {name.lower().replace(" ", "_") + "_rps": float(value) for name, value in found}
+
+
+def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict[str, Any]:
+    from cdrstream.kafka_topics import ensure_topics
+    from cdrstream.simulation.calls import generate_events
+    from cdrstream.stack.local import LocalStack
+
+    stack = LocalStack.from_settings(settings)
+    stack.kafka.up()
+    shutil.rmtree(work_dir, ignore_errors=True)
+    redis_node = RedisNode(
+        base_dir=work_dir / "redis", port=_free_port(), extra_args=("--appendonly", "no")
+    )
+    redis_node.up()
+    run_id = uuid.uuid4().hex[:8]
+    bench = replace(
+        settings,
+        kafka_bootstrap=stack.kafka.bootstrap,
+        topic=f"bench.{run_id}.call-ended",
+        dlq_topic=f"bench.{run_id}.call-ended.dlq",
+        consumer_group=f"bench-{run_id}",
+        redis_url=redis_node.url,
+        worker_port=_free_port(),
+        api_port=_free_port(),
+        access_file=str(work_dir / "access.json"),
+        cursor_secret=uuid.uuid4().hex,
+    )
+    result: dict[str, Any] = {}
+    worker = RoleProcess(["worker"], env=settings_env(bench), log_file=work_dir / "worker.log")
+    api = RoleProcess(["api"], env=settings_env(bench), log_file=work_dir / "api.log")
+    try:
+        asyncio.run(
+            ensure_topics(
+                bench.kafka_bootstrap, {bench.topic: bench.topic_partitions, bench.dlq_topic: 1}
+            )
+        )
+        tenants = [f"bench-{n}" for n in range(options.tenants)]
+        items = list(
+            generate_events(
+                random.Random(1),
+                tenants=tenants,
+                now_ms=time.time_ns() // 1_000_000,
+                count=options.events,
+                malformed_ratio=0.001,
+            )
+        )
+        asyncio.run(_produce(bench, items))
+        baseline = asyncio.run(_baseline_eps(bench, len(items)))
+        worker.start().wait_http(f"http://127.0.0.1:{bench.worker_port}/healthz")
+        worker_eps = _worker_eps(f"http://127.0.0.1:{bench.worker_port}/metrics", len(items), 600)
+        result["throughput"] = {
+            "events": len(items),
+            "baseline_eps": round(baseline),
+            "worker_eps": round(worker_eps),
+            "ratio": round(worker_eps / baseline, 3),
+        }
+        result["latency_ms"] = asyncio.run(_latency(bench, redis_node.url, options))
+        result["latency_ms"]["rate_eps"] = options.rate
+        worker.stop()
+
+        now_ms = time.time_ns() // 1_000_000
+        records = _synthetic_records("bench-big", options.query_records, now_ms, random.Random(3))
+        result["redis_bytes_per_record"] = round(
+            asyncio.run(_fill_and_measure_memory(redis_node.url, bench, records)), 1
+        )
+        token = subprocess.run(
+            [
+                "cdrstream",
+                "token",
+                "issue",
+                "--partner",
+                "bench",
+                "--tenants",
+                "bench-big",
+                "--airtime-reseller",
+            ],
+            env=settings_env(bench),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        api.start().wait_http(f"http://127.0.0.1:{bench.api_port}/healthz")
+        per_filter, every, csv_rps = asyncio.run(
+            _http_queries(
+                f"http://127.0.0.1:{bench.api_port}",
+                token,
+                "bench-big",
+                _query_filters(records, now_ms),
+                options.query_samples,
+            )
+        )
+        overall = summary_ms(every)
+        result["query_ms"] = {
+            "p50": overall["p50"],
+            "p99": overall["p99"],
+            "records": len(records),
+            "by_filter": per_filter,
+        }
+        result["csv_rows_per_s"] = round(csv_rps)
+        result["redis_benchmark_ceiling"] = _redis_benchmark(redis_node.port)
+    finally:
+        api.stop()
+        worker.stop()
+        redis_node.down()
+    return result
