@@ -5,16 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from cdrstream import __version__
-
-OUTCOMES = (
-    "stored",
-    "hidden_internal",
-    "hidden_emergency",
-    "hidden_social_value",
-    "expired",
-    "duplicate",
-    "invalid",
-)
+from cdrstream.core.outcome import OUTCOMES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.175, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
