@@ -1,0 +1,274 @@
+"""Tokens, the access file and the read decision (SPEC rule 9)."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cdrstream.access import tokens
+from cdrstream.access.access_store import (
+    AccessCache,
+    AccessData,
+    AccessFileError,
+    TokenEntry,
+    issue_token,
+    parse_access,
+    read_access,
+    revoke_tokens,
+    write_access,
+)
+from cdrstream.access.policy import authenticate, bearer_token, decide
+
+# ------------------------------------------------------------------------------- tokens
+
+
+def test_new_token_has_its_id_inside_and_256_random_bits() -> None:
+    token_id, token = tokens.new_token()
+    assert token.startswith(f"cdrs_{token_id}_")
+    assert tokens.token_id_of(token) == token_id
+    secret = token.split("_", 2)[2]
+    assert len(secret) == 43  # 32 bytes, url-safe base64 without padding
+    assert len({tokens.new_token()[1] for _ in range(100)}) == 100
+
+
+def test_token_hash_is_sha256_hex_and_not_the_token() -> None:
+    _, token = tokens.new_token()
+    digest = tokens.token_hash(token)
+    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert token not in digest
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "cdrs_",
+        "cdrs_abc_def",
+        "cdrs_0123456789ab_short",
+        "CDRS_0123456789ab_" + "a" * 43,
+        "cdrs_0123456789AB_" + "a" * 43,  # the id is lowercase hex
+        "cdrs_0123456789ab_" + "a" * 44,
+        "cdrs_0123456789ab_" + "a" * 42 + "!",
+        "Bearer cdrs_0123456789ab_" + "a" * 43,
+    ],
+)
+def test_malformed_tokens_have_no_id(text: str) -> None:
+    assert tokens.token_id_of(text) is None
+
+
+def test_matches_uses_a_constant_time_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
+    _, token = tokens.new_token()
+    assert tokens.matches(token, tokens.token_hash(token))
+    assert not tokens.matches(token + "x", tokens.token_hash(token))
+    assert len(calls) == 2
+
+
+# ------------------------------------------------------------------------------- the file
+
+
+def test_issue_stores_only_the_hash_in_a_0600_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "access.json"
+    token, entry = issue_token(path, partner="acme", tenants=["t1", "t2"], airtime_reseller=True)
+    text = path.read_text()
+    assert token not in text
+    assert token.split("_", 2)[2] not in text
+    assert entry.token_hash in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    loaded = read_access(path).lookup(entry.token_id)
+    assert loaded == entry
+    assert loaded is not None and loaded.tenants == frozenset({"t1", "t2"})
+    assert loaded.created_at.endswith("Z")
+    assert not list(tmp_path.glob("sub/.access.json.*.tmp"))  # no temporary file left
+
+
+def test_issue_appends_and_revoke_by_partner_or_id(tmp_path: Path) -> None:
+    path = tmp_path / "access.json"
+    _, a1 = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
+    _, a2 = issue_token(path, partner="acme", tenants=["t2"], airtime_reseller=True)
+    _, b1 = issue_token(path, partner="bolt", tenants=["t1"], airtime_reseller=False)
+    assert [e.token_id for e in read_access(path).tokens] == [a1.token_id, a2.token_id, b1.token_id]
+
+    revoked = revoke_tokens(path, partner="acme")
+    assert {e.token_id for e in revoked} == {a1.token_id, a2.token_id}
+    access = read_access(path)
+    assert all(access.by_id[e.token_id].revoked for e in (a1, a2))
+    assert not access.by_id[b1.token_id].revoked
+    assert revoke_tokens(path, partner="acme") == []  # already revoked: nothing new
+
+    assert [e.token_id for e in revoke_tokens(path, token_id=b1.token_id)] == [b1.token_id]
+    assert read_access(path).by_id[b1.token_id].revoked
+
+
+def test_revoke_needs_a_partner_or_an_id(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        revoke_tokens(tmp_path / "access.json")
+
+
+@pytest.mark.parametrize(
+    ("partner", "tenants"),
+    [("", ["t1"]), ("acme corp", ["t1"]), ("acme", ["t 1"]), ("acme", ["x" * 65])],
+)
+def test_issue_refuses_bad_names(tmp_path: Path, partner: str, tenants: list[str]) -> None:
+    with pytest.raises(ValueError):
+        issue_token(tmp_path / "a.json", partner=partner, tenants=tenants, airtime_reseller=True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b'{"version": 2, "tokens": []}',
+        b'{"version": 1, "tokens": [1]}',
+        b'{"version": 1, "tokens": [{"token_id": "zz"}]}',
+    ],
+)
+def test_parse_refuses_bad_documents(body: bytes) -> None:
+    with pytest.raises(AccessFileError):
+        parse_access(body)
+
+
+def test_missing_file_is_empty(tmp_path: Path) -> None:
+    assert read_access(tmp_path / "none.json").tokens == ()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_reloads_on_change_at_most_once_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "access.json"
+    clock = FakeClock()
+    cache = AccessCache(path, clock=clock)
+    assert cache.current().tokens == ()
+
+    _, first = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
+    clock.now += 0.5
+    assert cache.lookup(first.token_id) is None  # not checked again yet
+    clock.now += 0.6
+    assert cache.lookup(first.token_id) == first
+
+    revoke_tokens(path, token_id=first.token_id)
+    clock.now += 1.0
+    entry = cache.lookup(first.token_id)
+    assert entry is not None and entry.revoked
+
+
+def test_cache_keeps_last_good_copy_when_the_file_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "access.json"
+    clock = FakeClock()
+    cache = AccessCache(path, clock=clock)
+    _, entry = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
+    assert cache.lookup(entry.token_id) == entry
+    path.write_text("{not json")
+    clock.now += 2
+    assert cache.lookup(entry.token_id) == entry
+    path.unlink()
+    clock.now += 2
+    assert cache.lookup(entry.token_id) is None  # gone: nobody is let in
+
+
+def test_write_access_replaces_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "access.json"
+    write_access(path, AccessData())
+    inode = path.stat().st_ino
+    write_access(path, AccessData())
+    assert path.stat().st_ino != inode  # a new file renamed over the old one
+    assert read_access(path).tokens == ()
+
+
+# ------------------------------------------------------------------------------- policy
+
+
+def _entry(token: str, *, reseller: bool, tenants: set[str], revoked: bool = False) -> TokenEntry:
+    token_id = tokens.token_id_of(token)
+    assert token_id is not None
+    return TokenEntry(
+        token_id=token_id,
+        token_hash=tokens.token_hash(token),
+        partner="p",
+        tenants=frozenset(tenants),
+        airtime_reseller=reseller,
+        created_at="2026-11-25T08:00:00Z",
+        revoked_at="2026-11-25T09:00:00Z" if revoked else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Bearer", None),
+        ("Bearer ", None),
+        ("Basic abc", None),
+        ("Bearer abc", "abc"),
+        ("bearer abc", "abc"),
+        ("BEARER   abc  ", "abc"),
+    ],
+)
+def test_bearer_token(header: str | None, expected: str | None) -> None:
+    assert bearer_token(header) == expected
+
+
+def test_policy_matrix() -> None:
+    _, good = tokens.new_token()
+    _, non_reseller = tokens.new_token()
+    _, no_contract = tokens.new_token()
+    _, revoked = tokens.new_token()
+    _, unknown = tokens.new_token()
+    entries = {
+        e.token_id: e
+        for e in (
+            _entry(good, reseller=True, tenants={"t1"}),
+            _entry(non_reseller, reseller=False, tenants={"t1"}),
+            _entry(no_contract, reseller=True, tenants={"t2"}),
+            _entry(revoked, reseller=True, tenants={"t1"}, revoked=True),
+        )
+    }
+    lookup = entries.get
+    forged = good[:-1] + ("A" if good[-1] != "A" else "B")  # right id, wrong secret
+
+    def verdict(header: str | None, tenant: str = "t1") -> str:
+        return decide(header, tenant, lookup).verdict
+
+    assert verdict(None) == "unauthenticated"
+    assert verdict("Bearer nonsense") == "unauthenticated"
+    assert verdict(f"Bearer {unknown}") == "unauthenticated"
+    assert verdict(f"Bearer {forged}") == "unauthenticated"
+    assert verdict(f"Bearer {revoked}") == "unauthenticated"
+    assert verdict(f"Basic {good}") == "unauthenticated"
+    assert verdict(f"Bearer {non_reseller}") == "forbidden"
+    assert verdict(f"Bearer {no_contract}") == "forbidden"
+    assert verdict(f"Bearer {good}", "no-such-tenant") == "forbidden"
+    assert verdict(f"Bearer {good}") == "allowed"
+    assert decide(f"Bearer {good}", "t1", lookup).status == 200
+    assert decide(f"Bearer {no_contract}", "t1", lookup).status == 403
+    assert decide(None, "t1", lookup).status == 401
+
+
+def test_authenticate_never_looks_up_a_malformed_token() -> None:
+    looked_up: list[str] = []
+
+    def lookup(token_id: str) -> TokenEntry | None:
+        looked_up.append(token_id)
+        return None
+
+    assert authenticate("Bearer not-a-token", lookup) is None
+    assert looked_up == []
