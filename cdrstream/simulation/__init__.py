@@ -1,0 +1,1 @@
+"""Simulated PBX traffic: realistic call-ended events (`cdrstream.simulation.calls`)."""
