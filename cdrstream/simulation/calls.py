@@ -180,7 +180,11 @@ def tenant_region(tenant_id: str) -> str:
 
 def _dialled(rng: random.Random, number: _Number, region: str) -> str:
     """``number`` as a PBX in ``region`` logs it when an extension dials it."""
-    forms = _DIALLED_FORMS if number.region == region else _FOREIGN_DIALLED_FORMS
+    forms = (
+        _DIALLED_FORMS
+        if number.region == region and number.national.startswith("0")
+        else _FOREIGN_DIALLED_FORMS
+    )
     form = rng.choice(forms)
     e164, code, nsn = number.e164, number.code, number.nsn
     if form == "e164":
@@ -200,7 +204,7 @@ def _dialled(rng: random.Random, number: _Number, region: str) -> str:
     if form == "own_code":
         return f"{code}{nsn}"
     if form == "plus_zero":
-        return f"+{code} (0){nsn[:2]} {nsn[2:5]} {nsn[5:]}"
+        return f"+{code} (0){number.national_spaced[1:]}"
     if form == "context":
         return f"sip:{number.national};phone-context=+{code}@{PBX_HOST}"
     return rng.choice(("#31#", "*31#")) + number.national  # clir

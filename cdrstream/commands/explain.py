@@ -1,0 +1,117 @@
+"""`cdrstream explain`: what the rules make of each event, without Kafka or Redis.
+
+Reads call-ended events from stdin, one JSON value per line, and prints one JSON line per
+input line: ``event_id``, ``outcome``, ``reason``, ``record`` (SPEC sections 3, 4, 6).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+EPILOG = """\
+Every input line gives exactly one output line, in order: an empty or non-JSON line is
+"invalid" with reason "not_json". "duplicate" never appears here: it needs the store.
+The default region, the display zone of "started_at_local" and the tenants file come from
+CDRSTREAM_DEFAULT_REGION, CDRSTREAM_DISPLAY_TZ and CDRSTREAM_TENANTS_FILE.
+"""
+
+
+def _now_ms(text: str) -> int:
+    from cdrstream.core.timestamps import parse_timestamp
+
+    value = text.strip()
+    ms = parse_timestamp(int(value) if value.isascii() and value.isdigit() else value)
+    if ms is None:
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 time with offset (e.g. 2026-11-25T09:14:03+01:00) "
+            f"or epoch milliseconds in 2000-2100: {text!r}"
+        )
+    return ms
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of days >= 1: {text!r}")
+    return days
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--now",
+        type=_now_ms,
+        metavar="T",
+        help="the time to judge expiry against: RFC 3339 or epoch ms (default: now)",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=_days,
+        metavar="N",
+        help="days of calls kept (default: CDRSTREAM_RETENTION_DAYS)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import time
+    import zoneinfo
+
+    import orjson
+
+    from cdrstream.core.outcome import Policy, decide
+    from cdrstream.core.record_view import record_to_dict
+    from cdrstream.settings import load_settings
+    from cdrstream.tenant_profiles import TenantProfilesError, load_tenant_profiles
+
+    settings = load_settings()
+    try:
+        display_tz = zoneinfo.ZoneInfo(settings.display_tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        print(f"cdrstream explain: unknown display zone {settings.display_tz!r}", file=sys.stderr)
+        return 2
+    try:
+        tenants = load_tenant_profiles(settings.tenants_file)
+    except TenantProfilesError as exc:
+        print(f"cdrstream explain: {exc}", file=sys.stderr)
+        return 2
+    retention_days = args.retention_days or settings.retention_days
+    policy = Policy(
+        retention_ms=retention_days * 86_400_000,
+        default_region=settings.default_region,
+        tenants=tenants,
+    )
+    now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000
+
+    write = sys.stdout.write
+    for line in _stdin_lines():
+        decision = decide(line, now_ms, policy)
+        result = {
+            "event_id": decision.event_id,
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "record": None
+            if decision.record is None
+            else record_to_dict(decision.record, display_tz),
+        }
+        write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _stdin_lines() -> Iterator[bytes]:
+    """Each stdin line as bytes, without its line ending (the last line may lack one)."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is not None:
+        for line in stream:
+            yield line.rstrip(b"\r\n")
+    else:  # a text stream without a binary buffer (e.g. io.StringIO in tests)
+        for text in sys.stdin:
+            yield text.rstrip("\r\n").encode("utf-8", "surrogateescape")
