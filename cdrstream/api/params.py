@@ -1,0 +1,314 @@
+"""The query parameters of the API: one definition each, used by the parser AND the OpenAPI
+document, so the two cannot drift.
+
+Rules (documented in docs/api.md):
+
+- every problem is reported, each naming its parameter (``invalid_params``);
+- an unknown parameter is a 400: a typo such as ``diretion=inbound`` must not silently
+  return the unfiltered list;
+- a parameter given twice is a 400;
+- an empty value (``direction=``) is the same as leaving the parameter out, so a form can
+  submit all its fields;
+- ``from`` and ``to`` are RFC 3339 date-times with an offset (``Z`` or ``+01:00``); a time
+  without an offset does not name an instant and is refused; ``from`` must not be after
+  ``to``. Both bounds are inclusive, to the millisecond;
+- ``number`` accepts what a user types (E.164, national form, with spaces or dashes, or a
+  prefix such as ``+3120`` or ``020``) and is normalized with the tenant's region;
+- ``limit`` and ``cursor`` page the JSON list; a CSV export always holds every matching
+  record and ignores both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cdrstream.core.timestamps import parse_rfc3339
+from cdrstream.store.cursor import MAX_CURSOR_CHARS
+from cdrstream.store.layout import MAX_MS
+from cdrstream.store.reader import RecordQuery
+
+Format = Literal["json", "csv"]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+TENANT_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+_LIMIT_RE = re.compile(r"[0-9]{1,7}")
+_EXTENSION_RE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_MAX_NUMBER_LEN = 64
+_MAX_TIME_LEN = 64
+
+
+class _Invalid(ValueError):
+    """A parameter's value is refused; the message is the reason shown to the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidParam:
+    name: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What parsing needs from outside: the tenant's number normalization."""
+
+    normalize_number: Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    description: str
+    schema: dict[str, object]
+    example: str
+    parse: Callable[[str, ParseContext], object] = field(repr=False)
+    location: Literal["query", "path"] = "query"
+
+    def openapi(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "in": self.location,
+            "required": self.location == "path",
+            "description": self.description,
+            "schema": self.schema,
+            "example": self.example,
+        }
+
+
+def _time(value: str, _ctx: ParseContext) -> int:
+    ms = parse_rfc3339(value) if len(value) <= _MAX_TIME_LEN else None
+    if ms is None:
+        raise _Invalid(
+            "not an RFC 3339 date-time with offset, e.g. 2026-11-25T09:14:03+01:00 or "
+            "2026-11-25T08:14:03Z"
+        )
+    return ms
+
+
+def _direction(value: str, _ctx: ParseContext) -> str:
+    if value not in ("inbound", "outbound"):
+        raise _Invalid("must be inbound or outbound")
+    return value
+
+
+def _extension(value: str, _ctx: ParseContext) -> str:
+    if not _EXTENSION_RE.fullmatch(value):
+        raise _Invalid("must be 1-64 characters without control characters")
+    return value
+
+
+def _number(value: str, ctx: ParseContext) -> str:
+    normalized = ctx.normalize_number(value) if len(value) <= _MAX_NUMBER_LEN else None
+    if normalized is None:
+        raise _Invalid("not a phone number or number prefix (e.g. +31201234567, 020 123, +3120)")
+    return normalized
+
+
+def _limit(value: str, _ctx: ParseContext) -> int:
+    if not _LIMIT_RE.fullmatch(value):
+        raise _Invalid(f"must be an integer from 1 to {MAX_LIMIT}")
+    limit = int(value)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _Invalid(f"must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def _cursor(value: str, _ctx: ParseContext) -> str:
+    if len(value) > MAX_CURSOR_CHARS or not value.isascii() or not value.isprintable():
+        raise _Invalid("not a cursor from a previous page")
+    return value
+
+
+def _format(value: str, _ctx: ParseContext) -> str:
+    if value not in ("json", "csv"):
+        raise _Invalid("must be json or csv")
+    return value
+
+
+def _tenant_id(value: str, _ctx: ParseContext) -> str:  # enforced by the route pattern
+    if not re.fullmatch(TENANT_ID_PATTERN, value):
+        raise _Invalid(f"must match {TENANT_ID_PATTERN}")
+    return value
+
+
+TENANT_ID = ParamSpec(
+    "tenant_id",
+    "The tenant (customer) id. A path that does not match the pattern is not a route (404).",
+    {"type": "string", "pattern": f"^{TENANT_ID_PATTERN}$"},
+    "t-100",
+    _tenant_id,
+    location="path",
+)
+
+CDRS_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "from",
+        "Oldest call start to include (inclusive), RFC 3339 with offset. "
+        "Default: the start of the retention window.",
+        {"type": "string", "format": "date-time"},
+        "2026-11-25T00:00:00+01:00",
+        _time,
+    ),
+    ParamSpec(
+        "to",
+        "Newest call start to include (inclusive), RFC 3339 with offset. Default: now.",
+        {"type": "string", "format": "date-time"},
+        "2026-11-25T23:59:59.999+01:00",
+        _time,
+    ),
+    ParamSpec(
+        "direction",
+        "Only inbound (from the PSTN) or outbound (to the PSTN) calls.",
+        {"type": "string", "enum": ["inbound", "outbound"]},
+        "inbound",
+        _direction,
+    ),
+    ParamSpec(
+        "extension",
+        "Only calls made or taken by this extension (0: inbound calls routed to a service).",
+        {"type": "string", "minLength": 1, "maxLength": 64},
+        "201",
+        _extension,
+    ),
+    ParamSpec(
+        "number",
+        "Only calls whose source or destination starts with this number, typed in any form "
+        "(E.164, national, with spaces); normalized with the tenant's region. A prefix such "
+        "as +3120 matches every number that starts with it.",
+        {"type": "string", "minLength": 1, "maxLength": _MAX_NUMBER_LEN},
+        "+3120",
+        _number,
+    ),
+    ParamSpec(
+        "limit",
+        f"Records per page, 1-{MAX_LIMIT}. JSON only; a CSV export has no page limit.",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "100",
+        _limit,
+    ),
+    ParamSpec(
+        "cursor",
+        "Opaque cursor from the previous page's next_cursor. JSON only. It is bound to the "
+        "same filters; a changed or forged cursor is a 400.",
+        {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+        "",
+        _cursor,
+    ),
+    ParamSpec(
+        "format",
+        "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
+        {"type": "string", "enum": ["json", "csv"], "default": "json"},
+        "csv",
+        _format,
+    ),
+)
+
+_BY_NAME: dict[str, ParamSpec] = {p.name: p for p in CDRS_PARAMS}
+
+
+@dataclass(frozen=True, slots=True)
+class CdrsRequest:
+    query: RecordQuery
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    format: Format | None = None  # None: not given, the Accept header decides
+
+
+def parse_cdrs_params(
+    items: Iterable[tuple[str, str]], ctx: ParseContext
+) -> CdrsRequest | list[InvalidParam]:
+    """The request, or every problem found (each naming its parameter)."""
+    problems: list[InvalidParam] = []
+    seen: set[str] = set()
+    values: dict[str, object] = {}
+    for name, raw in items:
+        spec = _BY_NAME.get(name)
+        if spec is None:
+            problems.append(InvalidParam(_printable(name), "unknown parameter"))
+            continue
+        if name in seen:
+            problems.append(InvalidParam(name, "given more than once"))
+            values.pop(name, None)
+            continue
+        seen.add(name)
+        if raw == "":
+            continue
+        try:
+            values[name] = spec.parse(raw, ctx)
+        except _Invalid as exc:
+            problems.append(InvalidParam(name, str(exc)))
+    from_ms, to_ms = values.get("from"), values.get("to")
+    if isinstance(from_ms, int) and isinstance(to_ms, int) and from_ms > to_ms:
+        problems.append(InvalidParam("from", "must not be after to"))
+    if problems:
+        return problems
+    query = RecordQuery(
+        from_ms=_clamp(from_ms) if isinstance(from_ms, int) else None,
+        # ``to`` is inclusive to the millisecond; the store's upper bound is exclusive.
+        to_ms=_clamp(to_ms + 1) if isinstance(to_ms, int) else None,
+        direction=values.get("direction"),  # type: ignore[arg-type]
+        extension=values.get("extension"),  # type: ignore[arg-type]
+        number_prefix=values.get("number"),  # type: ignore[arg-type]
+    )
+    return CdrsRequest(
+        query=query,
+        limit=values.get("limit", DEFAULT_LIMIT),  # type: ignore[arg-type]
+        cursor=values.get("cursor"),  # type: ignore[arg-type]
+        format=values.get("format"),  # type: ignore[arg-type]
+    )
+
+
+def _clamp(ms: int) -> int:
+    """Into the store's range of times (1970 to year 10889): nothing lies outside it."""
+    return min(max(ms, 0), MAX_MS)
+
+
+def _printable(name: str) -> str:
+    """A caller's parameter name, safe to echo back (bounded, no control characters)."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in name[:64])
+    return cleaned + ("..." if len(name) > 64 else "")
+
+
+def choose_format(format_param: Format | None, accept: str | None) -> Format:
+    """``format`` wins; else CSV when the Accept header prefers ``text/csv`` to JSON.
+
+    Only ``text/csv`` and ``application/json`` (and the wildcards ``text/*``, ``*/*``)
+    count; a tie goes to JSON, the default.
+    """
+    if format_param is not None:
+        return format_param
+    if not accept:
+        return "json"
+    csv_q = json_q = 0.0
+    for part in accept.split(","):
+        media, *options = (piece.strip() for piece in part.split(";"))
+        q = 1.0
+        for option in options:
+            key, _, value = option.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:  # also drops NaN
+                    q = 0.0
+        media = media.lower()
+        if media == "text/csv":
+            csv_q = max(csv_q, q)
+        elif media == "application/json":
+            json_q = max(json_q, q)
+        elif media == "text/*":
+            csv_q = max(csv_q, q * 0.99)  # a specific type outranks a wildcard
+        elif media == "*/*":
+            json_q = max(json_q, q * 0.99)
+    return "csv" if csv_q > json_q else "json"
+
+
+def all_specs() -> Mapping[str, ParamSpec]:
+    return {TENANT_ID.name: TENANT_ID, **_BY_NAME}

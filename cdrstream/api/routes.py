@@ -1,0 +1,410 @@
+"""The HTTP routes of the query role, as one table (``ROUTES``) and their handlers.
+
+``ROUTES`` is what :func:`cdrstream.api.app.build_api` registers AND what the OpenAPI
+document describes, so a route cannot exist without being documented.
+
+Order of checks on a tenant route: the path must match (else 404, like any unknown path),
+then the token (401), then the contract (403), then the parameters (400), and only then
+is Redis read. A caller without access therefore learns nothing, not even which of its
+parameters would have been wrong for this tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cdrstream.access.access_store import AccessCache
+from cdrstream.access.policy import decide
+from cdrstream.api import csv_export, problems
+from cdrstream.api.params import (
+    CDRS_PARAMS,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    TENANT_ID,
+    TENANT_ID_PATTERN,
+    InvalidParam,
+    ParamSpec,
+    ParseContext,
+    choose_format,
+    parse_cdrs_params,
+)
+from cdrstream.core.numbers import normalize_query_number
+from cdrstream.core.record import CallRecord
+from cdrstream.core.record_view import record_to_dict
+from cdrstream.observability.api_metrics import CSV_ROWS
+from cdrstream.store.cursor import InvalidCursor
+from cdrstream.store.reader import RecordQuery, RecordReader
+
+log = logging.getLogger("cdrstream.api")
+
+REDIS_TIMEOUT_S = 10.0  # one page, or one CSV chunk; a hung Redis becomes a 503, not a hang
+CSV_CHUNK = 2000
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One GET route: its aiohttp pattern, its OpenAPI description, its handler's name."""
+
+    path: str  # OpenAPI form: /v1/tenants/{tenant_id}/cdrs
+    handler: str
+    summary: str
+    tag: str
+    responses: Mapping[str, Mapping[str, Any]]
+    params: tuple[ParamSpec, ...] = ()
+    secured: bool = False
+    patterns: Mapping[str, str] = field(default_factory=dict)  # path param -> regex
+
+    @property
+    def aiohttp_path(self) -> str:
+        path = self.path
+        for name, regex in self.patterns.items():
+            path = path.replace("{" + name + "}", "{" + name + ":" + regex + "}")
+        return path
+
+
+def _json_response(description: str, schema_ref: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": {"$ref": schema_ref}} if schema_ref else {"schema": {}}
+    return {"description": description, "content": {"application/json": content}}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+_HTML = {"description": "the web page", "content": {"text/html": {"schema": {"type": "string"}}}}
+_TENANT = {TENANT_ID.name: TENANT_ID_PATTERN}
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "/v1/tenants/{tenant_id}/cdrs",
+        "cdrs",
+        "A tenant's call data records, newest first (JSON pages, or all of them as CSV)",
+        "records",
+        {
+            "200": {
+                "description": "a page of records (JSON) or every matching record (CSV)",
+                "headers": {
+                    "Content-Disposition": {
+                        "description": "CSV only: attachment; filename=cdrs-<tenant>-<date>.csv",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RecordPage"}},
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "description": "header row + one row per record: "
+                            + ",".join(csv_export.CSV_COLUMNS),
+                        }
+                    },
+                },
+            },
+            "400": _problem_response("a parameter is invalid (each one named in invalid_params)"),
+            "401": _problem_response("token missing or invalid (WWW-Authenticate: Bearer)"),
+            "403": _problem_response(
+                "the token's partner may not read this tenant (same answer whether or not the "
+                "tenant exists)"
+            ),
+            "503": _problem_response("the record store (Redis) did not answer"),
+        },
+        params=(TENANT_ID, *CDRS_PARAMS),
+        secured=True,
+        patterns=_TENANT,
+    ),
+    Route(
+        "/v1/config",
+        "config",
+        "What the web page needs: display zone and its label, limits, retention",
+        "page",
+        {"200": _json_response("settings for clients", "#/components/schemas/Config")},
+    ),
+    Route(
+        "/openapi.json",
+        "openapi",
+        "This OpenAPI document",
+        "meta",
+        {"200": _json_response("OpenAPI 3.1 document")},
+    ),
+    Route(
+        "/healthz",
+        "healthz",
+        "Liveness: 200 while the process runs",
+        "ops",
+        {"200": _json_response("alive")},
+    ),
+    Route(
+        "/readyz",
+        "readyz",
+        "Readiness: 200 when Redis answers PING (the query role has no Kafka consumer, so "
+        "Kafka is not checked here; the worker's /readyz checks it)",
+        "ops",
+        {
+            "200": _json_response("ready"),
+            "503": _problem_response("not ready; detail names what is down"),
+        },
+    ),
+    Route(
+        "/metrics",
+        "metrics",
+        "Prometheus metrics (text exposition format)",
+        "ops",
+        {
+            "200": {
+                "description": "metrics",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    Route("/", "page", "The web page (choose a tenant)", "page", {"200": _HTML}),
+    Route(
+        "/tenants/{tenant_id}",
+        "page",
+        "The web page for one tenant: the CDR table, filters and CSV download",
+        "page",
+        {"200": _HTML},
+        params=(TENANT_ID,),
+        patterns=_TENANT,
+    ),
+    Route(
+        "/static/app.js",
+        "static",
+        "The web page's script",
+        "page",
+        {
+            "200": {
+                "description": "script",
+                "content": {"text/javascript": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    Route(
+        "/static/app.css",
+        "static",
+        "The web page's style sheet",
+        "page",
+        {
+            "200": {
+                "description": "style sheet",
+                "content": {"text/css": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+)
+
+_STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    folder = resources.files("cdrstream.api") / "static"
+    out = {}
+    for name in ("index.html", "app.js", "app.css"):
+        suffix = name[name.rindex(".") :]
+        out[name] = ((folder / name).read_bytes(), _STATIC_TYPES[suffix])
+    return out
+
+
+def zone_label(zone: ZoneInfo, now_ms: int) -> str:
+    """``CET/CEST`` for Europe/Amsterdam: the zone's winter/summer abbreviations, else its name."""
+    from datetime import datetime
+
+    year = datetime.fromtimestamp(now_ms / 1000, zone).year
+    names = []
+    for month in (1, 7):
+        name = datetime(year, month, 1, 12, tzinfo=zone).tzname() or ""
+        if name and name not in names:
+            names.append(name)
+    # Zones without abbreviations report offsets such as "+03"; the IANA name is clearer.
+    if not names or any(n[0] in "+-" for n in names):
+        return zone.key
+    return "/".join(names)
+
+
+class Api:
+    """The handlers. Stateless apart from caches: any number of replicas can run."""
+
+    def __init__(
+        self,
+        *,
+        reader: RecordReader,
+        redis: Any,
+        access: AccessCache,
+        display_tz: ZoneInfo,
+        region_of: Callable[[str], str],
+        retention_days: int,
+        openapi_document: Callable[[], dict[str, Any]],
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._reader = reader
+        self._redis = redis
+        self._access = access
+        self._tz = display_tz
+        self._region_of = region_of
+        self._retention_days = retention_days
+        self._openapi = openapi_document
+        self._openapi_body: bytes | None = None
+        self._now_ms = clock_ms
+        self._static = _load_static()
+
+    # -- records -------------------------------------------------------------------------
+
+    async def cdrs(self, request: web.Request) -> web.StreamResponse:
+        tenant_id = request.match_info["tenant_id"]
+        decision = decide(request.headers.get("Authorization"), tenant_id, self._access.lookup)
+        if decision.verdict == "unauthenticated":
+            return problems.unauthenticated()
+        if decision.verdict == "forbidden":
+            return problems.forbidden()
+        region = self._region_of(tenant_id)
+        parsed = parse_cdrs_params(
+            request.query.items(),
+            ParseContext(normalize_number=lambda text: normalize_query_number(text, region)),
+        )
+        if isinstance(parsed, list):
+            return problems.bad_request(parsed)
+        now_ms = self._now_ms()
+        if choose_format(parsed.format, request.headers.get("Accept")) == "csv":
+            return await self._csv(request, tenant_id, parsed.query, now_ms)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                page = await self._reader.page(
+                    tenant_id, parsed.query, limit=parsed.limit, cursor=parsed.cursor, now_ms=now_ms
+                )
+        except InvalidCursor:
+            return problems.bad_request(
+                [InvalidParam("cursor", "not a cursor from a previous page of this query")]
+            )
+        body = orjson.dumps(
+            {
+                "records": [record_to_dict(r, self._tz) for r in page.records],
+                "next_cursor": page.next_cursor,
+            }
+        )
+        return web.Response(
+            body=body, content_type="application/json", charset="utf-8", headers=NO_STORE
+        )
+
+    async def _csv(
+        self, request: web.Request, tenant_id: str, query: RecordQuery, now_ms: int
+    ) -> web.StreamResponse:
+        chunks = cast(
+            AsyncGenerator[list[CallRecord], None],
+            self._reader.stream(tenant_id, query, now_ms=now_ms, chunk=CSV_CHUNK),
+        )
+        async with contextlib.aclosing(chunks):
+            # The first chunk is read before the answer starts, so a Redis that is down
+            # still gets a clean 503 instead of a cut-off 200.
+            records = await self._next_chunk(chunks)
+            formatter = csv_export.CsvFormatter(self._tz)
+            name = csv_export.filename(tenant_id, self._tz, now_ms)
+            response = web.StreamResponse(
+                status=200,
+                headers={
+                    **NO_STORE,
+                    "Content-Type": "text/csv; charset=utf-8; header=present",
+                    "Content-Disposition": f'attachment; filename="{name}"',
+                },
+            )
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            request[STREAM_STARTED] = True
+            rows = 0
+            try:
+                text = formatter.header()
+                while records is not None:
+                    await response.write((text + formatter.rows(records)).encode())
+                    rows += len(records)
+                    text = ""
+                    records = await self._next_chunk(chunks)
+                if text:  # no record at all: the header alone
+                    await response.write(text.encode())
+            except ConnectionResetError:
+                log.info("csv export of %s: client went away after %d rows", tenant_id, rows)
+                return response
+            finally:
+                CSV_ROWS.inc(rows)
+            await response.write_eof()
+            return response
+
+    @staticmethod
+    async def _next_chunk(chunks: AsyncIterator[list[CallRecord]]) -> list[CallRecord] | None:
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            try:
+                return await anext(chunks)
+            except StopAsyncIteration:
+                return None
+
+    # -- page, config, meta --------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.Response:
+        body, content_type = self._static["index.html"]
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    async def static(self, request: web.Request) -> web.Response:
+        body, content_type = self._static[request.path.rsplit("/", 1)[-1]]
+        return web.Response(
+            body=body,
+            content_type=content_type,
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def config(self, request: web.Request) -> web.Response:
+        now_ms = self._now_ms()
+        return web.json_response(
+            {
+                "display_tz": self._tz.key,
+                "display_tz_label": zone_label(self._tz, now_ms),
+                "retention_days": self._retention_days,
+                "default_limit": DEFAULT_LIMIT,
+                "max_limit": MAX_LIMIT,
+            },
+            headers=NO_STORE,
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        if self._openapi_body is None:
+            self._openapi_body = orjson.dumps(self._openapi())
+        return web.Response(body=self._openapi_body, content_type="application/json")
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"}, headers=NO_STORE)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        try:
+            async with asyncio.timeout(2.0):
+                await self._redis.ping()
+        except Exception as exc:  # readiness is an answer, not an error
+            return problems.problem(
+                503,
+                f"redis: {type(exc).__name__}: {exc}"[:300],
+                kind="not-ready",
+                title="Not ready",
+            )
+        return web.json_response({"status": "ready", "checks": {"redis": "ok"}}, headers=NO_STORE)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(), headers=NO_STORE)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+
+STREAM_STARTED = web.RequestKey("cdrstream.stream_started", bool)

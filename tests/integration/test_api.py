@@ -1,0 +1,697 @@
+"""The query endpoint for real: `cdrstream api` as a child process on the suite's Redis.
+
+Records are written with `RecordWriter` straight into Redis; tokens are issued into the
+access file the child reads. Tenant ids carry a per-module suffix, so other modules' data
+on the same Redis never shows up here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import random
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cdrstream.access.access_store import issue_token, revoke_tokens
+from cdrstream.api.csv_export import CSV_COLUMNS
+from cdrstream.core.record import CallRecord, record_id
+from cdrstream.core.timestamps import format_local, format_utc
+from cdrstream.settings import Settings, load_settings
+from cdrstream.stack.redis_server import RedisNode
+from cdrstream.stack.roles import RoleProcess, settings_env
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+SUFFIX = uuid.uuid4().hex[:6]
+TENANT = f"acme-{SUFFIX}"  # has records; the good token holds a contract for it
+OTHER = f"bolt-{SUFFIX}"  # has records; nobody's token here covers it except "other"
+EMPTY = f"empty-{SUFFIX}"  # in the good token's contract, no records
+UNKNOWN = f"nobody-{SUFFIX}"  # no records, no contract
+NOW_MS = time.time_ns() // 1_000_000
+HOUR = 3_600_000
+
+
+# ------------------------------------------------------------------------------- fixtures
+
+
+@dataclass
+class Server:
+    base: str
+    settings: Settings
+    process: RoleProcess
+    tokens: dict[str, str]
+
+
+def _settings(redis_url: str, work: Path) -> Settings:
+    return replace(
+        load_settings({}),
+        redis_url=redis_url,
+        api_port=free_port(),
+        api_bind="127.0.0.1",
+        access_file=str(work / "access.json"),
+        cursor_secret="integration-cursor-secret",
+        log_level="INFO",
+    )
+
+
+def _issue_tokens(access_file: str) -> dict[str, str]:
+    def issue(partner: str, tenants: list[str], reseller: bool) -> str:
+        token, _ = issue_token(
+            access_file, partner=partner, tenants=tenants, airtime_reseller=reseller
+        )
+        return token
+
+    tokens = {
+        "good": issue("acme-partner", [TENANT, EMPTY], True),
+        "non_reseller": issue("resells-nothing", [TENANT], False),
+        "no_contract": issue("other-partner", [OTHER], True),
+        "revoked": issue("gone-partner", [TENANT], True),
+    }
+    revoke_tokens(access_file, partner="gone-partner")
+    return tokens
+
+
+def _start(settings_: Settings, work: Path) -> RoleProcess:
+    process = RoleProcess(["api"], env=settings_env(settings_), log_file=work / "api.log")
+    process.start().wait_http(f"http://127.0.0.1:{settings_.api_port}/healthz", timeout_s=60)
+    return process
+
+
+def _stop(process: RoleProcess) -> None:
+    code = process.stop(timeout_s=30)
+    assert code == 0, f"api exited {code} on SIGTERM:\n{process.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def server(redis_node: RedisNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("api")
+    settings_ = _settings(redis_node.url, work)
+    tokens = _issue_tokens(settings_.access_file)
+    process = _start(settings_, work)
+    yield Server(f"http://127.0.0.1:{settings_.api_port}", settings_, process, tokens)
+    _stop(process)
+
+
+@pytest.fixture(scope="module")
+def dead_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """An API whose Redis is not there: shows what is decided before any Redis read."""
+    work = tmp_path_factory.mktemp("api-dead")
+    settings_ = _settings(f"redis://127.0.0.1:{free_port()}/0", work)
+    tokens = _issue_tokens(settings_.access_file)
+    process = _start(settings_, work)
+    yield Server(f"http://127.0.0.1:{settings_.api_port}", settings_, process, tokens)
+    _stop(process)
+
+
+def make_record(
+    tenant: str,
+    n: int,
+    started_at_ms: int,
+    *,
+    direction: str = "outbound",
+    extension: str = "201",
+    number: str = "+31201234567",
+    answered: bool = True,
+) -> CallRecord:
+    other = "+31612345678"
+    source, destination = (number, other) if direction == "inbound" else (other, number)
+    duration = 30 + n % 300
+    return CallRecord(
+        id=record_id(tenant, f"call-{n}"),
+        tenant_id=tenant,
+        call_id=f"call-{n}",
+        started_at_ms=started_at_ms,
+        answered_at_ms=started_at_ms + 4_000 if answered else None,
+        ended_at_ms=started_at_ms + 4_000 + duration * 1000,
+        duration=duration if answered else 0,
+        source=source,
+        source_raw="0" + source[3:],
+        destination=destination,
+        destination_raw="0" + destination[3:],
+        extension=extension if direction == "outbound" or n % 5 else "0",
+        direction=direction,  # type: ignore[arg-type]
+        disposition="answered" if answered else "no_answer",
+    )
+
+
+def _dataset() -> list[CallRecord]:
+    rng = random.Random(7)
+    records = []
+    numbers = ["+31201234567", "+31207654321", "+31301112233", "+3224567890", "+4420794600"]
+    for n in range(2_600):  # more than one CSV chunk (2,000)
+        records.append(
+            make_record(
+                TENANT,
+                n,
+                NOW_MS - rng.randrange(1, 5 * 24 * HOUR),
+                direction=rng.choice(["inbound", "outbound"]),
+                extension=rng.choice(["201", "202", "310"]),
+                number=rng.choice(numbers),
+                answered=rng.random() < 0.8,
+            )
+        )
+    return records
+
+
+DATA = _dataset()
+OTHER_DATA = [make_record(OTHER, n, NOW_MS - (n + 1) * HOUR) for n in range(5)]
+
+
+async def _write(settings_: Settings, records: list[CallRecord]) -> None:
+    from cdrstream.store.connection import connect
+    from cdrstream.store.writer import RecordWriter
+
+    redis = connect(settings_)
+    try:
+        writer = RecordWriter(redis, retention_ms=settings_.retention_ms)
+        for i in range(0, len(records), 500):
+            outcomes = await writer.write_batch(records[i : i + 500], time.time_ns() // 1_000_000)
+            assert set(outcomes) <= {"stored", "duplicate"}
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture(scope="module")
+async def loaded(server: Server) -> AsyncIterator[Server]:
+    await _write(server.settings, DATA + OTHER_DATA)
+    yield server
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def get(base: str, path: str, token: str | None = None, **headers: str) -> Answer:
+    request = urllib.request.Request(base + path)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in headers.items():
+        request.add_header(name.replace("_", "-"), value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Answer(response.status, dict(response.headers.items()), response.read())
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, dict(exc.headers.items()), exc.read())
+
+
+def cdrs_path(tenant: str, **params: str) -> str:
+    query = urllib.parse.urlencode(params)
+    return f"/v1/tenants/{tenant}/cdrs" + (f"?{query}" if query else "")
+
+
+def all_pages(server: Server, tenant: str, limit: int = 1000, **params: str) -> list[dict]:
+    records: list[dict] = []
+    cursor = None
+    while True:
+        extra = {"cursor": cursor} if cursor else {}
+        answer = get(
+            server.base,
+            cdrs_path(tenant, limit=str(limit), **params, **extra),
+            server.tokens["good"],
+        )
+        assert answer.status == 200, answer.body
+        page = answer.json()
+        records.extend(page["records"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return records
+
+
+def expected_ids(records: list[CallRecord]) -> list[str]:
+    return [r.id for r in sorted(records, key=lambda r: (r.started_at_ms, r.id), reverse=True)]
+
+
+def assert_problem(answer: Answer, status: int) -> dict:
+    assert answer.status == status, (answer.status, answer.body)
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    body = answer.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    return body
+
+
+# ------------------------------------------------------------------------------- access
+
+ROUTE_VARIANTS = {
+    "json": ({}, {}),
+    "format=csv": ({"format": "csv"}, {}),
+    "Accept: text/csv": ({}, {"Accept": "text/csv"}),
+}
+
+
+@pytest.mark.parametrize("variant", list(ROUTE_VARIANTS))
+def test_authorization_matrix(loaded: Server, variant: str) -> None:
+    params, headers = ROUTE_VARIANTS[variant]
+    t = loaded.tokens
+
+    def call(token: str | None, tenant: str = TENANT, raw_header: str | None = None) -> Answer:
+        h = dict(headers)
+        if raw_header is not None:
+            h["Authorization"] = raw_header
+        return get(loaded.base, cdrs_path(tenant, **params), token, **h)
+
+    unauthenticated = [
+        call(None),
+        call("not-a-token"),
+        call("cdrs_0123456789ab_" + "A" * 43),  # well formed, unknown
+        call(t["good"][:-2] + ("AA" if not t["good"].endswith("AA") else "BB")),  # forged
+        call(t["revoked"]),
+        call(None, raw_header=f"Basic {t['good']}"),
+    ]
+    bodies = set()
+    for answer in unauthenticated:
+        assert_problem(answer, 401)
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="cdrstream"'
+        bodies.add(answer.body)
+    assert len(bodies) == 1  # the reasons are not told apart
+
+    forbidden = [
+        call(t["non_reseller"]),
+        call(t["no_contract"]),
+        call(t["good"], OTHER),
+        call(t["good"], UNKNOWN),
+        call(t["no_contract"], UNKNOWN),
+    ]
+    for answer in forbidden:
+        assert_problem(answer, 403)
+    assert len({a.body for a in forbidden}) == 1  # existing or not: the same answer
+
+    allowed = call(t["good"])
+    assert allowed.status == 200
+    if variant == "json":
+        assert allowed.headers["Content-Type"].startswith("application/json")
+        assert len(allowed.json()["records"]) == 100
+    else:
+        assert allowed.headers["Content-Type"].startswith("text/csv")
+        assert allowed.body.count(b"\r\n") == len(DATA) + 1
+
+    empty = call(t["good"], EMPTY)  # contract, no calls yet: an empty answer, not an error
+    assert empty.status == 200
+    if variant == "json":
+        assert empty.json() == {"records": [], "next_cursor": None}
+    else:
+        assert empty.body.decode() == ",".join(CSV_COLUMNS) + "\r\n"
+
+
+def test_access_changes_apply_without_restart(loaded: Server) -> None:
+    token, entry = issue_token(
+        loaded.settings.access_file, partner="late-partner", tenants=[TENANT], airtime_reseller=True
+    )
+    deadline = time.monotonic() + 10
+    while get(loaded.base, cdrs_path(TENANT), token).status != 200:
+        assert time.monotonic() < deadline, "new token not accepted within 10 s"
+        time.sleep(0.2)
+    revoke_tokens(loaded.settings.access_file, token_id=entry.token_id)
+    while get(loaded.base, cdrs_path(TENANT), token).status != 401:
+        assert time.monotonic() < deadline, "revoked token still accepted after 10 s"
+        time.sleep(0.2)
+
+
+def test_no_redis_read_before_access_is_decided(dead_redis_server: Server) -> None:
+    s = dead_redis_server
+    assert_problem(get(s.base, cdrs_path(TENANT)), 401)
+    assert_problem(get(s.base, cdrs_path(TENANT), s.tokens["non_reseller"]), 403)
+    assert_problem(get(s.base, cdrs_path(TENANT, format="csv"), s.tokens["no_contract"]), 403)
+    bad = assert_problem(get(s.base, cdrs_path(TENANT, limit="0"), s.tokens["good"]), 400)
+    assert bad["invalid_params"][0]["name"] == "limit"
+    # Only a request that is allowed and valid reads Redis: it is down, so 503, never 500.
+    for params in ({}, {"format": "csv"}):
+        down = assert_problem(get(s.base, cdrs_path(TENANT, **params), s.tokens["good"]), 503)
+        assert down["title"] == "Storage unavailable"
+    assert get(s.base, "/healthz").status == 200
+    not_ready = assert_problem(get(s.base, "/readyz"), 503)
+    assert "redis" in not_ready["detail"]
+
+
+# ------------------------------------------------------------------------------- records
+
+
+def test_json_page_shape_and_headers(loaded: Server) -> None:
+    answer = get(loaded.base, cdrs_path(TENANT, limit="3"), loaded.tokens["good"])
+    assert answer.status == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    page = answer.json()
+    assert page["next_cursor"]
+    newest = sorted(DATA, key=lambda r: (r.started_at_ms, r.id), reverse=True)[0]
+    first = page["records"][0]
+    assert list(first) == [
+        "id", "call_id", "started_at", "started_at_local", "answered_at", "ended_at",
+        "duration", "source", "source_raw", "destination", "destination_raw", "extension",
+        "direction", "disposition",
+    ]  # fmt: skip
+    assert first["id"] == newest.id
+    assert first["started_at"] == format_utc(newest.started_at_ms)
+    assert first["started_at_local"] == format_local(
+        newest.started_at_ms, ZoneInfo("Europe/Amsterdam")
+    )
+
+
+def test_paging_covers_every_record_once_newest_first(loaded: Server) -> None:
+    records = all_pages(loaded, TENANT, limit=97)
+    assert [r["id"] for r in records] == expected_ids(DATA)
+
+
+async def test_paging_while_records_arrive_neither_skips_nor_repeats(loaded: Server) -> None:
+    tenant = f"busy-{SUFFIX}"
+    token, _ = issue_token(
+        loaded.settings.access_file, partner="busy-partner", tenants=[tenant], airtime_reseller=True
+    )
+    start = time.time_ns() // 1_000_000
+    initial = [make_record(tenant, n, start - (n + 1) * 60_000) for n in range(300)]
+    await _write(loaded.settings, initial)
+    deadline = time.monotonic() + 10
+    while get(loaded.base, cdrs_path(tenant), token).status != 200:  # the token is picked up
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+
+    seen: list[str] = []
+    cursor = None
+    n = 1_000
+    for _ in range(100):
+        extra = {"cursor": cursor} if cursor else {}
+        answer = get(loaded.base, cdrs_path(tenant, limit="25", **extra), token)
+        assert answer.status == 200, answer.body
+        page = answer.json()
+        seen.extend(r["id"] for r in page["records"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        # New calls arrive between pages: newer than all, and late ones inside the window.
+        arriving = [
+            make_record(tenant, n, time.time_ns() // 1_000_000 - 10),
+            make_record(tenant, n + 1, start - random.randrange(1, 300) * 60_000 - 30_000),
+        ]
+        n += 2
+        await _write(loaded.settings, arriving)
+    assert cursor is None
+    assert len(seen) == len(set(seen)), "a record was repeated"
+    assert {r.id for r in initial} <= set(seen), "a record present from the start was skipped"
+
+
+FILTERS: dict[str, tuple[dict[str, str], Any]] = {
+    "direction": ({"direction": "inbound"}, lambda r: r.direction == "inbound"),
+    "extension": ({"extension": "310"}, lambda r: r.extension == "310"),
+    "extension 0": ({"extension": "0"}, lambda r: r.extension == "0"),
+    "number e164": (
+        {"number": "+31201234567"},
+        lambda r: "+31201234567" in (r.source, r.destination),
+    ),
+    "number national": (
+        {"number": "020 123 4567"},
+        lambda r: "+31201234567" in (r.source, r.destination),
+    ),
+    "number prefix": (
+        {"number": "+3120"},
+        lambda r: r.source.startswith("+3120") or r.destination.startswith("+3120"),
+    ),
+    "from/to": (
+        {
+            "from": format_utc(NOW_MS - 3 * 24 * HOUR),
+            "to": format_local(NOW_MS - 2 * 24 * HOUR, ZoneInfo("Asia/Tokyo")),
+        },
+        lambda r: NOW_MS - 3 * 24 * HOUR <= r.started_at_ms <= NOW_MS - 2 * 24 * HOUR,
+    ),
+    "combined": (
+        {"direction": "outbound", "extension": "202", "number": "+31"},
+        lambda r: (
+            r.direction == "outbound"
+            and r.extension == "202"
+            and (r.source.startswith("+31") or r.destination.startswith("+31"))
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_each_filter(loaded: Server, name: str) -> None:
+    params, keep = FILTERS[name]
+    expected = expected_ids([r for r in DATA if keep(r)])
+    assert expected, "the data set should exercise the filter"
+    assert [r["id"] for r in all_pages(loaded, TENANT, limit=300, **params)] == expected
+
+
+# ------------------------------------------------------------------------------- CSV
+
+
+def read_csv(answer: Answer) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(answer.body.decode("utf-8"), newline="")))
+
+
+def test_csv_export_streams_every_record_with_a_header(loaded: Server) -> None:
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    days = {datetime.now(amsterdam).date().isoformat()}
+    answer = get(loaded.base, cdrs_path(TENANT, format="csv", limit="5"), loaded.tokens["good"])
+    days.add(datetime.now(amsterdam).date().isoformat())  # the request may straddle midnight
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/csv")
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Content-Disposition"] in {
+        f'attachment; filename="cdrs-{TENANT}-{day}.csv"' for day in days
+    }
+    rows = read_csv(answer)
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == len(DATA) + 1  # no page limit
+    by_id = {r.id: r for r in DATA}
+    assert [row[0].lstrip("'") for row in rows[1:]] == expected_ids(DATA)
+    row = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    record = by_id[row["id"].lstrip("'")]
+    assert row["started_at_utc"] == format_utc(record.started_at_ms)
+    assert row["started_at_local"] == format_local(record.started_at_ms, amsterdam)
+    assert row["ended_at_local"] == format_local(record.ended_at_ms, amsterdam)
+    assert row["source"] == "'" + record.source  # text, not a number, in a spreadsheet
+    assert row["duration"] == str(record.duration)
+
+
+def test_csv_applies_filters(loaded: Server) -> None:
+    answer = get(
+        loaded.base,
+        cdrs_path(TENANT, direction="inbound", number="+3120"),
+        loaded.tokens["good"],
+        Accept="text/csv",
+    )
+    rows = read_csv(answer)
+    expected = [
+        r for r in DATA if r.direction == "inbound" and "+3120" in (r.source[:5], r.destination[:5])
+    ]
+    assert len(rows) - 1 == len(expected)
+
+
+# ------------------------------------------------------------------------------- problems
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-11-25T10:00:00"}, "to"),
+        ({"from": "2026-11-25T10:00:00Z", "to": "2026-11-25T09:00:00Z"}, "from"),
+        ({"direction": "sideways"}, "direction"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"number": "call me"}, "number"),
+        ({"format": "xlsx"}, "format"),
+        ({"colour": "blue"}, "colour"),
+        ({"cursor": "forged-cursor"}, "cursor"),
+    ],
+)
+def test_bad_parameters_are_400_problems_naming_the_parameter(
+    loaded: Server, params: dict[str, str], name: str
+) -> None:
+    body = assert_problem(get(loaded.base, cdrs_path(TENANT, **params), loaded.tokens["good"]), 400)
+    assert name in [p["name"] for p in body["invalid_params"]]
+
+
+def test_tampered_cursor_is_a_400(loaded: Server) -> None:
+    page = get(loaded.base, cdrs_path(TENANT, limit="5"), loaded.tokens["good"]).json()
+    cursor = page["next_cursor"]
+    flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    body = assert_problem(
+        get(loaded.base, cdrs_path(TENANT, limit="5", cursor=flipped), loaded.tokens["good"]), 400
+    )
+    assert [p["name"] for p in body["invalid_params"]] == ["cursor"]
+    # and a genuine cursor still works
+    assert (
+        get(loaded.base, cdrs_path(TENANT, limit="5", cursor=cursor), loaded.tokens["good"]).status
+        == 200
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nope",
+        "/v1/tenants/acme/cdrs/extra",
+        "/v1/tenants/" + "x" * 65 + "/cdrs",
+        "/v1/tenants/a%20b/cdrs",
+        "/v1/tenants//cdrs",
+        "/static/../openapi.json.bak",
+        "/static/other.js",
+    ],
+)
+def test_unknown_paths_are_404_problems(loaded: Server, path: str) -> None:
+    assert_problem(get(loaded.base, path, loaded.tokens["good"]), 404)
+
+
+def test_other_methods_are_405_problems(loaded: Server) -> None:
+    request = urllib.request.Request(loaded.base + cdrs_path(TENANT), method="DELETE")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    answer = Answer(caught.value.code, dict(caught.value.headers.items()), caught.value.read())
+    assert_problem(answer, 405)
+    assert answer.headers["Allow"] == "GET"
+
+
+_QUERY_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",))
+_QUERY_VALUES = st.one_of(
+    st.text(_QUERY_CHARS, max_size=40),
+    st.sampled_from(["", "0", "-1", "1001", "inbound", "csv", "+3120", "2026-11-25T08:00:00Z"]),
+)
+_QUERY_NAMES = st.one_of(
+    st.sampled_from(
+        ["from", "to", "direction", "extension", "number", "limit", "cursor", "format"]
+    ),
+    st.text(_QUERY_CHARS, max_size=12),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pairs=st.lists(st.tuples(_QUERY_NAMES, _QUERY_VALUES), max_size=6),
+    raw=st.binary(max_size=30),
+    accept=st.sampled_from([None, "text/csv", "*/*", "text/csv;q=x", "application/json;q=0.1"]),
+)
+def test_fuzzed_query_strings_never_answer_500(
+    loaded: Server, pairs: list[tuple[str, str]], raw: bytes, accept: str | None
+) -> None:
+    query = urllib.parse.urlencode(pairs)
+    raw_part = urllib.parse.quote_from_bytes(raw, safe="=&")
+    path = f"/v1/tenants/{TENANT}/cdrs?{query}&{raw_part}"
+    headers = {"Accept": accept} if accept else {}
+    answer = get(loaded.base, path, loaded.tokens["good"], **headers)
+    assert answer.status in (200, 400), (path, answer.status, answer.body[:300])
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(segments=st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=5))
+def test_fuzzed_paths_never_answer_500(loaded: Server, segments: list[bytes]) -> None:
+    path = "/" + "/".join(urllib.parse.quote_from_bytes(s, safe="") for s in segments)
+    answer = get(loaded.base, path, loaded.tokens["good"])
+    assert answer.status < 500, (path, answer.status, answer.body[:300])
+
+
+# ------------------------------------------------------------------------------- the rest
+
+
+def test_page_and_security_headers(loaded: Server) -> None:
+    for path in ("/", f"/tenants/{TENANT}"):
+        answer = get(loaded.base, path)
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/html")
+        assert b'<table id="cdrs">' in answer.body
+        csp = answer.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+    for path, kind in (("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")):
+        answer = get(loaded.base, path)
+        assert answer.status == 200 and answer.headers["Content-Type"].startswith(kind)
+
+
+def test_config(loaded: Server) -> None:
+    config = get(loaded.base, "/v1/config").json()
+    assert config["display_tz"] == "Europe/Amsterdam"
+    assert config["display_tz_label"] == "CET/CEST"
+    assert config["max_limit"] == 1000
+
+
+def test_health_readiness_metrics(loaded: Server) -> None:
+    assert get(loaded.base, "/healthz").json() == {"status": "ok"}
+    ready = get(loaded.base, "/readyz")
+    assert ready.status == 200 and ready.json()["status"] == "ready"
+    get(loaded.base, cdrs_path(TENANT))  # at least one 401 to count
+    metrics = get(loaded.base, "/metrics")
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    text = metrics.body.decode()
+    assert (
+        'cdrstream_api_requests_total{method="GET",route="/v1/tenants/{tenant_id}/cdrs",status="401"}'
+        in text
+    )
+
+
+def test_openapi_matches_what_the_server_accepts(loaded: Server) -> None:
+    document = get(loaded.base, "/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    documented = document["paths"]
+    # Every documented route answers (nothing documented is a 404) ...
+    for path, item in documented.items():
+        assert list(item) == ["get"]
+        concrete = path.replace("{tenant_id}", TENANT)
+        answer = get(loaded.base, concrete, loaded.tokens["good"])
+        assert answer.status == 200, (path, answer.status, answer.body[:200])
+        # ... and every documented query parameter is accepted with its example.
+        for param in item["get"].get("parameters", []):
+            if param["in"] == "query" and param["example"]:
+                query = urllib.parse.urlencode({param["name"]: param["example"]})
+                answer = get(loaded.base, f"{concrete}?{query}", loaded.tokens["good"])
+                assert answer.status == 200, (path, param["name"], answer.body[:300])
+    # An undocumented query parameter is refused.
+    answer = get(loaded.base, cdrs_path(TENANT, undocumented="1"), loaded.tokens["good"])
+    assert_problem(answer, 400)
+
+
+def test_token_command_prints_the_token_once(loaded: Server, tmp_path: Path) -> None:
+    env = settings_env(replace(loaded.settings, access_file=str(tmp_path / "access.json")))
+    issued = subprocess.run(
+        [sys.executable, "-m", "cdrstream", "token", "issue", "--partner", "cli-partner",
+         "--tenants", f"{TENANT},{EMPTY}", "--airtime-reseller"],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    token = issued.stdout.strip()
+    assert token.startswith("cdrs_") and "\n" not in token
+    assert "only time" in issued.stderr
+    assert token not in (tmp_path / "access.json").read_text()
+    listed = subprocess.run(
+        [sys.executable, "-m", "cdrstream", "token", "list"],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "cli-partner" in listed.stdout and token not in listed.stdout
+    revoked = subprocess.run(
+        [sys.executable, "-m", "cdrstream", "token", "revoke", "--partner", "cli-partner"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout

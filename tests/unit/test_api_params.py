@@ -1,0 +1,334 @@
+"""Query parameters: what is accepted, and every 400 names its parameter."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cdrstream.api.params import (
+    CDRS_PARAMS,
+    DEFAULT_LIMIT,
+    CdrsRequest,
+    InvalidParam,
+    ParseContext,
+    choose_format,
+    parse_cdrs_params,
+)
+from cdrstream.core.numbers import normalize_query_number
+from cdrstream.store.reader import RecordQuery
+
+NL = ParseContext(normalize_number=lambda text: normalize_query_number(text, "NL"))
+
+
+def parse(query: str) -> CdrsRequest | list[InvalidParam]:
+    items = [tuple(part.split("=", 1)) if "=" in part else (part, "") for part in query.split("&")]
+    return parse_cdrs_params([(k, v) for k, v in items if k or v], NL)  # type: ignore[misc]
+
+
+def ok(query: str) -> CdrsRequest:
+    result = parse(query)
+    assert isinstance(result, CdrsRequest), result
+    return result
+
+
+def test_defaults() -> None:
+    request = ok("")
+    assert request == CdrsRequest(
+        query=RecordQuery(), limit=DEFAULT_LIMIT, cursor=None, format=None
+    )
+
+
+def test_every_filter() -> None:
+    request = ok(
+        "from=2026-11-25T09:00:00+01:00&to=2026-11-25T08:30:00.5Z&direction=outbound"
+        "&extension=201&number=020 123&limit=1000&cursor=abc&format=csv"
+    )
+    assert request.query == RecordQuery(
+        from_ms=1_795_593_600_000,  # 2026-11-25T08:00:00Z
+        to_ms=1_795_595_400_501,  # inclusive: the store's bound is exclusive
+        direction="outbound",
+        extension="201",
+        number_prefix="+3120123",
+    )
+    assert (request.limit, request.cursor, request.format) == (1000, "abc", "csv")
+
+
+def test_times_convert_offsets_to_utc_ms() -> None:
+    a = ok("from=2026-11-25T09:14:03.120+01:00").query.from_ms
+    b = ok("from=2026-11-25T08:14:03.120Z").query.from_ms
+    c = ok("from=2026-11-25T03:14:03.120-05:00").query.from_ms
+    assert a == b == c == 1_795_594_443_120
+
+
+def test_empty_values_mean_absent() -> None:
+    assert ok("from=&to=&direction=&extension=&number=&limit=&cursor=&format=") == ok("")
+
+
+def test_from_equal_to_is_one_millisecond() -> None:
+    request = ok("from=2026-11-25T08:00:00Z&to=2026-11-25T09:00:00+01:00")
+    assert request.query.to_ms == request.query.from_ms + 1  # type: ignore[operator]
+
+
+def test_times_are_clamped_to_what_the_store_can_hold() -> None:
+    from cdrstream.store.layout import MAX_MS
+
+    query = ok("from=0001-01-01T00:00:00Z&to=0001-01-02T00:00:00+14:00").query
+    assert (query.from_ms, query.to_ms) == (0, 0)
+    query = ok("to=9999-12-31T23:59:59.999-23:59").query
+    assert query.to_ms is not None and 0 < query.to_ms <= MAX_MS
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("from=yesterday", "from"),
+        ("from=2026-11-25", "from"),
+        ("from=2026-11-25T08:00:00", "from"),  # no offset: not an instant
+        ("from=2026-13-25T08:00:00Z", "from"),
+        ("from=2026-02-30T08:00:00Z", "from"),
+        ("from=2026-11-25T24:00:00Z", "from"),
+        ("from=2026-11-25T08:00:00+25:00", "from"),
+        ("from=1764058443120", "from"),
+        ("to=2026-11-25T08:00:00 Z", "to"),
+        ("to=" + "2" * 100, "to"),
+        ("from=2026-11-25T09:00:00Z&to=2026-11-25T08:00:00Z", "from"),
+        ("direction=internal", "direction"),
+        ("direction=Inbound", "direction"),
+        ("direction=in", "direction"),
+        ("extension=%01", "extension"),
+        ("extension=" + "1" * 65, "extension"),
+        ("number=abc", "number"),
+        ("number=+", "number"),
+        ("number=" + "1" * 65, "number"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=+5", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=ten", "limit"),
+        ("limit= 5", "limit"),
+        ("limit=1_000", "limit"),
+        ("limit=\u0665", "limit"),  # an Arabic-Indic five: int() would take it
+        ("limit=99999999999999999999", "limit"),
+        ("cursor=" + "c" * 513, "cursor"),
+        ("cursor=caf\u00e9", "cursor"),
+        ("format=xml", "format"),
+        ("format=CSV", "format"),
+        ("diretion=inbound", "diretion"),
+        ("tenant_id=t1", "tenant_id"),
+        ("direction=inbound&direction=outbound", "direction"),
+        ("limit=5&limit=5", "limit"),
+    ],
+)
+def test_bad_parameter_is_named(query: str, name: str) -> None:
+    query = query.replace("%01", "\x01")
+    result = parse(query)
+    assert isinstance(result, list), result
+    assert name in {p.name for p in result}
+    assert all(p.reason for p in result)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    result = parse("direction=x&limit=0&format=pdf&from=no")
+    assert isinstance(result, list)
+    assert {p.name for p in result} == {"direction", "limit", "format", "from"}
+
+
+def test_unknown_names_are_echoed_bounded_and_printable() -> None:
+    result = parse_cdrs_params([("\x00bad" + "x" * 200, "1")], NL)
+    assert isinstance(result, list)
+    [problem] = result
+    assert problem.name.startswith("?bad") and problem.name.endswith("...")
+    assert len(problem.name) <= 67
+
+
+@pytest.mark.parametrize(
+    ("typed", "prefix"),
+    [
+        ("+31 20 123 4567", "+31201234567"),
+        ("020-1234567", "+31201234567"),
+        ("+3120", "+3120"),
+        ("06 12", "+31612"),
+    ],
+)
+def test_number_is_normalized_with_the_region(typed: str, prefix: str) -> None:
+    assert ok(f"number={typed}").query.number_prefix == prefix
+
+
+def test_number_uses_the_context_region() -> None:
+    be = ParseContext(normalize_number=lambda text: normalize_query_number(text, "BE"))
+    result = parse_cdrs_params([("number", "02 123")], be)
+    assert isinstance(result, CdrsRequest)
+    assert result.query.number_prefix == "+322123"
+
+
+def test_every_defined_parameter_is_accepted_with_its_example() -> None:
+    for spec in CDRS_PARAMS:
+        if spec.example:
+            result = parse_cdrs_params([(spec.name, spec.example)], NL)
+            assert isinstance(result, CdrsRequest), (spec.name, result)
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=80)), max_size=8))
+def test_parser_never_raises(items: list[tuple[str, str]]) -> None:
+    result = parse_cdrs_params(items, NL)
+    if isinstance(result, list):
+        assert result and all(p.name is not None and p.reason for p in result)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept", "expected"),
+    [
+        (None, None, "json"),
+        (None, "", "json"),
+        (None, "*/*", "json"),
+        (None, "application/json", "json"),
+        (None, "text/csv", "csv"),
+        (None, "text/csv;q=0.9, application/json;q=0.5", "csv"),
+        (None, "application/json, text/csv", "json"),  # a tie goes to JSON
+        (None, "text/csv;q=0.4, application/json;q=0.5", "json"),
+        (None, "text/html,application/xhtml+xml,*/*;q=0.8", "json"),
+        (None, "text/csv;q=bogus", "json"),
+        (None, "text/csv;q=nan", "json"),
+        ("json", "text/csv", "json"),
+        ("csv", "application/json", "csv"),
+    ],
+)
+def test_choose_format(fmt: str | None, accept: str | None, expected: str) -> None:
+    assert choose_format(fmt, accept) == expected  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------- OpenAPI
+# The document is built from the same ParamSpec objects the parser uses; these tests also
+# hold the routes the server registers against the document, in both directions.
+
+
+def _registered_routes() -> set[tuple[str, str]]:
+    import re
+    import tempfile
+
+    from cdrstream.api.app import build_api, create_api_app
+    from cdrstream.settings import load_settings
+
+    settings = load_settings({})
+    with tempfile.TemporaryDirectory() as datadir:
+        app = create_api_app(settings, datadir=datadir)
+        build_api(app, settings, redis=None, cursor_secret=b"k")
+        routes = set()
+        for route in app.web.web_app.router.routes():  # type: ignore[attr-defined]
+            info = route.resource.get_info() if route.resource else {}
+            path = info.get("path") or info.get("formatter")
+            routes.add((route.method, re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)))
+        return routes
+
+
+def test_openapi_documents_exactly_the_registered_routes() -> None:
+    from cdrstream.api.openapi import openapi_document
+
+    document = openapi_document()
+    documented = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    assert documented == _registered_routes()
+
+
+def test_openapi_parameters_are_the_parser_parameters() -> None:
+    from cdrstream.api.openapi import openapi_document
+
+    operation = openapi_document()["paths"]["/v1/tenants/{tenant_id}/cdrs"]["get"]
+    documented = {(p["name"], p["in"]) for p in operation["parameters"]}
+    assert documented == {("tenant_id", "path")} | {(p.name, "query") for p in CDRS_PARAMS}
+    # ... and any other query parameter is refused by the parser
+    for name, _ in documented:
+        if name != "tenant_id":
+            assert not isinstance(parse_cdrs_params([(name, "")], NL), list)
+    assert isinstance(parse_cdrs_params([("undocumented", "1")], NL), list)
+    # the limits in the document are the parser's limits
+    limit = next(p for p in operation["parameters"] if p["name"] == "limit")["schema"]
+    assert ok(f"limit={limit['maximum']}").limit == limit["maximum"]
+    assert isinstance(parse(f"limit={limit['maximum'] + 1}"), list)
+    assert isinstance(parse(f"limit={limit['minimum'] - 1}"), list)
+    direction = next(p for p in operation["parameters"] if p["name"] == "direction")["schema"]
+    for value in direction["enum"]:
+        assert ok(f"direction={value}").query.direction == value
+
+
+def test_openapi_record_schema_lists_the_record_fields() -> None:
+    from cdrstream.api.openapi import openapi_document
+    from cdrstream.core.record_view import RECORD_FIELDS
+
+    schema = openapi_document()["components"]["schemas"]["Record"]
+    assert tuple(schema["properties"]) == RECORD_FIELDS
+
+
+# ------------------------------------------------------------------------------- CSV rows
+
+
+@given(st.integers(min_value=946_684_800_000, max_value=4_133_980_799_999))
+def test_csv_times_match_the_record_formats(ms: int) -> None:
+    from zoneinfo import ZoneInfo
+
+    from cdrstream.api.csv_export import TimeFormatter
+    from cdrstream.core.timestamps import format_local, format_utc
+
+    for zone in ("Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"):
+        formatter = TimeFormatter(ZoneInfo(zone))
+        assert formatter.utc(ms) == format_utc(ms)
+        assert formatter.local(ms) == format_local(ms, ZoneInfo(zone))
+
+
+def test_csv_times_across_a_dst_change() -> None:
+    from zoneinfo import ZoneInfo
+
+    from cdrstream.api.csv_export import TimeFormatter
+    from cdrstream.core.timestamps import format_local
+
+    zone = ZoneInfo("Europe/Amsterdam")
+    formatter = TimeFormatter(zone)
+    change = 1_774_746_000_000  # 2026-03-29T01:00:00Z: CET -> CEST
+    for ms in range(change - 1_800_000, change + 1_800_000, 29_999):
+        assert formatter.local(ms) == format_local(ms, zone)
+
+
+def test_csv_row_quotes_and_defuses_text() -> None:
+    import csv
+    import io
+    from zoneinfo import ZoneInfo
+
+    from cdrstream.api.csv_export import CSV_COLUMNS, CsvFormatter
+    from cdrstream.core.record import CallRecord
+
+    record = CallRecord(
+        id="-abc",
+        tenant_id="t",
+        call_id='a"b,c\r\nd',
+        started_at_ms=1_795_594_443_120,
+        answered_at_ms=None,
+        ended_at_ms=1_795_594_453_120,
+        duration=0,
+        source="+31201234567",
+        source_raw='=HYPERLINK("http://x")',
+        destination="@SUM(1)",
+        destination_raw="\tx",
+        extension="0",
+        direction="inbound",
+        disposition=None,
+    )
+    formatter = CsvFormatter(ZoneInfo("Europe/Amsterdam"))
+    text = formatter.header() + formatter.rows([record, record])
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[1] == rows[2]
+    row = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert row["id"] == "'-abc"
+    assert row["call_id"] == 'a"b,c\r\nd'
+    assert row["source"] == "'+31201234567"
+    assert row["source_raw"] == '\'=HYPERLINK("http://x")'
+    assert row["destination"] == "'@SUM(1)"
+    assert row["destination_raw"] == "'\tx"
+    assert row["answered_at_utc"] == row["answered_at_local"] == ""
+    assert row["started_at_utc"] == "2026-11-25T08:14:03.120Z"
+    assert row["started_at_local"] == "2026-11-25T09:14:03.120+01:00"
+    assert row["disposition"] == ""
+    assert text.endswith("\r\n")
