@@ -1,0 +1,372 @@
+"""The read path: pages (newest first, signed cursors), the full export stream, get by id.
+
+Every query runs one *plan*, a stream of candidate records in the order
+(started_at desc, id desc), filtered in Python by whatever the plan's index does not
+already guarantee (``_Filter``):
+
+- ``walk``: a lex range of one index, walked newest first in chunks by one read-only
+  script per chunk (members + their records in one round trip). Used with the time index
+  (no filter, direction only, a dense number prefix), the extension index, and the number
+  index for a single number (its members are in time order). The cursor and
+  ``from``/``to`` are exact lex bounds, so a page costs O(log N + scanned).
+- ``sparse``: for a number prefix with few matches: every member of the prefix range
+  (ZRANGE BYLEX, at most ``SPARSE_MAX``) sorted by time in Python, then the records of
+  the page by HMGET.
+
+The plan for a number prefix is chosen with ZLEXCOUNT (O(log N)): a single number walks
+its own range; few matches go sparse; many matches walk the time index, where they are
+dense. With both an extension and a number, the cheaper of the two indexes leads.
+
+A page decodes at most ``MAX_SCAN`` records; when a sparse filter hits that bound the
+page returns what it found (maybe nothing) with a cursor just past the last record it
+looked at, so every request makes progress and a client following cursors always ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from cdrstream.core.record import CallRecord
+from cdrstream.store import codec
+from cdrstream.store.cursor import decode_cursor, encode_cursor
+from cdrstream.store.layout import (
+    HIGH,
+    MAX_MS,
+    NUL,
+    extension_key,
+    extension_prefix,
+    number_digits,
+    number_key,
+    records_key,
+    s6,
+    split_member,
+    time_key,
+)
+from cdrstream.store.scripts import FETCH
+
+#: Most records one page decodes before it answers with what it has and a cursor.
+MAX_SCAN = 5_000
+#: Most number-index members the sparse plan sorts in Python.
+SPARSE_MAX = 5_000
+#: Largest chunk of one index walk (one script call).
+WALK_CHUNK_MAX = 2_000
+#: A member costs about this fraction of a record to read and sort (for plan choice).
+MEMBER_COST = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuery:
+    from_ms: int | None = None  # started_at >= from_ms
+    to_ms: int | None = None  # started_at < to_ms
+    direction: Literal["inbound", "outbound"] | None = None
+    extension: str | None = None
+    number_prefix: str | None = None  # E.164 or E.164 prefix; matches source or destination
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[CallRecord]
+    next_cursor: str | None
+
+
+def query_binding(tenant_id: str, query: RecordQuery) -> bytes:
+    """What a cursor is bound to: the tenant and every filter of the query."""
+    return orjson.dumps(
+        [
+            tenant_id,
+            query.from_ms,
+            query.to_ms,
+            query.direction,
+            query.extension,
+            query.number_prefix,
+        ]
+    )
+
+
+Position = tuple[int, bytes]  # (started_ms, id as UTF-8): the sort key, newest = largest
+Candidate = tuple[int, bytes, CallRecord | None]  # None: the record vanished meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    key: str
+    prefix: bytes  # members of this range start with it (b"" for the time index)
+    keyed: bool  # members have a "key NUL" head
+
+
+@dataclass(frozen=True, slots=True)
+class _Sparse:
+    positions: list[Position]  # newest first, already bounded by window, range and cursor
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    direction: str | None
+    extension: str | None
+    number_prefix: str | None
+
+    @property
+    def empty(self) -> bool:
+        return self.direction is None and self.extension is None and self.number_prefix is None
+
+    def __call__(self, record: CallRecord) -> bool:
+        if self.direction is not None and record.direction != self.direction:
+            return False
+        if self.extension is not None and record.extension != self.extension:
+            return False
+        prefix = self.number_prefix
+        return prefix is None or (
+            record.source.startswith(prefix) or record.destination.startswith(prefix)
+        )
+
+
+class RecordReader:
+    def __init__(self, redis: Any, *, retention_ms: int, cursor_secret: bytes) -> None:
+        self._redis = redis
+        self._retention_ms = retention_ms
+        self._secret = cursor_secret
+
+    async def get(self, tenant_id: str, record_id: str) -> CallRecord | None:
+        payload = await self._redis.hget(records_key(tenant_id), record_id)
+        return None if payload is None else codec.decode(tenant_id, record_id, payload)
+
+    async def page(
+        self,
+        tenant_id: str,
+        query: RecordQuery,
+        *,
+        limit: int,
+        cursor: str | None,
+        now_ms: int,
+    ) -> Page:
+        """Up to ``limit`` records, newest first, and the cursor of the next page (or None)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        binding = query_binding(tenant_id, query)
+        upper: Position | None = None
+        if cursor is not None:
+            at_ms, at_id = decode_cursor(self._secret, binding, cursor)
+            upper = (at_ms, at_id.encode("utf-8"))
+        lo, hi = self._bounds(query, now_ms)
+        need = limit + 1
+        plan, keep = await self._plan(tenant_id, query, lo, hi, upper, need)
+        found: list[CallRecord] = []
+        scanned = 0
+        last: Position | None = None
+        complete = False
+        sizes = _capped(_page_sizes(need, keep.empty), MAX_SCAN)
+        batches = self._candidates(tenant_id, plan, lo, hi, upper, sizes)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for started, rid, record in batch:
+                    scanned += 1
+                    last = (started, rid)
+                    if record is not None and keep(record):
+                        found.append(record)
+                        if len(found) == need:
+                            break
+                if len(found) == need or scanned >= MAX_SCAN:
+                    break
+            else:
+                complete = True
+        if len(found) == need:
+            tail = found[limit - 1]
+            return Page(found[:limit], self._cursor(binding, tail.started_at_ms, tail.id))
+        if complete or last is None:
+            return Page(found, None)
+        return Page(found, self._cursor(binding, last[0], last[1].decode("utf-8")))
+
+    async def stream(
+        self, tenant_id: str, query: RecordQuery, *, now_ms: int, chunk: int = 2000
+    ) -> AsyncIterator[list[CallRecord]]:
+        """Every matching record, newest first, in lists of up to ``chunk`` records."""
+        chunk = max(1, chunk)
+        lo, hi = self._bounds(query, now_ms)
+        plan, keep = await self._plan(tenant_id, query, lo, hi, None, chunk)
+        size = min(chunk, WALK_CHUNK_MAX) if keep.empty else WALK_CHUNK_MAX
+        out: list[CallRecord] = []
+        batches = self._candidates(tenant_id, plan, lo, hi, None, _repeat(size))
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for _, _, record in batch:
+                    if record is not None and keep(record):
+                        out.append(record)
+                        if len(out) == chunk:
+                            yield out
+                            out = []
+        if out:
+            yield out
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _bounds(self, query: RecordQuery, now_ms: int) -> tuple[int, int]:
+        lo = now_ms - self._retention_ms
+        if query.from_ms is not None:
+            lo = max(lo, query.from_ms)
+        hi = MAX_MS if query.to_ms is None else min(query.to_ms, MAX_MS)
+        return max(lo, 0), hi
+
+    async def _plan(
+        self,
+        tenant_id: str,
+        query: RecordQuery,
+        lo: int,
+        hi: int,
+        upper: Position | None,
+        need: int,
+    ) -> tuple[_Walk | _Sparse, _Filter]:
+        """The plan and the filter its candidates still need."""
+        ext, prefix = query.extension, query.number_prefix
+        digits = None if prefix is None else number_digits(prefix)
+        by_time = _Walk(time_key(tenant_id), b"", False)
+        if prefix is None or not digits:
+            # No number, or one the index cannot answer (not "+digits", or just "+"): walk time
+            # or the extension, and test the rest of the filters on each record.
+            if ext is not None:
+                walk = _Walk(extension_key(tenant_id), extension_prefix(ext), True)
+                return walk, _Filter(query.direction, None, prefix)
+            return by_time, _Filter(query.direction, None, prefix)
+
+        n_key = number_key(tenant_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zlexcount(n_key, b"[" + digits, b"(" + digits + HIGH)
+        pipe.zlexcount(n_key, b"[" + digits + NUL, b"(" + digits + NUL + HIGH)
+        pipe.zlexcount(time_key(tenant_id), b"[" + s6(lo), b"(" + s6(hi))
+        if ext is not None:
+            ext_prefix = extension_prefix(ext)
+            pipe.zlexcount(
+                extension_key(tenant_id), b"[" + ext_prefix + s6(lo), b"(" + ext_prefix + s6(hi)
+            )
+        counts = [int(c) for c in await pipe.execute()]
+        count, exact, total = counts[0], counts[1], counts[2]
+        ext_count = counts[3] if ext is not None else None
+
+        ext_walk = None if ext is None else _Walk(extension_key(tenant_id), ext_prefix, True)
+        if exact == count:
+            # One number only (or none): its own range is in time order.
+            if ext_walk is not None and ext_count is not None and ext_count < exact:
+                return ext_walk, _Filter(query.direction, None, prefix)
+            number_walk = _Walk(n_key, digits + NUL, True)
+            return number_walk, _Filter(query.direction, ext, None)
+        # Records a walk would read: the time index (matches spread evenly), or the
+        # extension's own range; the sparse plan reads members, ~10x cheaper each.
+        walk_cost = need * total / max(count, 1)
+        if ext_count is not None:
+            walk_cost = min(walk_cost, ext_count)
+        if count <= SPARSE_MAX and count * MEMBER_COST <= walk_cost:
+            positions = await self._sparse_positions(n_key, digits, lo, hi, upper)
+            if positions is not None:
+                return _Sparse(positions), _Filter(query.direction, ext, None)
+        if ext_walk is not None:
+            return ext_walk, _Filter(query.direction, None, prefix)
+        return by_time, _Filter(query.direction, None, prefix)
+
+    async def _sparse_positions(
+        self, n_key: str, digits: bytes, lo: int, hi: int, upper: Position | None
+    ) -> list[Position] | None:
+        """Every record position under a number prefix, newest first; None if too many."""
+        members = await self._redis.zrange(
+            n_key,
+            b"[" + digits,
+            b"(" + digits + HIGH,
+            bylex=True,
+            offset=0,
+            num=SPARSE_MAX + 1,
+        )
+        if len(members) > SPARSE_MAX:
+            return None
+        positions: set[Position] = set()
+        for member in members:
+            position = split_member(member, keyed=True)
+            if lo <= position[0] < hi and (upper is None or position < upper):
+                positions.add(position)
+        return sorted(positions, reverse=True)
+
+    # -- candidates ---------------------------------------------------------------------
+
+    async def _candidates(
+        self,
+        tenant_id: str,
+        plan: _Walk | _Sparse,
+        lo: int,
+        hi: int,
+        upper: Position | None,
+        sizes: Iterator[int],
+    ) -> AsyncGenerator[list[Candidate], None]:
+        """The plan's records newest first, in batches (the last batch may be short)."""
+        if isinstance(plan, _Sparse):
+            positions = plan.positions
+            start = 0
+            while start < len(positions):
+                part = positions[start : start + next(sizes)]
+                start += len(part)
+                payloads = await self._redis.hmget(records_key(tenant_id), [p[1] for p in part])
+                yield self._decode(
+                    tenant_id, [(p[0], p[1], x) for p, x in zip(part, payloads, strict=True)]
+                )
+            return
+
+        if lo >= hi:
+            return
+        low = b"[" + plan.prefix + s6(lo)
+        if upper is not None and upper[0] < hi:
+            high = b"(" + plan.prefix + s6(upper[0]) + upper[1]
+        else:
+            high = b"(" + plan.prefix + s6(hi)
+        keys = [plan.key, records_key(tenant_id)]
+        while True:
+            size = next(sizes)
+            members, payloads = await FETCH.run(
+                self._redis, keys, [high, low, size, 1 if plan.keyed else 0]
+            )
+            if not members:
+                return
+            rows = []
+            for member, payload in zip(members, payloads, strict=True):
+                started, rid = split_member(member, plan.keyed)
+                rows.append((started, rid, payload))
+            yield self._decode(tenant_id, rows)
+            if len(members) < size:
+                return
+            high = b"(" + members[-1]
+
+    @staticmethod
+    def _decode(tenant_id: str, rows: list[tuple[int, bytes, bytes | None]]) -> list[Candidate]:
+        present = [(rid.decode("utf-8"), p) for _, rid, p in rows if p is not None]
+        records = iter(
+            codec.decode_many(tenant_id, [r for r, _ in present], [p for _, p in present])
+        )
+        return [(started, rid, None if p is None else next(records)) for started, rid, p in rows]
+
+    def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
+        return encode_cursor(self._secret, binding, started_ms, record_id)
+
+
+def _repeat(size: int) -> Iterator[int]:
+    while True:
+        yield size
+
+
+def _capped(sizes: Iterator[int], total: int) -> Iterator[int]:
+    """``sizes`` cut so that their sum stays within ``total`` (then 1 each)."""
+    used = 0
+    for size in sizes:
+        size = max(1, min(size, total - used))
+        used += size
+        yield size
+
+
+def _page_sizes(need: int, exact: bool) -> Iterator[int]:
+    """Chunk sizes of a page's walk: exactly ``need`` when every candidate matches, else
+    growing (x4) from twice that, so a sparse filter reaches ``MAX_SCAN`` in few calls."""
+    if exact:
+        yield from _repeat(min(need, WALK_CHUNK_MAX))
+    size = min(2 * need, WALK_CHUNK_MAX)
+    while True:
+        yield size
+        size = min(size * 4, WALK_CHUNK_MAX)
