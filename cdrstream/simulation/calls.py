@@ -242,18 +242,19 @@ def _external(rng: random.Random, region: str) -> _Number:
 # --- events --------------------------------------------------------------------------------
 
 
-def _time_writer(rng: random.Random, zone: ZoneInfo) -> Callable[[int], str | int]:
-    """How one event writes its times (one form per event, so truncating to whole seconds
-    keeps started <= answered <= ended)."""
+def _time_writer(rng: random.Random, zone: ZoneInfo) -> tuple[Callable[[int], str | int], int]:
+    """How one event writes its times (one form per event), and the resolution in ms that
+    form keeps (1000 for whole seconds: the times are then drawn in whole seconds, so
+    nothing is truncated and started <= answered <= ended <= now holds as written)."""
     roll = rng.random()
     if roll < 0.5:
         digits = rng.choice((0, 3, 3, 6))
-        return lambda ms: format_local(ms, zone, digits)
+        return (lambda ms: format_local(ms, zone, digits)), 1000 if digits == 0 else 1
     if roll < 0.75:
         if rng.random() < 0.7:
-            return format_utc
-        return lambda ms: format_utc(ms)[:-1] + "000Z"
-    return lambda ms: ms
+            return format_utc, 1
+        return (lambda ms: format_utc(ms)[:-1] + "000Z"), 1
+    return (lambda ms: ms), 1
 
 
 def _new_id(rng: random.Random, prefix: str, bits: int) -> str:
@@ -324,14 +325,19 @@ def _call(
 def _set_times(
     rng: random.Random, event: dict[str, Any], zone: ZoneInfo, now_ms: int, spread_ms: int
 ) -> None:
+    write, step = _time_writer(rng, zone)
     started = now_ms - rng.randint(0, max(0, spread_ms))
+    started += -started % step  # up to a whole step: stays inside the window
+    if started > now_ms:  # no whole second in the window: keep milliseconds
+        write, step, started = format_utc, 1, started - step
     room = now_ms - started  # ended_at stays <= now_ms
-    ring = min(room, rng.randint(1_000, 30_000))
+    room -= room % step
+    ring = min(room, rng.randint(1, 30) * 1000)
     disposition = rng.choices(_DISPOSITIONS, _DISPOSITION_WEIGHTS)[0]
     answered = disposition == "answered"
     talk = min(room - ring, int(rng.expovariate(1 / 120_000))) if answered else 0
+    talk -= talk % step
     ended = started + ring + talk
-    write = _time_writer(rng, zone)
     event["started_at"] = write(started)
     event["ended_at"] = write(ended)
     if answered:
