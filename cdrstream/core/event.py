@@ -34,7 +34,7 @@ import orjson
 import phonenumbers
 
 from cdrstream.core.direction import DIRECTION_WORDS, DirectionWord, parse_direction_word
-from cdrstream.core.timestamps import MAX_MS, MIN_MS, parse_timestamp
+from cdrstream.core.timestamps import MAX_MS, MIN_MS, parse_rfc3339, parse_timestamp
 
 MAX_EVENT_BYTES = 65_536
 MAX_STRING_CHARS = 256
@@ -86,6 +86,15 @@ _REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 _TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DISPOSITION_WORD = re.compile(rf"[a-z0-9 _-]{{1,{MAX_DISPOSITION_CHARS}}}")
+
+# The PBX words as they are usually written (lower, UPPER, Title case): one dict lookup.
+_DIRECTIONS: dict[str, DirectionWord] = {
+    spelling: direction
+    for word, direction in DIRECTION_WORDS.items()
+    for spelling in (word, word.upper(), word.title())
+}
+
+_ROUTES = {word: word for word in ("extension", "queue", "ivr", "voicemail", "conference")}
 
 _DISPOSITIONS = {
     "answered": "answered",
@@ -148,14 +157,14 @@ class CallEvent(NamedTuple):
 
 def decode_event(value: bytes | bytearray | memoryview | str) -> CallEvent:
     """Parse and check one event value (JSON, UTF-8). Raises `InvalidEvent`, nothing else."""
-    if isinstance(value, str):
+    if type(value) is bytes or isinstance(value, bytearray | memoryview):
+        if len(value) > MAX_EVENT_BYTES:
+            raise InvalidEvent("too_large")
+    elif isinstance(value, str):
         if len(value) > MAX_EVENT_BYTES or (
             len(value) * 4 > MAX_EVENT_BYTES
             and len(value.encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES
         ):
-            raise InvalidEvent("too_large")
-    elif isinstance(value, bytes | bytearray | memoryview):
-        if len(value) > MAX_EVENT_BYTES:
             raise InvalidEvent("too_large")
     else:
         raise InvalidEvent("not_json")
@@ -165,11 +174,10 @@ def decode_event(value: bytes | bytearray | memoryview | str) -> CallEvent:
         raise InvalidEvent("not_json") from None
     if type(obj) is not dict:
         raise InvalidEvent("not_object")
-    return event_from_object(obj)
-
-
-def _readable(value: object) -> str | None:
-    return value[:MAX_STRING_CHARS] if type(value) is str else None
+    try:
+        return _check(obj)
+    except _Bad as bad:
+        raise _invalid(bad, obj) from None
 
 
 def event_from_object(obj: dict[str, object]) -> CallEvent:
@@ -177,12 +185,20 @@ def event_from_object(obj: dict[str, object]) -> CallEvent:
     try:
         return _check(obj)
     except _Bad as bad:
-        raise InvalidEvent(
-            str(bad.args[0]),
-            _readable(obj.get("event_id")),
-            _readable(obj.get("tenant_id")),
-            _readable(obj.get("call_id")),
-        ) from None
+        raise _invalid(bad, obj) from None
+
+
+def _invalid(bad: _Bad, obj: dict[str, object]) -> InvalidEvent:
+    return InvalidEvent(
+        str(bad.args[0]),
+        _readable(obj.get("event_id")),
+        _readable(obj.get("tenant_id")),
+        _readable(obj.get("call_id")),
+    )
+
+
+def _readable(value: object) -> str | None:
+    return value[:MAX_STRING_CHARS] if type(value) is str else None
 
 
 def _has_control(text: str) -> bool:
@@ -240,12 +256,17 @@ def _optional_text(value: object, name: str) -> str | None:
 
 
 def _time(value: object, name: str) -> int:
-    if type(value) is int and MIN_MS <= value < MAX_MS:
+    if type(value) is str:
+        ms = parse_rfc3339(value) if len(value) <= 64 else None
+        if ms is not None and MIN_MS <= ms < MAX_MS:
+            return ms
+    elif type(value) is int and MIN_MS <= value < MAX_MS:
         return value
-    ms = parse_timestamp(value)
-    if ms is None:
-        raise _Bad(f"bad_timestamp:{name}")
-    return ms
+    else:
+        ms = parse_timestamp(value)
+        if ms is not None:
+            return ms
+    raise _Bad(f"bad_timestamp:{name}")
 
 
 def _direction(word: object) -> DirectionWord | None:
@@ -345,21 +366,24 @@ def _check(obj: dict[str, Any]) -> CallEvent:
 
     direction = get("direction")
     if direction is not None:
-        direction = (type(direction) is str and DIRECTION_WORDS.get(direction)) or _direction(
-            direction
-        )
+        direction = (type(direction) is str and _DIRECTIONS.get(direction)) or _direction(direction)
 
     extension = get("extension")
     if extension is not None:
-        extension = _optional_text(extension, "extension")
+        if type(extension) is str and len(extension) <= MAX_STRING_CHARS:
+            extension = extension.strip() or None
+        else:
+            extension = _optional_text(extension, "extension")
         if extension is not None and _has_control(extension):
             raise _Bad("bad_value:extension")
 
     routed_to = get("routed_to")
     if routed_to is not None:
-        routed_to = _optional_text(routed_to, "routed_to")
-        if routed_to is not None:
-            routed_to = routed_to.lower()
+        routed_to = _ROUTES.get(routed_to) if type(routed_to) is str else None
+        if routed_to is None:
+            routed_to = _optional_text(get("routed_to"), "routed_to")
+            if routed_to is not None:
+                routed_to = routed_to.lower()
 
     region = get("tenant_region")
     if region is not None and (type(region) is not str or region not in _REGIONS):

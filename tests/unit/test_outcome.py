@@ -279,3 +279,22 @@ def test_invalid_decision_keeps_readable_ids() -> None:
     assert decision == Decision("invalid", "bad_direction", None, "ev-1", "acme", "call-1")
     garbage = decide(b"\x00\x01", NOW, POLICY)
     assert garbage == Decision("invalid", "not_json", None, None, None, None)
+
+
+def test_an_unexpected_failure_is_invalid_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cdrstream.core.outcome as outcome_module
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(outcome_module, "normalize_number", broken)
+    decision = run()
+    assert decision == Decision("invalid", "internal_error", None, "ev-1", "acme", "call-1")
+    monkeypatch.setattr(outcome_module, "decode_event", broken)
+    assert run() == Decision("invalid", "internal_error", None, None, None, None)
+
+
+def test_decide_accepts_non_bytes_without_raising() -> None:
+    assert decide(None, NOW, POLICY).reason == "not_json"  # type: ignore[arg-type]
+    assert decide(bytearray(orjson.dumps(event())), NOW, POLICY).outcome == "stored"
+    assert decide(memoryview(orjson.dumps(event())), NOW, POLICY).outcome == "stored"
