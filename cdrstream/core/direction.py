@@ -15,6 +15,11 @@ Derivation when the event has no direction (SPEC section 2), from the number cla
   ``outbound``, the leg the tenant's trunk placed to the PSTN.
 
 A withheld caller counts as "not an extension" (only the PSTN withholds a caller here).
+
+The PBX's word is trusted, with one exception: when both numbers are extensions the call is
+internal whatever the word says (SPEC rule 2). Some PBXs label legs relative to the switch:
+FreeSWITCH calls the A-leg of an extension-to-extension call ``inbound``. This exception is
+applied by `cdrstream.core.outcome`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Precedence, first match wins (deterministic, so metrics and DLQ reasons are stab
 1. ``invalid``: the event cannot be decoded or checked (`cdrstream.core.event`), or it
    starts more than a day after ``now_ms`` (``started_in_future``: a clock gone wrong would
    otherwise pin the record on top of every list for years);
-2. ``hidden_internal``: the call is internal (PBX word, or derived: both sides extensions);
+2. ``hidden_internal``: the call is internal: both sides are extensions (whatever the PBX's
+   word), or the PBX says ``internal``/``local``;
 3. ``hidden_emergency``: the callee is an emergency number (`cdrstream.core.emergency`),
    whatever the direction;
 4. ``hidden_social_value``: the callee is a ``116xxx`` number;
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cdrstream.core.direction import derive_direction
+from cdrstream.core.direction import DirectionWord, derive_direction
 from cdrstream.core.event import CallEvent, InvalidEvent, decode_event
 from cdrstream.core.extension import record_extension
 from cdrstream.core.numbers import display_number, normalize_number
@@ -121,9 +122,12 @@ def decide_event(event: CallEvent, now_ms: int, policy: Policy) -> Decision:
         region,
         "" if event.direction == "inbound" else profile.outside_line,
     )
-    direction = event.direction or derive_direction(
-        caller.number_class, callee.number_class, event.routed_to
-    )
+    if caller.number_class == "extension" and callee.number_class == "extension":
+        direction: DirectionWord = "internal"  # whatever the PBX's word: see direction.py
+    else:
+        direction = event.direction or derive_direction(
+            caller.number_class, callee.number_class, event.routed_to
+        )
     if direction == "internal":
         return Decision("hidden_internal", None, None, *ids)
     if callee.number_class == "emergency":

@@ -128,6 +128,14 @@ def test_derive_direction_table() -> None:
     assert derive_direction("pstn", "pstn", None) == "outbound"
 
 
+def test_calls_between_extensions_are_internal_whatever_the_word() -> None:
+    for word in ("outbound", "inbound", "IN", "local"):
+        assert run(caller="201", callee="202", direction=word).outcome == "hidden_internal"
+    assert run(caller="sip:201@pbx.example", callee="*97", direction="out").outcome == (
+        "hidden_internal"
+    )
+
+
 def test_the_pbx_word_wins_over_derivation() -> None:
     decision = run(caller="+31612345678", callee="+31201234567", direction="IN")
     assert decision.record is not None and decision.record.direction == "inbound"
@@ -142,6 +150,7 @@ def test_the_pbx_word_wins_over_derivation() -> None:
         ({"direction": "inbound", "routed_to": "queue", "extension": "201"}, "0"),
         ({"direction": "inbound", "routed_to": "IVR"}, "0"),
         ({"direction": "inbound", "routed_to": "voicemail", "callee": "201"}, "0"),
+        ({"direction": "outbound", "callee": "201"}, "0"),  # the PBX's word is trusted
         ({"direction": "inbound", "routed_to": "conference"}, "0"),
         ({"direction": "inbound", "routed_to": "Extension", "extension": "305"}, "305"),
         ({"direction": "inbound", "callee": "sip:305@pbx.example"}, "305"),
