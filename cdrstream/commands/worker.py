@@ -37,8 +37,6 @@ def run(args: argparse.Namespace) -> int:
         app,
         loglevel=settings.log_level,
         logging_config=config,
-        web_port=settings.worker_port,
-        web_bind=settings.api_bind,
         quiet=True,
         redirect_stdouts=False,
         override_logging=False,
