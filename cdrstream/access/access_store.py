@@ -128,8 +128,10 @@ def parse_access(data: bytes) -> AccessData:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise AccessFileError(f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(
-        doc.get("tokens"), list
+    if (
+        not isinstance(doc, dict)
+        or doc.get("version") != 1
+        or not isinstance(doc.get("tokens"), list)
     ):
         raise AccessFileError('expected {"version": 1, "tokens": [...]}')
     return AccessData.of([_entry(raw) for raw in doc["tokens"]])

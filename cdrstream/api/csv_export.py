@@ -6,15 +6,15 @@ records (``2026-11-25T08:14:03.120Z``, ``2026-11-25T09:14:03.120+01:00``); an ab
 ``answered_at`` is an empty field.
 
 Text fields (ids, numbers, raw numbers, extension, direction, disposition) are always
-quoted, and one that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
-gets a leading apostrophe (OWASP's advice against CSV formula injection). That is also
-what keeps a spreadsheet from turning ``+31201234567`` into the number 31201234567: the
-cell reads ``'+31201234567``. Lines end in CRLF (RFC 4180); the file is UTF-8.
+quoted (a ``"`` inside is doubled), and one that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return gets a leading apostrophe (OWASP's advice against CSV formula
+injection). That is also what keeps a spreadsheet from turning ``+31201234567`` into the
+number 31201234567: the cell reads ``'+31201234567``. Lines end in CRLF (RFC 4180); the
+file is UTF-8. Times and the duration are never quoted (they cannot hold a comma).
 
 Speed: the text of each minute (UTC and display zone, with the zone's offset) is cached,
-the seconds and milliseconds come from a table, and the quoted form of repeating values
-(numbers, extensions) is cached, so a row costs a handful of string joins instead of six
-``datetime`` conversions.
+seconds and milliseconds come from a table, and the apostrophe is chosen by a table
+lookup on the first character, so a row is one f-string with no Python function call.
 """
 
 from __future__ import annotations
@@ -49,17 +49,25 @@ _SS_MS = [f"{s // 1000:02d}.{s % 1000:03d}" for s in range(60_000)]  # "SS.mmm" 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _RISKY_FIRST = frozenset("=+-@\t\r")
 _CACHE_MAX = 200_000
+_Q = '"'
+_QQ = '""'
+
+
+class _Defuse(dict[str, str]):
+    """First character of a value -> the prefix it needs: an apostrophe, or nothing."""
+
+    def __missing__(self, first: str) -> str:
+        prefix = self[first] = "'" if first in _RISKY_FIRST else ""
+        return prefix
+
+
+_DEFUSE = _Defuse()
 
 
 def text(value: str | None) -> str:
     """A quoted CSV text field, defused against formula injection."""
-    if not value:
-        return '""'
-    if value[0] in _RISKY_FIRST:
-        value = "'" + value
-    if '"' in value:
-        value = value.replace('"', '""')
-    return '"' + value + '"'
+    value = value or ""
+    return f'"{_DEFUSE[value[:1]]}{value.replace(_Q, _QQ)}"'
 
 
 def _offset_suffix(offset: timedelta) -> str:
@@ -69,31 +77,26 @@ def _offset_suffix(offset: timedelta) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}"
 
 
-class TimeFormatter:
-    """UTC and display-zone strings of epoch milliseconds, with each minute's text cached.
+class _Minutes(dict[int, tuple[str, str, str]]):
+    """Minute since the epoch -> ``("YYYY-MM-DDTHH:MM:" in UTC, the same in the zone,
+    "+01:00")``, computed on first use.
 
-    A minute's entry is ``("YYYY-MM-DDTHH:MM:" in UTC, the same in the zone, "+01:00")``.
     Zone offsets since 1970 change on whole minutes, so one minute has one offset; the
-    offset itself is cached per quarter hour, and a quarter hour that holds a change of
-    offset is looked up minute by minute.
+    offset is cached per quarter hour, and a quarter hour that holds a change of offset
+    is looked up minute by minute.
     """
 
     def __init__(self, zone: ZoneInfo) -> None:
+        super().__init__()
         self._zone = zone
-        self.minutes: dict[int, tuple[str, str, str]] = {}
         self._days: dict[int, str] = {}
         self._quarters: dict[int, tuple[int, str] | None] = {}
 
-    def minute(self, minute: int) -> tuple[str, str, str]:
-        """The entry of ``minute`` (minutes since the epoch), computed and cached."""
-        if len(self.minutes) > _CACHE_MAX:
-            self.minutes.clear()
+    def __missing__(self, minute: int) -> tuple[str, str, str]:
+        if len(self) > _CACHE_MAX:
+            self.clear()
         offset_min, suffix = self._offset(minute)
-        entry = self.minutes[minute] = (
-            self._naive(minute),
-            self._naive(minute + offset_min),
-            suffix,
-        )
+        entry = self[minute] = (self._naive(minute), self._naive(minute + offset_min), suffix)
         return entry
 
     def _offset(self, minute: int) -> tuple[int, str]:
@@ -116,25 +119,21 @@ class TimeFormatter:
             day_text = self._days[day] = date.fromordinal(day + _EPOCH_ORDINAL).isoformat()
         return f"{day_text}T{_HM[minute_of_day]}:"
 
+
+class TimeFormatter:
+    """UTC and display-zone strings of epoch milliseconds, in the formats of the records."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.minutes = _Minutes(zone)
+
     def utc(self, ms: int) -> str:
         minute, rest = divmod(ms, 60_000)
-        entry = self.minutes.get(minute) or self.minute(minute)
-        return entry[0] + _SS_MS[rest] + "Z"
+        return self.minutes[minute][0] + _SS_MS[rest] + "Z"
 
     def local(self, ms: int) -> str:
         minute, rest = divmod(ms, 60_000)
-        entry = self.minutes.get(minute) or self.minute(minute)
+        entry = self.minutes[minute]
         return entry[1] + _SS_MS[rest] + entry[2]
-
-
-class _Quoted(dict[str, str]):
-    """``text(value)`` by value, computed once: numbers and extensions repeat a lot."""
-
-    def __missing__(self, value: str) -> str:
-        if len(self) > _CACHE_MAX:
-            self.clear()
-        quoted = self[value] = text(value)
-        return quoted
 
 
 class CsvFormatter:
@@ -142,37 +141,36 @@ class CsvFormatter:
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.times = TimeFormatter(zone)
-        self._quoted = _Quoted()
 
     @staticmethod
     def header() -> str:
         return ",".join(CSV_COLUMNS) + "\r\n"
 
     def rows(self, records: Sequence[CallRecord]) -> str:
-        minutes = self.times.minutes
-        new_minute = self.times.minute
-        ss_ms = _SS_MS
-        quoted = self._quoted
+        minutes, ss_ms, p, q, qq = self.times.minutes, _SS_MS, _DEFUSE, _Q, _QQ
         lines: list[str] = []
         append = lines.append
         for r in records:
-            started, rest_s = divmod(r.started_at_ms, 60_000)
-            s = minutes.get(started) or new_minute(started)
-            ended, rest_e = divmod(r.ended_at_ms, 60_000)
-            e = minutes.get(ended) or new_minute(ended)
+            minute, rest = divmod(r.started_at_ms, 60_000)
+            s, s_sec = minutes[minute], ss_ms[rest]
+            minute, rest = divmod(r.ended_at_ms, 60_000)
+            e, e_sec = minutes[minute], ss_ms[rest]
             if r.answered_at_ms is None:
                 answered = ","
             else:
-                minute, rest_a = divmod(r.answered_at_ms, 60_000)
-                a = minutes.get(minute) or new_minute(minute)
-                answered = f"{a[0]}{ss_ms[rest_a]}Z,{a[1]}{ss_ms[rest_a]}{a[2]}"
+                minute, rest = divmod(r.answered_at_ms, 60_000)
+                a, a_sec = minutes[minute], ss_ms[rest]
+                answered = f"{a[0]}{a_sec}Z,{a[1]}{a_sec}{a[2]}"
+            rid, call, ext, disp = r.id, r.call_id, r.extension, r.disposition or ""
+            src, src_raw, dst, dst_raw = r.source, r.source_raw, r.destination, r.destination_raw
             append(
-                f"{text(r.id)},{text(r.call_id)},"
-                f"{s[0]}{ss_ms[rest_s]}Z,{s[1]}{ss_ms[rest_s]}{s[2]},{answered},"
-                f"{e[0]}{ss_ms[rest_e]}Z,{e[1]}{ss_ms[rest_e]}{e[2]},{r.duration},"
-                f"{quoted[r.source]},{quoted[r.source_raw]},"
-                f"{quoted[r.destination]},{quoted[r.destination_raw]},"
-                f'{quoted[r.extension]},"{r.direction}",{quoted[r.disposition or ""]}\r\n'
+                f'"{p[rid[:1]]}{rid.replace(q, qq)}","{p[call[:1]]}{call.replace(q, qq)}",'
+                f"{s[0]}{s_sec}Z,{s[1]}{s_sec}{s[2]},{answered},"
+                f"{e[0]}{e_sec}Z,{e[1]}{e_sec}{e[2]},{r.duration},"
+                f'"{p[src[:1]]}{src.replace(q, qq)}","{p[src_raw[:1]]}{src_raw.replace(q, qq)}",'
+                f'"{p[dst[:1]]}{dst.replace(q, qq)}","{p[dst_raw[:1]]}{dst_raw.replace(q, qq)}",'
+                f'"{p[ext[:1]]}{ext.replace(q, qq)}","{r.direction}",'
+                f'"{p[disp[:1]]}{disp.replace(q, qq)}"\r\n'
             )
         return "".join(lines)
 

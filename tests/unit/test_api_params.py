@@ -294,6 +294,7 @@ def test_csv_times_across_a_dst_change() -> None:
 def test_csv_row_quotes_and_defuses_text() -> None:
     import csv
     import io
+    from dataclasses import replace
     from zoneinfo import ZoneInfo
 
     from cdrstream.api.csv_export import CSV_COLUMNS, CsvFormatter
@@ -311,12 +312,13 @@ def test_csv_row_quotes_and_defuses_text() -> None:
         source_raw='=HYPERLINK("http://x")',
         destination="@SUM(1)",
         destination_raw="\tx",
-        extension="0",
+        extension="\r=1",
         direction="inbound",
         disposition=None,
     )
+    odd = replace(record, disposition="odd,", answered_at_ms=1_795_594_445_000)
     formatter = CsvFormatter(ZoneInfo("Europe/Amsterdam"))
-    text = formatter.header() + formatter.rows([record, record])
+    text = formatter.header() + formatter.rows([record, record, odd])
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1] == rows[2]
@@ -330,5 +332,11 @@ def test_csv_row_quotes_and_defuses_text() -> None:
     assert row["answered_at_utc"] == row["answered_at_local"] == ""
     assert row["started_at_utc"] == "2026-11-25T08:14:03.120Z"
     assert row["started_at_local"] == "2026-11-25T09:14:03.120+01:00"
+    assert row["extension"] == "'\r=1"
     assert row["disposition"] == ""
     assert text.endswith("\r\n")
+    row = dict(zip(CSV_COLUMNS, rows[3], strict=True))
+    assert row["disposition"] == "odd,"
+    assert row["answered_at_utc"] == "2026-11-25T08:14:05.000Z"
+    assert row["answered_at_local"] == "2026-11-25T09:14:05.000+01:00"
+    assert len(rows) == 4
