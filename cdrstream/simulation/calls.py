@@ -27,6 +27,7 @@ UTF-8). ``started_at`` lies in ``[now_ms - spread_ms, now_ms]`` and ``ended_at <
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -88,7 +89,7 @@ _INTERNAL_WORDS = ("internal", "local", "INTERNAL", "Local")
 _SERVICES = ("queue", "ivr", "voicemail", "conference")
 _NAMES = ("Reception", "Sales", "Support", "Jan de Vries", "Anna Müller", "O'Brien, Pat")
 _DISPOSITIONS = ("answered", "no_answer", "busy", "failed", "cancelled")
-_DISPOSITION_WEIGHTS = (70, 15, 7, 5, 3)
+_DISPOSITION_CUM = tuple(itertools.accumulate((70, 15, 7, 5, 3)))
 _ASTERISK_DISPOSITIONS = {
     "answered": "ANSWERED",
     "no_answer": "NO ANSWER",
@@ -102,7 +103,7 @@ _DIALLED_FORMS = (
     *("national", "national", "national_spaced", "own_code", "plus_zero", "context", "clir"),
 )
 _KINDS = ("inbound", "outbound", "internal", "forwarded", "emergency", "social_value")
-_KIND_WEIGHTS = (440, 420, 80, 20, 15, 10)
+_KIND_CUM = tuple(itertools.accumulate((440, 420, 80, 20, 15, 10)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +334,7 @@ def _set_times(
     room = now_ms - started  # ended_at stays <= now_ms
     room -= room % step
     ring = min(room, rng.randint(1, 30) * 1000)
-    disposition = rng.choices(_DISPOSITIONS, _DISPOSITION_WEIGHTS)[0]
+    disposition = rng.choices(_DISPOSITIONS, cum_weights=_DISPOSITION_CUM)[0]
     answered = disposition == "answered"
     talk = min(room - ring, int(rng.expovariate(1 / 120_000))) if answered else 0
     talk -= talk % step
@@ -442,7 +443,7 @@ def generate_events(
             event = _changed(rng, event)
         else:
             tenant = rng.choice(profiles)
-            kind = rng.choices(_KINDS, _KIND_WEIGHTS)[0]
+            kind = rng.choices(_KINDS, cum_weights=_KIND_CUM)[0]
             key, event = tenant.tenant_id, _call(rng, tenant, kind, now_ms, spread_ms)
         value = orjson.dumps(event)
         recent.append((key, value, event))
