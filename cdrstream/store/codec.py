@@ -73,35 +73,35 @@ def encode(record: CallRecord) -> bytes:
     return orjson.dumps(fields)
 
 
-def _build(tenant_id: str, record_id: str, f: list[Any]) -> CallRecord:
+def build(tenant_id: str, record_id: str, f: list[Any]) -> CallRecord:
+    """The record of a decoded payload ``f`` (the export's hot path: positional, no checks)."""
     started = f[0]
     source = f[2] if f[2].__class__ is str else "+" + str(f[2])
     destination = f[3] if f[3].__class__ is str else "+" + str(f[3])
     n = len(f)
-    source_raw = f[10] if n > 10 and f[10] != 0 else source
-    destination_raw = f[11] if n > 11 and f[11] != 0 else destination
     direction: Any = f[4]
     disposition = f[9]
+    answered = f[7]
     return CallRecord(
-        id=record_id,
-        tenant_id=tenant_id,
-        call_id=f[5],
-        started_at_ms=started,
-        answered_at_ms=None if f[7] is None else started + f[7],
-        ended_at_ms=started + f[6],
-        duration=f[8],
-        source=source,
-        source_raw=source_raw,
-        destination=destination,
-        destination_raw=destination_raw,
-        extension=f[1],
-        direction=_DIRECTIONS[direction] if direction.__class__ is int else direction,
-        disposition=DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
+        record_id,
+        tenant_id,
+        f[5],
+        started,
+        None if answered is None else started + answered,
+        started + f[6],
+        f[8],
+        source,
+        f[10] if n > 10 and f[10] != 0 else source,
+        destination,
+        f[11] if n > 11 and f[11] != 0 else destination,
+        f[1],
+        _DIRECTIONS[direction] if direction.__class__ is int else direction,
+        DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
     )
 
 
 def decode(tenant_id: str, record_id: str, payload: bytes) -> CallRecord:
-    return _build(tenant_id, record_id, orjson.loads(payload))
+    return build(tenant_id, record_id, orjson.loads(payload))
 
 
 def decode_many(
@@ -111,4 +111,4 @@ def decode_many(
     if not payloads:
         return []
     arrays = orjson.loads(b"[" + b",".join(payloads) + b"]")
-    return [_build(tenant_id, rid, f) for rid, f in zip(record_ids, arrays, strict=True)]
+    return [build(tenant_id, rid, f) for rid, f in zip(record_ids, arrays, strict=True)]

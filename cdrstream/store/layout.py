@@ -108,6 +108,26 @@ def number_digits(number: str) -> bytes | None:
     return None
 
 
+def index_members(
+    started_ms: int, record_id: str, extension: str, source: str, destination: str
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """A record's members of ``t``, ``x`` and ``n`` (b"" where a number is not indexed).
+
+    The write script receives these for the records it stores; for the stored records it
+    replaces or trims it rebuilds them from their payload with the same rules (``members``
+    in ``scripts.py``), so the two must agree (the store's tests check the indexes after
+    replacements and trims).
+    """
+    tail = s6(started_ms) + record_id.encode("utf-8")
+    a, b = number_digits(source), number_digits(destination)
+    return (
+        tail,
+        extension_prefix(extension) + tail,
+        b"" if a is None else a + NUL + tail,
+        b"" if b is None or b == a else b + NUL + tail,
+    )
+
+
 def split_member(member: bytes, keyed: bool) -> tuple[int, bytes]:
     """(started_ms, id bytes) of an index member; ``keyed``: the member has a ``key NUL`` head."""
     start = member.index(NUL) + 1 if keyed else 0

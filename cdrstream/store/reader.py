@@ -25,7 +25,8 @@ looked at, so every request makes progress and a client following cursors always
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+import struct
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,16 +48,16 @@ from cdrstream.store.layout import (
     split_member,
     time_key,
 )
-from cdrstream.store.scripts import FETCH
+from cdrstream.store.scripts import FETCH, POSITIONS
 
 #: Most records one page decodes before it answers with what it has and a cursor.
-MAX_SCAN = 5_000
+MAX_SCAN = 3_000
 #: Most number-index members the sparse plan sorts in Python.
-SPARSE_MAX = 5_000
+SPARSE_MAX = 3_000
 #: Largest chunk of one index walk (one script call).
 WALK_CHUNK_MAX = 2_000
 #: A member costs about this fraction of a record to read and sort (for plan choice).
-MEMBER_COST = 0.1
+MEMBER_COST = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,6 @@ def query_binding(tenant_id: str, query: RecordQuery) -> bytes:
 
 
 Position = tuple[int, bytes]  # (started_ms, id as UTF-8): the sort key, newest = largest
-Candidate = tuple[int, bytes, CallRecord | None]  # None: the record vanished meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +159,22 @@ class RecordReader:
         scanned = 0
         last: Position | None = None
         complete = False
-        sizes = _capped(_page_sizes(need, keep.empty), MAX_SCAN)
-        batches = self._candidates(tenant_id, plan, lo, hi, upper, sizes)
+
+        def next_size() -> int:
+            # Enough candidates for the records still missing at the density seen so far
+            # (a filter is assumed to keep half before anything was seen), within bounds.
+            missing = need - len(found)
+            if not keep.empty:
+                density = 0.5 if scanned == 0 else max(len(found), 1) / scanned
+                missing = int(missing / density * 1.25) + 16
+            return max(1, min(missing, WALK_CHUNK_MAX, MAX_SCAN - scanned))
+
+        batches = self._candidates(tenant_id, plan, lo, hi, upper, next_size)
         async with contextlib.aclosing(batches):
-            async for batch in batches:
-                for started, rid, record in batch:
-                    scanned += 1
-                    last = (started, rid)
+            async for batch, batch_last in batches:
+                scanned += len(batch)
+                last = batch_last
+                for record in batch:
                     if record is not None and keep(record):
                         found.append(record)
                         if len(found) == need:
@@ -179,6 +188,7 @@ class RecordReader:
             return Page(found[:limit], self._cursor(binding, tail.started_at_ms, tail.id))
         if complete or last is None:
             return Page(found, None)
+        # The scan bound: everything down to the batch's last record was looked at.
         return Page(found, self._cursor(binding, last[0], last[1].decode("utf-8")))
 
     async def stream(
@@ -190,10 +200,10 @@ class RecordReader:
         plan, keep = await self._plan(tenant_id, query, lo, hi, None, chunk)
         size = min(chunk, WALK_CHUNK_MAX) if keep.empty else WALK_CHUNK_MAX
         out: list[CallRecord] = []
-        batches = self._candidates(tenant_id, plan, lo, hi, None, _repeat(size))
+        batches = self._candidates(tenant_id, plan, lo, hi, None, lambda: size)
         async with contextlib.aclosing(batches):
-            async for batch in batches:
-                for _, _, record in batch:
+            async for batch, _ in batches:
+                for record in batch:
                     if record is not None and keep(record):
                         out.append(record)
                         if len(out) == chunk:
@@ -270,22 +280,20 @@ class RecordReader:
         self, n_key: str, digits: bytes, lo: int, hi: int, upper: Position | None
     ) -> list[Position] | None:
         """Every record position under a number prefix, newest first; None if too many."""
-        members = await self._redis.zrange(
-            n_key,
-            b"[" + digits,
-            b"(" + digits + HIGH,
-            bylex=True,
-            offset=0,
-            num=SPARSE_MAX + 1,
+        times, ids = await POSITIONS.run(
+            self._redis, [n_key], [b"[" + digits, b"(" + digits + HIGH, SPARSE_MAX + 1]
         )
-        if len(members) > SPARSE_MAX:
+        ids = orjson.loads(ids)
+        if len(ids) > SPARSE_MAX:
             return None
-        positions: set[Position] = set()
-        for member in members:
-            position = split_member(member, keyed=True)
-            if lo <= position[0] < hi and (upper is None or position < upper):
-                positions.add(position)
-        return sorted(positions, reverse=True)
+        starts = struct.unpack(f">{len(ids)}Q", times)
+        top = None if upper is None else (upper[0], upper[1].decode("utf-8"))
+        positions = {
+            (started, rid)
+            for started, rid in zip(starts, ids, strict=True)
+            if lo <= started < hi and (top is None or (started, rid) < top)
+        }
+        return [(started, rid.encode("utf-8")) for started, rid in sorted(positions, reverse=True)]
 
     # -- candidates ---------------------------------------------------------------------
 
@@ -296,19 +304,20 @@ class RecordReader:
         lo: int,
         hi: int,
         upper: Position | None,
-        sizes: Iterator[int],
-    ) -> AsyncGenerator[list[Candidate], None]:
-        """The plan's records newest first, in batches (the last batch may be short)."""
+        next_size: Callable[[], int],
+    ) -> AsyncGenerator[tuple[list[CallRecord | None], Position], None]:
+        """The plan's records newest first, in batches, each with the position of its last
+        candidate (a record is None if it vanished since the index was read)."""
         if isinstance(plan, _Sparse):
             positions = plan.positions
             start = 0
             while start < len(positions):
-                part = positions[start : start + next(sizes)]
+                part = positions[start : start + next_size()]
                 start += len(part)
-                payloads = await self._redis.hmget(records_key(tenant_id), [p[1] for p in part])
-                yield self._decode(
-                    tenant_id, [(p[0], p[1], x) for p, x in zip(part, payloads, strict=True)]
-                )
+                ids = [p[1] for p in part]
+                payloads = await self._redis.hmget(records_key(tenant_id), ids)
+                arrays = orjson.loads(b"[" + b",".join(p or b"null" for p in payloads) + b"]")
+                yield _records(tenant_id, [i.decode("utf-8") for i in ids], arrays), part[-1]
             return
 
         if lo >= hi:
@@ -320,53 +329,24 @@ class RecordReader:
             high = b"(" + plan.prefix + s6(hi)
         keys = [plan.key, records_key(tenant_id)]
         while True:
-            size = next(sizes)
-            members, payloads = await FETCH.run(
+            size = next_size()
+            doc, last = await FETCH.run(
                 self._redis, keys, [high, low, size, 1 if plan.keyed else 0]
             )
-            if not members:
+            ids, arrays = orjson.loads(doc)
+            if not ids:
                 return
-            rows = []
-            for member, payload in zip(members, payloads, strict=True):
-                started, rid = split_member(member, plan.keyed)
-                rows.append((started, rid, payload))
-            yield self._decode(tenant_id, rows)
-            if len(members) < size:
+            yield _records(tenant_id, ids, arrays), split_member(last, plan.keyed)
+            if len(ids) < size:
                 return
-            high = b"(" + members[-1]
-
-    @staticmethod
-    def _decode(tenant_id: str, rows: list[tuple[int, bytes, bytes | None]]) -> list[Candidate]:
-        present = [(rid.decode("utf-8"), p) for _, rid, p in rows if p is not None]
-        records = iter(
-            codec.decode_many(tenant_id, [r for r, _ in present], [p for _, p in present])
-        )
-        return [(started, rid, None if p is None else next(records)) for started, rid, p in rows]
+            high = b"(" + last
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
 
 
-def _repeat(size: int) -> Iterator[int]:
-    while True:
-        yield size
-
-
-def _capped(sizes: Iterator[int], total: int) -> Iterator[int]:
-    """``sizes`` cut so that their sum stays within ``total`` (then 1 each)."""
-    used = 0
-    for size in sizes:
-        size = max(1, min(size, total - used))
-        used += size
-        yield size
-
-
-def _page_sizes(need: int, exact: bool) -> Iterator[int]:
-    """Chunk sizes of a page's walk: exactly ``need`` when every candidate matches, else
-    growing (x4) from twice that, so a sparse filter reaches ``MAX_SCAN`` in few calls."""
-    if exact:
-        yield from _repeat(min(need, WALK_CHUNK_MAX))
-    size = min(2 * need, WALK_CHUNK_MAX)
-    while True:
-        yield size
-        size = min(size * 4, WALK_CHUNK_MAX)
+def _records(
+    tenant_id: str, ids: list[str], arrays: list[list[Any] | None]
+) -> list[CallRecord | None]:
+    build = codec.build
+    return [None if a is None else build(tenant_id, i, a) for i, a in zip(ids, arrays, strict=True)]

@@ -35,7 +35,8 @@ local function digits(v)
   return nil
 end
 
--- Every index member of a decoded record: {key, member} pairs.
+-- Every index member of a stored record (decoded payload): {key, member} pairs; the
+-- same rules as layout.index_members in Python.
 local function members(rec, id)
   local tail = be6(rec[1]) .. id
   -- NUL ends the extension in a member, so a NUL inside it is stored as \1.
@@ -83,22 +84,26 @@ local function trim(cutoff, max)
 end
 """
 
-#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, ttl_ms, trim_max, then (id, payload) pairs.
-#: Returns one integer per pair: 1 stored (new or changed), 0 unchanged or out of window.
+#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, ttl_ms, trim_max, then 6 per record: id,
+#: payload, and its t, x, n, n members (``layout.index_members``; b"" for no number).
+#: An empty payload means "out of the window": any stored version is deleted.
+#: Returns one integer per record: 1 stored (new or changed), 0 unchanged or not stored.
 WRITE_LUA = (
     "#!lua\n"
     + _COMMON
     + r"""
-local cutoff = tonumber(ARGV[1])
 local out = {}
-for i = 4, #ARGV, 2 do
+for i = 4, #ARGV, 6 do
   local id, payload = ARGV[i], ARGV[i + 1]
+  local new = nil
+  if payload ~= "" then
+    new = {{T, ARGV[i + 2]}, {X, ARGV[i + 3]}}
+    if ARGV[i + 4] ~= "" then new[#new + 1] = {N, ARGV[i + 4]} end
+    if ARGV[i + 5] ~= "" then new[#new + 1] = {N, ARGV[i + 5]} end
+  end
   local old = redis.call("HGET", R, id)
   local result = 0
   if old ~= payload then
-    local rec = cjson.decode(payload)
-    local new = nil
-    if rec[1] >= cutoff then new = members(rec, id) end
     if old then unindex(members(cjson.decode(old), id), new) end
     if new then
       redis.call("HSET", R, id, payload)
@@ -110,7 +115,7 @@ for i = 4, #ARGV, 2 do
   end
   out[#out + 1] = result
 end
-trim(cutoff, tonumber(ARGV[3]))
+trim(tonumber(ARGV[1]), tonumber(ARGV[3]))
 for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ARGV[2]) end
 return out
 """
@@ -127,20 +132,45 @@ return {removed, redis.call("HLEN", R)}
 )
 
 #: KEYS: 1 an index zset, 2 the records hash. ARGV: max, min (lex bounds), count,
-#: keyed ("1" when members start with "key NUL"). Walks the index newest first and
-#: returns {members, payloads} (a payload is nil if its record vanished).
+#: keyed ("1" when members start with "key NUL"). Walks the index newest first; returns
+#: {json, last member}: json is ``[[id, ...], [payload, ...]]`` (a payload is null if its
+#: record vanished), one bulk string that the reader parses with a single orjson call
+#: instead of thousands of RESP replies.
 FETCH_LUA = r"""#!lua flags=no-writes
 local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "REV", "LIMIT", 0, ARGV[3])
-if #ms == 0 then return {ms, {}} end
+local n = #ms
+if n == 0 then return {"[[],[]]", ""} end
 local keyed = ARGV[4] == "1"
 local ids = {}
-for i = 1, #ms do
+for i = 1, n do
   local m = ms[i]
   local start = 1
   if keyed then start = string.find(m, "\0", 1, true) + 1 end
   ids[i] = string.sub(m, start + 6)
 end
-return {ms, redis.call("HMGET", KEYS[2], unpack(ids))}
+local ps = redis.call("HMGET", KEYS[2], unpack(ids))
+for i = 1, n do
+  if not ps[i] then ps[i] = "null" end
+end
+return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n]}
+"""
+
+
+#: KEYS: 1 the number index. ARGV: min, max (lex bounds), most members. Returns the
+#: (started, id) of every member in the range as {8-byte big-endian start times, one
+#: after the other; JSON array of the ids}: two bulk strings, cheap to parse, however many.
+POSITIONS_LUA = r"""#!lua flags=no-writes
+local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "LIMIT", 0, ARGV[3])
+local n = #ms
+if n == 0 then return {"", "[]"} end
+local times, ids = {}, {}
+for i = 1, n do
+  local m = ms[i]
+  local p = string.find(m, "\0", 1, true)
+  times[i] = "\0\0" .. string.sub(m, p + 1, p + 6)
+  ids[i] = string.sub(m, p + 7)
+end
+return {table.concat(times), cjson.encode(ids)}
 """
 
 
@@ -195,3 +225,4 @@ async def run_many(
 WRITE = Script(WRITE_LUA)
 TRIM = Script(TRIM_LUA)
 FETCH = Script(FETCH_LUA)
+POSITIONS = Script(POSITIONS_LUA)

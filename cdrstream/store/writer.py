@@ -28,7 +28,7 @@ from redis.exceptions import NoScriptError
 
 from cdrstream.core.record import CallRecord
 from cdrstream.store import codec
-from cdrstream.store.layout import MAX_MS, TENANTS_KEY, tenant_keys
+from cdrstream.store.layout import MAX_MS, TENANTS_KEY, index_members, tenant_keys
 from cdrstream.store.scripts import WRITE
 
 WriteResult = Literal["stored", "duplicate"]
@@ -89,7 +89,17 @@ class RecordWriter:
                 chunk = positions[start : start + CHUNK]
                 args: list[Any] = [cutoff, ttl, TRIM_PER_CALL]
                 for p in chunk:
-                    args += (records[p].id, payloads[p])
+                    r = records[p]
+                    if r.started_at_ms < cutoff:
+                        args += (r.id, b"", b"", b"", b"", b"")
+                    else:
+                        args += (
+                            r.id,
+                            payloads[p],
+                            *index_members(
+                                r.started_at_ms, r.id, r.extension, r.source, r.destination
+                            ),
+                        )
                 calls.append((tenant, keys, args, chunk))
 
         results = await self._execute(list(by_tenant), calls)

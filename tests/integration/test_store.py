@@ -133,6 +133,37 @@ async def test_changed_record_replaces_it_and_its_index_entries(
     assert await assert_indexes_consistent(redis, tenant, reader) == 2
 
 
+async def test_replacing_and_trimming_odd_values_leaves_no_index_entry(
+    redis: Any, writer: RecordWriter, reader: RecordReader
+) -> None:
+    # The write script gets new members from Python and rebuilds old ones in Lua: both
+    # must agree for every kind of value, or replaced/trimmed records leave orphans.
+    tenant = new_tenant()
+    odd = [
+        {"extension": "a\x00b", "source": "+0123", "destination": "+0123"},
+        {"extension": "é☎", "source": "+1234567890123456", "destination": "anonymous"},
+        {"extension": "", "source": "+999999999999999", "destination": "+1"},
+        {"extension": "0", "source": "+", "destination": "+31 20"},
+        {"extension": "42", "source": "+31201234567", "destination": "+31201234567"},
+    ]
+    records = [make_record(tenant, n, **changes) for n, changes in enumerate(odd)]
+    await writer.write_batch(records, NOW)
+    assert await assert_indexes_consistent(redis, tenant, reader) == len(records)
+    changed = [replace(r, extension="9", started_at_ms=r.started_at_ms - 1) for r in records]
+    assert await writer.write_batch(changed, NOW) == ["stored"] * len(records)
+    assert await assert_indexes_consistent(redis, tenant, reader) == len(records)
+    restored = await writer.write_batch(records, NOW)
+    assert restored == ["stored"] * len(records)
+    for record in records:
+        page = await reader.page(
+            tenant, RecordQuery(extension=record.extension), limit=5, cursor=None, now_ms=NOW
+        )
+        assert [r.id for r in page.records] == [record.id]
+    # Trim everything (Lua rebuilds every member from the payload): nothing may remain.
+    await writer.write_batch([make_record(tenant, 99, started_at_ms=NOW + 1)], NOW + RETENTION)
+    assert await assert_indexes_consistent(redis, tenant, reader) == 1
+
+
 async def test_same_id_twice_in_one_batch_last_wins(
     redis: Any, writer: RecordWriter, reader: RecordReader
 ) -> None:
