@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 import phonenumbers
 
+from cdrstream.core.event import TENANT_ID
 from cdrstream.core.outcome import TenantProfile
 
-_TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _OUTSIDE_LINE = re.compile(r"[0-9]{0,4}")
 _KEYS = frozenset({"region", "outside_line"})
 
@@ -53,7 +53,7 @@ def parse_tenant_profiles(data: object, source: str = "tenants file") -> dict[st
     profiles: dict[str, TenantProfile] = {}
     for tenant_id, entry in data.items():
         where = f"{source}: tenant {tenant_id!r}"
-        if not _TENANT_ID.fullmatch(tenant_id):
+        if not TENANT_ID.fullmatch(tenant_id):
             raise TenantProfilesError(f"{where}: not a tenant id ([A-Za-z0-9._-]{{1,64}})")
         if not isinstance(entry, dict):
             raise TenantProfilesError(f"{where}: must be an object with region, outside_line")

@@ -80,10 +80,10 @@ REASONS: tuple[str, ...] = (
 )
 
 _MISSING = object()
-_TENANT_IDS: set[str] = set()  # tenant ids already checked against _TENANT_ID
+_TENANT_IDS: set[str] = set()  # tenant ids already checked against TENANT_ID
 _TENANT_IDS_MAX = 100_000
 _REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
-_TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # SPEC section 2
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DISPOSITION_WORD = re.compile(rf"[a-z0-9 _-]{{1,{MAX_DISPOSITION_CHARS}}}")
 
@@ -222,7 +222,7 @@ def _identifier(value: object, name: str) -> str:
 def _tenant_id(value: object) -> str:
     if type(value) is not str:
         raise _Bad("bad_type:tenant_id")
-    if not _TENANT_ID.fullmatch(value):
+    if not TENANT_ID.fullmatch(value):
         raise _Bad("bad_tenant_id")
     if len(_TENANT_IDS) >= _TENANT_IDS_MAX:
         _TENANT_IDS.clear()
