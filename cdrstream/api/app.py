@@ -30,12 +30,11 @@ import faust
 from aiohttp import web
 from faust.app import BootStrategy
 from faust.web.base import BlueprintManager
-from redis.exceptions import RedisClusterException, RedisError
 
 from cdrstream.access.access_store import AccessCache
 from cdrstream.api import problems
 from cdrstream.api.openapi import openapi_document
-from cdrstream.api.routes import ROUTES, STREAM_STARTED, Api
+from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api
 from cdrstream.observability.api_metrics import metrics_middleware
 from cdrstream.settings import Settings
 from cdrstream.store.reader import RecordReader
@@ -44,14 +43,6 @@ from cdrstream.tenant_profiles import load_tenant_profiles
 log = logging.getLogger("cdrstream.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisError,
-    RedisClusterException,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -121,15 +112,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             )
         return problems.problem(exc.status, exc.reason)
     except STORAGE_ERRORS as exc:
-        if request.get(STREAM_STARTED):  # too late for a status: cut the stream short
-            log.error("stream of %s cut off: %s: %s", request.path, type(exc).__name__, exc)
-            raise
         log.warning("storage unavailable on %s: %s: %s", request.path, type(exc).__name__, exc)
         return problems.storage_unavailable()
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        if request.get(STREAM_STARTED):
-            raise
         return problems.problem(500, "unexpected error; it has been logged")
 
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisClusterException, RedisError
 
 from cdrstream.access.access_store import AccessCache
 from cdrstream.access.policy import decide
@@ -49,6 +50,14 @@ from cdrstream.store.reader import RecordQuery, RecordReader
 
 log = logging.getLogger("cdrstream.api")
 
+#: What a Redis that is down, slow or failing over raises: answered 503, not 500.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    RedisError,
+    RedisClusterException,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
 REDIS_TIMEOUT_S = 10.0  # one page, or one CSV chunk; a hung Redis becomes a 503, not a hang
 CSV_CHUNK = 2000
 NO_STORE = {"Cache-Control": "no-store"}
@@ -323,7 +332,6 @@ class Api:
             )
             response.enable_chunked_encoding()
             await response.prepare(request)
-            request[STREAM_STARTED] = True
             rows = 0
             try:
                 text = formatter.header()
@@ -336,6 +344,20 @@ class Api:
                     await response.write(text.encode())
             except ConnectionResetError:
                 log.info("csv export of %s: client went away after %d rows", tenant_id, rows)
+                return response
+            except Exception as exc:
+                # Too late for an error status: cut the connection before the last chunk,
+                # so the client sees an incomplete download, never a short "complete" one.
+                log.error(
+                    "csv export of %s cut off after %d rows: %s: %s",
+                    tenant_id,
+                    rows,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=not isinstance(exc, STORAGE_ERRORS),
+                )
+                if request.transport is not None:
+                    request.transport.abort()
                 return response
             finally:
                 CSV_ROWS.inc(rows)
@@ -405,6 +427,3 @@ class Api:
         response = web.Response(body=generate_latest(), headers=NO_STORE)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
-
-
-STREAM_STARTED = web.RequestKey("cdrstream.stream_started", bool)
