@@ -9,9 +9,9 @@ already guarantee (``_Filter``):
   (no filter, direction only, a dense number prefix), the extension index, and the number
   index for a single number (its members are in time order). The cursor and
   ``from``/``to`` are exact lex bounds, so a page costs O(log N + scanned).
-- ``sparse``: for a number prefix with few matches: every member of the prefix range
-  (ZRANGE BYLEX, at most ``SPARSE_MAX``) sorted by time in Python, then the records of
-  the page by HMGET.
+- ``sparse``: for a number prefix with few matches: the (start, id) of every member of
+  the prefix range (at most ``SPARSE_MAX``, from a read-only script that packs them into
+  two bulk strings), sorted by time in Python, then the records of the page by HMGET.
 
 The plan for a number prefix is chosen with ZLEXCOUNT (O(log N)): a single number walks
 its own range; few matches go sparse; many matches walk the time index, where they are
@@ -232,6 +232,9 @@ class RecordReader:
     ) -> tuple[_Walk | _Sparse, _Filter]:
         """The plan and the filter its candidates still need."""
         ext, prefix = query.extension, query.number_prefix
+        # The extension walk trusts its index, except for the rare extension whose member
+        # prefix it shares with another (a NUL is stored as 0x01).
+        ext_check = ext if ext is not None and ("\x00" in ext or "\x01" in ext) else None
         digits = None if prefix is None else number_digits(prefix)
         by_time = _Walk(time_key(tenant_id), b"", False)
         if prefix is None or not digits:
@@ -239,7 +242,7 @@ class RecordReader:
             # or the extension, and test the rest of the filters on each record.
             if ext is not None:
                 walk = _Walk(extension_key(tenant_id), extension_prefix(ext), True)
-                return walk, _Filter(query.direction, None, prefix)
+                return walk, _Filter(query.direction, ext_check, prefix)
             return by_time, _Filter(query.direction, None, prefix)
 
         n_key = number_key(tenant_id)
@@ -260,11 +263,11 @@ class RecordReader:
         if exact == count:
             # One number only (or none): its own range is in time order.
             if ext_walk is not None and ext_count is not None and ext_count < exact:
-                return ext_walk, _Filter(query.direction, None, prefix)
+                return ext_walk, _Filter(query.direction, ext_check, prefix)
             number_walk = _Walk(n_key, digits + NUL, True)
             return number_walk, _Filter(query.direction, ext, None)
         # Records a walk would read: the time index (matches spread evenly), or the
-        # extension's own range; the sparse plan reads members, ~10x cheaper each.
+        # extension's own range; the sparse plan reads members, cheaper each.
         walk_cost = need * total / max(count, 1)
         if ext_count is not None:
             walk_cost = min(walk_cost, ext_count)
@@ -273,7 +276,7 @@ class RecordReader:
             if positions is not None:
                 return _Sparse(positions), _Filter(query.direction, ext, None)
         if ext_walk is not None:
-            return ext_walk, _Filter(query.direction, None, prefix)
+            return ext_walk, _Filter(query.direction, ext_check, prefix)
         return by_time, _Filter(query.direction, None, prefix)
 
     async def _sparse_positions(

@@ -103,7 +103,18 @@ for i = 4, #ARGV, 6 do
   end
   local old = redis.call("HGET", R, id)
   local result = 0
-  if old ~= payload then
+  if not old and new then
+    -- A new record (the common case): no old entries to compare, fewest calls.
+    redis.call("HSET", R, id, payload)
+    redis.call("ZADD", T, 0, new[1][2])
+    redis.call("ZADD", X, 0, new[2][2])
+    if new[4] then
+      redis.call("ZADD", N, 0, new[3][2], 0, new[4][2])
+    elseif new[3] then
+      redis.call("ZADD", N, 0, new[3][2])
+    end
+    result = 1
+  elseif old ~= payload then
     if old then unindex(members(cjson.decode(old), id), new) end
     if new then
       redis.call("HSET", R, id, payload)

@@ -159,6 +159,12 @@ async def test_replacing_and_trimming_odd_values_leaves_no_index_entry(
             tenant, RecordQuery(extension=record.extension), limit=5, cursor=None, now_ms=NOW
         )
         assert [r.id for r in page.records] == [record.id]
+    # An extension whose NUL is stored as 0x01 does not find the one spelled with 0x01.
+    twin = make_record(tenant, 50, extension="a\x01b")
+    await writer.write_batch([twin], NOW)
+    for ext, want in (("a\x00b", records[0].id), ("a\x01b", twin.id)):
+        found, _ = await all_pages(reader, tenant, RecordQuery(extension=ext), limit=5)
+        assert [r.id for r in found] == [want]
     # Trim everything (Lua rebuilds every member from the payload): nothing may remain.
     await writer.write_batch([make_record(tenant, 99, started_at_ms=NOW + 1)], NOW + RETENTION)
     assert await assert_indexes_consistent(redis, tenant, reader) == 1
