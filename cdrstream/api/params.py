@@ -71,14 +71,16 @@ class ParamSpec:
     location: Literal["query", "path"] = "query"
 
     def openapi(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
             "name": self.name,
             "in": self.location,
             "required": self.location == "path",
             "description": self.description,
             "schema": self.schema,
-            "example": self.example,
         }
+        if self.example:
+            document["example"] = self.example
+        return document
 
 
 def _time(value: str, _ctx: ParseContext) -> int:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -231,8 +232,6 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
 
 def zone_label(zone: ZoneInfo, now_ms: int) -> str:
     """``CET/CEST`` for Europe/Amsterdam: the zone's winter/summer abbreviations, else its name."""
-    from datetime import datetime
-
     year = datetime.fromtimestamp(now_ms / 1000, zone).year
     names = []
     for month in (1, 7):

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from cdrstream.observability.json_logs import logging_config
     from cdrstream.settings import load_settings
     from cdrstream.store.connection import connect
+    from cdrstream.tenant_profiles import TenantProfilesError
 
     settings = load_settings()
     config = logging_config(settings.log_level)
@@ -35,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cdrstream-api-") as datadir:
         app = create_api_app(settings, datadir=datadir)
         redis = connect(settings)
-        build_api(app, settings, redis)
+        try:
+            build_api(app, settings, redis)
+        except TenantProfilesError as exc:
+            logging.getLogger("cdrstream.api").error("%s", exc)
+            return 2
 
         async def close_redis(_: object) -> None:
             await redis.aclose()

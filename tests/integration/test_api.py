@@ -665,7 +665,7 @@ def test_openapi_matches_what_the_server_accepts(loaded: Server) -> None:
         assert answer.status == 200, (path, answer.status, answer.body[:200])
         # ... and every documented query parameter is accepted with its example.
         for param in item["get"].get("parameters", []):
-            if param["in"] == "query" and param["example"]:
+            if param["in"] == "query" and "example" in param:
                 query = urllib.parse.urlencode({param["name"]: param["example"]})
                 answer = get(loaded.base, f"{concrete}?{query}", loaded.tokens["good"])
                 assert answer.status == 200, (path, param["name"], answer.body[:300])
