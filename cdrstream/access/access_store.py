@@ -38,10 +38,10 @@ from typing import Any
 import orjson
 
 from cdrstream.access import tokens
+from cdrstream.core.event import TENANT_ID as TENANT_ID_RE
 
 log = logging.getLogger("cdrstream.access")
 
-TENANT_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PARTNER_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _TOKEN_ID_RE = re.compile(r"[0-9a-f]{12}")

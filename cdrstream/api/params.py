@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cdrstream.core.event import TENANT_ID as TENANT_ID_RE
 from cdrstream.core.timestamps import parse_rfc3339
 from cdrstream.store.cursor import MAX_CURSOR_CHARS
 from cdrstream.store.layout import MAX_MS
@@ -34,7 +35,7 @@ Format = Literal["json", "csv"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-TENANT_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+TENANT_ID_PATTERN = TENANT_ID_RE.pattern  # SPEC section 2
 _LIMIT_RE = re.compile(r"[0-9]{1,7}")
 _EXTENSION_RE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _MAX_NUMBER_LEN = 64
@@ -134,7 +135,7 @@ def _format(value: str, _ctx: ParseContext) -> str:
 
 
 def _tenant_id(value: str, _ctx: ParseContext) -> str:  # enforced by the route pattern
-    if not re.fullmatch(TENANT_ID_PATTERN, value):
+    if not TENANT_ID_RE.fullmatch(value):
         raise _Invalid(f"must match {TENANT_ID_PATTERN}")
     return value
 
