@@ -52,13 +52,8 @@ from cdrstream.store.reader import RecordQuery, RecordReader
 log = logging.getLogger("cdrstream.api")
 
 #: What a Redis that is down, slow or failing over raises: answered 503, not 500.
-STORAGE_ERRORS: tuple[type[Exception], ...] = (
-    RedisError,
-    RedisClusterException,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)
+#: OSError covers socket errors and the TimeoutError of ``asyncio.timeout``.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 REDIS_TIMEOUT_S = 10.0  # one page, or one CSV chunk; a hung Redis becomes a 503, not a hang
 CSV_CHUNK = 2000
 NO_STORE = {"Cache-Control": "no-store"}
