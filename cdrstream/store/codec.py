@@ -38,6 +38,7 @@ from cdrstream.core.record import CallRecord, Direction
 DISPOSITIONS: tuple[str, ...] = ("answered", "no_answer", "busy", "failed", "cancelled")
 _DISPOSITION_CODE = {name: code for code, name in enumerate(DISPOSITIONS)}
 _DIRECTIONS: tuple[Direction, Direction] = ("inbound", "outbound")
+_DIRECTION_CODE: dict[str, int] = {name: code for code, name in enumerate(_DIRECTIONS)}
 # Up to 15 digits (E.164), no leading zero: such an int round-trips through a Lua double.
 _E164 = re.compile(r"\+[1-9][0-9]{0,14}")
 
@@ -48,9 +49,7 @@ def _number(value: str) -> int | str:
 
 def encode(record: CallRecord) -> bytes:
     started = record.started_at_ms
-    direction: int | str = (
-        _DIRECTIONS.index(record.direction) if record.direction in _DIRECTIONS else record.direction
-    )
+    direction = direction_code(record.direction)
     disposition: int | str | None = record.disposition
     if record.disposition is not None:
         disposition = _DISPOSITION_CODE.get(record.disposition, record.disposition)
@@ -71,6 +70,16 @@ def encode(record: CallRecord) -> bytes:
     while len(fields) > 10 and fields[-1].__class__ is int:  # a raw equal to its number
         fields.pop()
     return orjson.dumps(fields)
+
+
+def direction_code(direction: str) -> int | str:
+    """How ``direction`` is encoded (position 4)."""
+    return _DIRECTION_CODE.get(direction, direction)
+
+
+def number_text(value: int | str) -> str:
+    """A number as the record has it, from its encoding (positions 2 and 3)."""
+    return value if isinstance(value, str) else "+" + str(value)
 
 
 def build(tenant_id: str, record_id: str, f: list[Any]) -> CallRecord:

@@ -106,6 +106,9 @@ class _Sparse:
 
 @dataclass(frozen=True, slots=True)
 class _Filter:
+    """The filters a plan's index does not guarantee, tested on encoded records (``codec``
+    arrays), so that records that do not match are never built."""
+
     direction: str | None
     extension: str | None
     number_prefix: str | None
@@ -114,14 +117,14 @@ class _Filter:
     def empty(self) -> bool:
         return self.direction is None and self.extension is None and self.number_prefix is None
 
-    def __call__(self, record: CallRecord) -> bool:
-        if self.direction is not None and record.direction != self.direction:
+    def __call__(self, f: list[Any]) -> bool:
+        if self.direction is not None and f[4] != codec.direction_code(self.direction):
             return False
-        if self.extension is not None and record.extension != self.extension:
+        if self.extension is not None and f[1] != self.extension:
             return False
         prefix = self.number_prefix
         return prefix is None or (
-            record.source.startswith(prefix) or record.destination.startswith(prefix)
+            codec.number_text(f[2]).startswith(prefix) or codec.number_text(f[3]).startswith(prefix)
         )
 
 
@@ -171,12 +174,12 @@ class RecordReader:
 
         batches = self._candidates(tenant_id, plan, lo, hi, upper, next_size)
         async with contextlib.aclosing(batches):
-            async for batch, batch_last in batches:
-                scanned += len(batch)
+            async for ids, arrays, batch_last in batches:
+                scanned += len(ids)
                 last = batch_last
-                for record in batch:
-                    if record is not None and keep(record):
-                        found.append(record)
+                for rid, f in zip(ids, arrays, strict=True):
+                    if f is not None and keep(f):
+                        found.append(codec.build(tenant_id, rid, f))
                         if len(found) == need:
                             break
                 if len(found) == need or scanned >= MAX_SCAN:
@@ -198,14 +201,16 @@ class RecordReader:
         chunk = max(1, chunk)
         lo, hi = self._bounds(query, now_ms)
         plan, keep = await self._plan(tenant_id, query, lo, hi, None, chunk)
-        size = min(chunk, WALK_CHUNK_MAX) if keep.empty else WALK_CHUNK_MAX
+        no_filter = keep.empty
+        size = min(chunk, WALK_CHUNK_MAX) if no_filter else WALK_CHUNK_MAX
         out: list[CallRecord] = []
         batches = self._candidates(tenant_id, plan, lo, hi, None, lambda: size)
         async with contextlib.aclosing(batches):
-            async for batch, _ in batches:
-                for record in batch:
-                    if record is not None and keep(record):
-                        out.append(record)
+            build = codec.build
+            async for ids, arrays, _ in batches:
+                for rid, f in zip(ids, arrays, strict=True):
+                    if f is not None and (no_filter or keep(f)):
+                        out.append(build(tenant_id, rid, f))
                         if len(out) == chunk:
                             yield out
                             out = []
@@ -308,9 +313,9 @@ class RecordReader:
         hi: int,
         upper: Position | None,
         next_size: Callable[[], int],
-    ) -> AsyncGenerator[tuple[list[CallRecord | None], Position], None]:
-        """The plan's records newest first, in batches, each with the position of its last
-        candidate (a record is None if it vanished since the index was read)."""
+    ) -> AsyncGenerator[tuple[list[str], list[list[Any] | None], Position], None]:
+        """The plan's records newest first, in batches: ids, encoded records (None if it
+        vanished since the index was read), and the position of the batch's last one."""
         if isinstance(plan, _Sparse):
             positions = plan.positions
             start = 0
@@ -320,7 +325,7 @@ class RecordReader:
                 ids = [p[1] for p in part]
                 payloads = await self._redis.hmget(records_key(tenant_id), ids)
                 arrays = orjson.loads(b"[" + b",".join(p or b"null" for p in payloads) + b"]")
-                yield _records(tenant_id, [i.decode("utf-8") for i in ids], arrays), part[-1]
+                yield [i.decode("utf-8") for i in ids], arrays, part[-1]
             return
 
         if lo >= hi:
@@ -339,17 +344,10 @@ class RecordReader:
             ids, arrays = orjson.loads(doc)
             if not ids:
                 return
-            yield _records(tenant_id, ids, arrays), split_member(last, plan.keyed)
+            yield ids, arrays, split_member(last, plan.keyed)
             if len(ids) < size:
                 return
             high = b"(" + last
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
-
-
-def _records(
-    tenant_id: str, ids: list[str], arrays: list[list[Any] | None]
-) -> list[CallRecord | None]:
-    build = codec.build
-    return [None if a is None else build(tenant_id, i, a) for i, a in zip(ids, arrays, strict=True)]

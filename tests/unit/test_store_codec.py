@@ -99,3 +99,27 @@ def test_typical_record_is_compact() -> None:
     assert len(payload) <= 120, payload
     assert record.id.encode() not in payload
     assert b"t-42" not in payload
+
+
+@given(
+    records(),
+    st.one_of(st.none(), st.sampled_from(["inbound", "outbound"])),
+    st.one_of(st.none(), st.from_regex(r"[0-9]{0,2}", fullmatch=True), st.text(max_size=3)),
+    st.one_of(st.none(), st.from_regex(r"\+[0-9]{0,4}", fullmatch=True), st.text(max_size=3)),
+)
+def test_filters_on_encoded_records_match_the_record(
+    record: CallRecord, direction: str | None, extension: str | None, prefix: str | None
+) -> None:
+    from cdrstream.store.reader import _Filter
+
+    keep = _Filter(direction, extension, prefix)
+    want = (
+        (direction is None or record.direction == direction)
+        and (extension is None or record.extension == extension)
+        and (
+            prefix is None
+            or record.source.startswith(prefix)
+            or record.destination.startswith(prefix)
+        )
+    )
+    assert keep(orjson.loads(codec.encode(record))) == want
