@@ -8,6 +8,7 @@ in ``layout.py``; the reader builds its range bounds from the same definitions.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,22 +85,25 @@ local function trim(cutoff, max)
 end
 """
 
-#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, ttl_ms, trim_max, then 6 per record: id,
-#: payload, and its t, x, n, n members (``layout.index_members``; b"" for no number).
+#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, ttl_ms, trim_max, then one per record:
+#: ``pack_record`` of its id, payload and t, x, n, n members (``layout.index_members``;
+#: b"" for no number), six length-prefixed strings in one argument (one struct.unpack in
+#: Lua; far fewer arguments for the client to pack and the server to parse).
 #: An empty payload means "out of the window": any stored version is deleted.
 #: Returns one integer per record: 1 stored (new or changed), 0 unchanged or not stored.
 WRITE_LUA = (
     "#!lua\n"
     + _COMMON
     + r"""
+local RECORD = ">I4c0I4c0I4c0I4c0I4c0I4c0"
 local out = {}
-for i = 4, #ARGV, 6 do
-  local id, payload = ARGV[i], ARGV[i + 1]
+for i = 4, #ARGV do
+  local id, payload, tm, xm, n1, n2 = struct.unpack(RECORD, ARGV[i])
   local new = nil
   if payload ~= "" then
-    new = {{T, ARGV[i + 2]}, {X, ARGV[i + 3]}}
-    if ARGV[i + 4] ~= "" then new[#new + 1] = {N, ARGV[i + 4]} end
-    if ARGV[i + 5] ~= "" then new[#new + 1] = {N, ARGV[i + 5]} end
+    new = {{T, tm}, {X, xm}}
+    if n1 ~= "" then new[#new + 1] = {N, n1} end
+    if n2 ~= "" then new[#new + 1] = {N, n2} end
   end
   local old = redis.call("HGET", R, id)
   local result = 0
@@ -204,6 +208,17 @@ class Script:
         except NoScriptError:
             await self.load(redis)
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+
+_LENGTH = struct.Struct(">I").pack
+
+
+def pack_record(*parts: bytes) -> bytes:
+    """Six strings as one write-script argument: each as a 4-byte length and its bytes."""
+    out: list[bytes] = []
+    for part in parts:
+        out += (_LENGTH(len(part)), part)
+    return b"".join(out)
 
 
 async def run_many(

@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError
 from cdrstream.core.record import CallRecord
 from cdrstream.store import codec
 from cdrstream.store.layout import MAX_MS, TENANTS_KEY, index_members, tenant_keys
-from cdrstream.store.scripts import WRITE
+from cdrstream.store.scripts import WRITE, pack_record
 
 WriteResult = Literal["stored", "duplicate"]
 
@@ -90,16 +90,14 @@ class RecordWriter:
                 args: list[Any] = [cutoff, ttl, TRIM_PER_CALL]
                 for p in chunk:
                     r = records[p]
+                    rid = r.id.encode("utf-8")
                     if r.started_at_ms < cutoff:
-                        args += (r.id, b"", b"", b"", b"", b"")
+                        args.append(pack_record(rid, b"", b"", b"", b"", b""))
                     else:
-                        args += (
-                            r.id,
-                            payloads[p],
-                            *index_members(
-                                r.started_at_ms, r.id, r.extension, r.source, r.destination
-                            ),
+                        members = index_members(
+                            r.started_at_ms, r.id, r.extension, r.source, r.destination
                         )
+                        args.append(pack_record(rid, payloads[p], *members))
                 calls.append((tenant, keys, args, chunk))
 
         results = await self._execute(list(by_tenant), calls)
