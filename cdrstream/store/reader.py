@@ -24,6 +24,7 @@ looked at, so every request makes progress and a client following cursors always
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -204,7 +205,7 @@ class RecordReader:
         no_filter = keep.empty
         size = min(chunk, WALK_CHUNK_MAX) if no_filter else WALK_CHUNK_MAX
         out: list[CallRecord] = []
-        batches = self._candidates(tenant_id, plan, lo, hi, None, lambda: size)
+        batches = self._candidates(tenant_id, plan, lo, hi, None, lambda: size, prefetch=True)
         async with contextlib.aclosing(batches):
             build = codec.build
             async for ids, arrays, _ in batches:
@@ -313,6 +314,7 @@ class RecordReader:
         hi: int,
         upper: Position | None,
         next_size: Callable[[], int],
+        prefetch: bool = False,
     ) -> AsyncGenerator[tuple[list[str], list[list[Any] | None], Position], None]:
         """The plan's records newest first, in batches: ids, encoded records (None if it
         vanished since the index was read), and the position of the batch's last one."""
@@ -336,18 +338,31 @@ class RecordReader:
         else:
             high = b"(" + plan.prefix + s6(hi)
         keys = [plan.key, records_key(tenant_id)]
-        while True:
-            size = next_size()
-            doc, last = await FETCH.run(
-                self._redis, keys, [high, low, size, 1 if plan.keyed else 0]
-            )
-            ids, arrays = orjson.loads(doc)
-            if not ids:
-                return
-            yield ids, arrays, split_member(last, plan.keyed)
-            if len(ids) < size:
-                return
-            high = b"(" + last
+        keyed = 1 if plan.keyed else 0
+
+        def fetch(high: bytes, size: int) -> asyncio.Task[Any]:
+            return asyncio.ensure_future(FETCH.run(self._redis, keys, [high, low, size, keyed]))
+
+        size = next_size()
+        pending = fetch(high, size)
+        try:
+            while True:
+                doc, last = await pending
+                ids, arrays = orjson.loads(doc)
+                if not ids:
+                    return
+                more = len(ids) == size
+                if more and prefetch:  # Redis reads the next chunk while this one is used
+                    size = next_size()
+                    pending = fetch(b"(" + last, size)
+                yield ids, arrays, split_member(last, plan.keyed)
+                if not more:
+                    return
+                if not prefetch:  # sized by what the consumer has found so far
+                    size = next_size()
+                    pending = fetch(b"(" + last, size)
+        finally:
+            pending.cancel()
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
