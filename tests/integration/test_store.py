@@ -500,3 +500,17 @@ async def test_stream_returns_every_record_once_newest_first(
             assert all(len(c) == chunk for c in chunks[:-1])
             assert [r.id for c in chunks for r in c] == want
     assert [c async for c in reader.stream(new_tenant(), RecordQuery(), now_ms=NOW)] == []
+
+
+async def test_stream_stopped_early_leaves_the_client_usable(
+    writer: RecordWriter, reader: RecordReader
+) -> None:
+    tenant = new_tenant()
+    records = [make_record(tenant, n) for n in range(1_000)]
+    await writer.write_batch(records, NOW)
+    chunks = reader.stream(tenant, RecordQuery(), now_ms=NOW, chunk=100)
+    first = await anext(chunks)  # a client that goes away after the first chunk
+    await chunks.aclose()  # type: ignore[attr-defined]
+    assert [r.id for r in first] == [r.id for r in expected(records, RecordQuery())[:100]]
+    page = await reader.page(tenant, RecordQuery(), limit=5, cursor=None, now_ms=NOW)
+    assert len(page.records) == 5
