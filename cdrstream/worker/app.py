@@ -69,6 +69,9 @@ def create_worker_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         broker_commit_every=settings.batch_max,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move after the session timeout: keep failover short.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         producer_acks=-1,
         producer_linger_ms=1,
         web_enabled=True,
