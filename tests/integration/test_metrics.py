@@ -1,0 +1,172 @@
+"""Worker and API metrics in a real scrape, and the dashboard only queries metrics that exist."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cdrstream.core.outcome import Policy, decide
+from cdrstream.core.record import CallRecord
+from cdrstream.settings import Settings
+from cdrstream.simulation.calls import generate_events
+from cdrstream.stack.roles import RoleProcess, settings_env
+from tests.conftest import free_port
+from tests.integration.pipeline_helpers import now_ms, produce, wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """Label set (as text) -> value, for every series of ``name``."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and match.group(1) == name:
+            found[match.group(2) or ""] = float(match.group(3))
+    return found
+
+
+def label(series: str, key: str) -> str:
+    match = re.search(rf'{key}="([^"]*)"', series)
+    return match.group(1) if match else ""
+
+
+def predicted_outcomes(settings: Settings, items: list[tuple[str, bytes]]) -> Counter[str]:
+    """The pure rules per event, with the store's duplicate rule applied in topic order."""
+    policy = Policy(retention_ms=settings.retention_ms, default_region=settings.default_region)
+    stored: dict[tuple[str, str], CallRecord] = {}
+    outcomes: Counter[str] = Counter()
+    for _, value in items:
+        decision = decide(value, now_ms(), policy)
+        outcome = decision.outcome
+        if outcome == "stored" and decision.record is not None:
+            key = (decision.record.tenant_id, decision.record.id)
+            if stored.get(key) == decision.record:
+                outcome = "duplicate"
+            stored[key] = decision.record
+        outcomes[outcome] += 1
+    return outcomes
+
+
+@pytest.fixture
+def roles(
+    stack_settings: Settings, tmp_path: Path
+) -> Iterator[tuple[Settings, RoleProcess, RoleProcess]]:
+    settings = replace(stack_settings, worker_port=free_port(), api_port=free_port())
+    env = settings_env(settings)
+    worker = RoleProcess(["worker"], env=env, log_file=tmp_path / "worker.log").start()
+    api = RoleProcess(["api"], env=env, log_file=tmp_path / "api.log").start()
+    try:
+        worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/healthz")
+        api.wait_http(f"http://127.0.0.1:{settings.api_port}/healthz")
+        yield settings, worker, api
+    finally:
+        worker.stop()
+        api.stop()
+
+
+async def test_outcome_counts_histograms_api_requests_and_dashboard_metrics(
+    roles: tuple[Settings, RoleProcess, RoleProcess],
+) -> None:
+    settings, worker, _api = roles
+    worker_url = f"http://127.0.0.1:{settings.worker_port}"
+    api_url = f"http://127.0.0.1:{settings.api_port}"
+    tenants = [f"m{random.randrange(10**9)}-{i}" for i in range(3)]
+    items = list(
+        generate_events(
+            random.Random(31), tenants=tenants, now_ms=now_ms(), count=800, malformed_ratio=0.05
+        )
+    )
+    expected = predicted_outcomes(settings, items)
+    assert expected["invalid"] and expected["stored"] and expected["duplicate"]
+
+    await produce(settings, items)
+
+    async def counted() -> float:
+        return sum(samples(scrape(f"{worker_url}/metrics"), "cdrstream_events_total").values())
+
+    assert await wait_for(counted, lambda n: n >= len(items)) == len(items), worker.log_tail()
+    worker_text = scrape(f"{worker_url}/metrics")
+    by_outcome = {
+        label(series, "outcome"): value
+        for series, value in samples(worker_text, "cdrstream_events_total").items()
+    }
+    assert by_outcome == {name: float(expected.get(name, 0)) for name in by_outcome}
+    assert set(by_outcome) == {
+        "stored",
+        "hidden_internal",
+        "hidden_emergency",
+        "hidden_social_value",
+        "expired",
+        "duplicate",
+        "invalid",
+    }
+    assert sum(samples(worker_text, "cdrstream_dead_letters_total").values()) == expected["invalid"]
+    for histogram in (
+        "cdrstream_produce_to_store_seconds_count",
+        "cdrstream_end_to_end_latency_seconds_count",
+        "cdrstream_processing_seconds_count",
+        "cdrstream_batch_size_count",
+        "cdrstream_redis_write_seconds_count",
+    ):
+        assert sum(samples(worker_text, histogram).values()) > 0, histogram
+    assert sum(samples(worker_text, "cdrstream_batch_size_sum").values()) == len(items)
+
+    assert await asyncio.to_thread(http_status, f"{worker_url}/readyz") == 200
+    assert await asyncio.to_thread(http_status, f"{api_url}/readyz") == 200
+    for _ in range(3):  # no token: 401, still counted, by route template
+        status = await asyncio.to_thread(http_status, f"{api_url}/v1/tenants/{tenants[0]}/cdrs")
+        assert status == 401
+    api_text = scrape(f"{api_url}/metrics")
+    requests = samples(api_text, "cdrstream_api_requests_total")
+    unauthorized = [
+        value
+        for series, value in requests.items()
+        if label(series, "route") == "/v1/tenants/{tenant_id}/cdrs"
+        and label(series, "status") == "401"
+    ]
+    assert unauthorized == [3.0]
+    assert all(tenants[0] not in series for series in requests)  # no tenant id as a label
+
+    dashboard = json.loads((ROOT / "config/grafana/dashboards/cdrstream.json").read_text())
+    assert dashboard["panels"] and dashboard["uid"] and dashboard["schemaVersion"]
+    # A family counts as exported once declared (# TYPE), even before its first sample
+    # (the lag gauge is sampled every few seconds).
+    exported = {
+        match.group(1)
+        for line in (worker_text + api_text).splitlines()
+        if (match := SAMPLE.match(line) or re.match(r"# TYPE (\S+) ", line))
+    }
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(cdrstream_[a-z_]+)", target["expr"])
+    }
+    assert queried and queried <= exported, queried - exported
