@@ -12,27 +12,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
-    import logging.config
     import tempfile
 
-    from faust.worker import Worker
-
     from cdrstream.api.app import build_api, create_api_app
-    from cdrstream.observability.json_logs import logging_config
+    from cdrstream.commands.faust_role import prepare_process, run_faust_app
     from cdrstream.settings import load_settings
     from cdrstream.store.connection import connect
     from cdrstream.tenant_profiles import TenantProfilesError
 
     settings = load_settings()
-    config = logging_config(settings.log_level)
-    logging.config.dictConfig(config)
-    if not args.no_uvloop:
-        import uvloop
-
-        uvloop.install()
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    config = prepare_process(settings, uvloop=not args.no_uvloop)
     with tempfile.TemporaryDirectory(prefix="cdrstream-api-") as datadir:
         app = create_api_app(settings, datadir=datadir)
         redis = connect(settings)
@@ -52,16 +42,4 @@ def run(args: argparse.Namespace) -> int:
             settings.api_port,
             settings.redis_url.split("@")[-1],
         )
-        worker = Worker(
-            app,
-            loglevel=settings.log_level,
-            logging_config=config,
-            quiet=True,
-            redirect_stdouts=False,
-            override_logging=False,
-        )
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            return int(exc.code or 0) if isinstance(exc.code, int | None) else 1
-    return 0
+        return run_faust_app(app, settings, config)

@@ -54,14 +54,32 @@ def run(args: argparse.Namespace) -> int:
         return child
 
     token = subprocess.run(
-        [*me, "token", "issue", "--partner", "demo-partner", "--tenants", DEFAULT_TENANTS,
-         "--airtime-reseller"],
-        check=True, capture_output=True, text=True,
+        [
+            *me,
+            "token",
+            "issue",
+            "--partner",
+            "demo-partner",
+            "--tenants",
+            DEFAULT_TENANTS,
+            "--airtime-reseller",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     start("worker", "worker")
     start("api", "api")
-    start("backfill", "generate", "--count", str(args.backfill), "--rate", "0",
-          "--backfill-hours", str(7 * 24))
+    start(
+        "backfill",
+        "generate",
+        "--count",
+        str(args.backfill),
+        "--rate",
+        "0",
+        "--backfill-hours",
+        str(7 * 24),
+    )
     start("generator", "generate", "--rate", str(args.rate), "--backfill-hours", "0.05")
 
     base = f"http://127.0.0.1:{settings.api_port}"

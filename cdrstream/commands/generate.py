@@ -46,9 +46,7 @@ async def _generate(args: argparse.Namespace, settings) -> int:  # type: ignore[
 
     tenants = [t.strip() for t in args.tenants.split(",") if t.strip()]
     rng = random.Random(args.seed)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
     began = time.monotonic()

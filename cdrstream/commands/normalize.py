@@ -26,8 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--region",
-        help="ISO 3166 alpha-2 region the number is dialled in "
-        "(default: CDRSTREAM_DEFAULT_REGION)",
+        help="ISO 3166 alpha-2 region the number is dialled in (default: CDRSTREAM_DEFAULT_REGION)",
     )
     parser.add_argument(
         "--outside-line",
