@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_TENANTS = "acme-nl,bakkerij-jansen,brussels-legal,berlin-dental,london-lettings"
+DEFAULT_TENANTS = "amsterdam-dental,gent-bakery,berlin-dental,hamburg-haven,london-lettings"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
