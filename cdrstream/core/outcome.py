@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from cdrstream.core.direction import DirectionWord, derive_direction
 from cdrstream.core.event import CallEvent, InvalidEvent, decode_event
@@ -49,15 +49,7 @@ Outcome = Literal[
     "duplicate",
     "invalid",
 ]
-OUTCOMES: tuple[str, ...] = (
-    "stored",
-    "hidden_internal",
-    "hidden_emergency",
-    "hidden_social_value",
-    "expired",
-    "duplicate",
-    "invalid",
-)
+OUTCOMES: tuple[str, ...] = get_args(Outcome)  # all seven, in that order
 
 FUTURE_TOLERANCE_MS = 86_400_000
 
