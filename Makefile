@@ -8,6 +8,7 @@ demo:
 # pytest exits 5 when it collected no test; that is not a failure of the product.
 test:
 	./scripts/bootstrap.sh
+	$(MAKE) lint
 	.venv/bin/pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 lint:

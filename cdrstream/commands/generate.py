@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cdrstream.settings import Settings
 
 DEFAULT_TENANTS = "amsterdam-dental,gent-bakery,berlin-dental,hamburg-haven,london-lettings"
 
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_generate(args, load_settings()))
 
 
-async def _generate(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+async def _generate(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import random
     import sys

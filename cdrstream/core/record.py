@@ -36,7 +36,5 @@ def record_id(tenant_id: str, call_id: str) -> str:
     16 url-safe characters (96 bits of BLAKE2b): short enough to keep Redis indexes small,
     long enough that a collision inside one tenant's window is not a practical concern.
     """
-    digest = hashlib.blake2b(
-        f"{tenant_id}\x00{call_id}".encode(), digest_size=12
-    ).digest()
+    digest = hashlib.blake2b(f"{tenant_id}\x00{call_id}".encode(), digest_size=12).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")

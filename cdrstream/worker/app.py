@@ -67,7 +67,7 @@ def create_worker_app(settings: Settings) -> faust.App:
         web_bind=settings.api_bind,
         web_transport="tcp://",
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
-        broker_commit_every=settings.batch_max,
+        broker_commit_every=1_000_000,  # commit on the interval, not inside the fetch loop
         broker_commit_interval=1.0,
         # A killed worker's partitions move after the session timeout: keep failover short.
         broker_session_timeout=10.0,
@@ -114,12 +114,14 @@ def create_worker_app(settings: Settings) -> faust.App:
                 dead_letters=send_dead_letters,
                 policy=policy,
             )
-        return state["handler"]  # type: ignore[no-any-return]
+        return state["handler"]
 
     @app.agent(source, name="cdr-records", concurrency=1)
     async def write_records(stream: StreamT) -> None:
         within = settings.batch_within_ms / 1000
-        async for events in stream.take_events(settings.batch_max, within=within):
+        # take_events is on faust.Stream but missing from the StreamT protocol.
+        batches = stream.take_events(settings.batch_max, within=within)  # type: ignore[attr-defined]
+        async for events in batches:
             work = asyncio.ensure_future(handler().handle([_incoming(e) for e in events]))
             state["in_flight"] = work
             try:
@@ -150,7 +152,7 @@ def create_worker_app(settings: Settings) -> faust.App:
         assigned = [tp for tp in consumer.assignment() if tp.topic == settings.topic]
         m.CONSUMER_LAG.clear()  # partitions move on rebalance; drop the ones we lost
         for tp in assigned:
-            committed = consumer._committed_offset.get(tp) or 0  # faust keeps no public getter
+            committed = getattr(consumer, "_committed_offset", {}).get(tp) or 0  # no public getter
             highwater = consumer.highwater(tp) or 0
             m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
 

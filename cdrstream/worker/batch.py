@@ -25,7 +25,7 @@ log = logging.getLogger("cdrstream.worker")
 
 
 class RecordSink(Protocol):
-    async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> list[str]: ...
+    async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> Sequence[str]: ...
 
 
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
@@ -49,7 +49,7 @@ class BatchHandler:
         started = time.perf_counter()
         now_ms = self._clock_ms()
         decisions = [decide(message.value, now_ms, self._policy) for message in batch]
-        outcomes = [d.outcome for d in decisions]
+        outcomes: list[str] = [d.outcome for d in decisions]
 
         to_store = [
             i for i, d in enumerate(decisions) if d.record is not None and d.outcome == "stored"
@@ -82,7 +82,7 @@ class BatchHandler:
         self._observe(batch, decisions, outcomes, started)
         return Counter(outcomes)
 
-    async def _timed_write(self, records: list[CallRecord], now_ms: int) -> list[str]:
+    async def _timed_write(self, records: list[CallRecord], now_ms: int) -> Sequence[str]:
         begin = time.perf_counter()
         results = await self._records.write_batch(records, now_ms)
         m.REDIS_WRITE.observe(time.perf_counter() - begin)

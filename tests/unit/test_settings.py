@@ -71,7 +71,9 @@ def test_compose_environment_names_are_real_settings() -> None:
     assert api_env["CDRSTREAM_DLQ_TOPIC"] == defaults.dlq_topic
     assert "--appendonly" in services["redis"]["command"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert {"kafka", "redis", "worker", "api", "generator", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "redis", "worker", "api", "generator", "prometheus", "grafana"} <= set(
+        services
+    )
 
 
 def test_prometheus_scrapes_both_roles_on_their_ports() -> None:
