@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,13 +11,8 @@ import pytest
 
 from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.kafka import KafkaNode
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ import orjson
 from cdrstream.bench.stats import summary_ms
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.settings import Settings
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
 
@@ -46,14 +47,6 @@ class BenchOptions:
     seconds: int = 30
     query_records: int = 1_000_000
     query_samples: int = 200
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scrape(url: str, metric: str) -> float:
@@ -333,7 +326,7 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
     stack.kafka.up()
     shutil.rmtree(work_dir, ignore_errors=True)
     redis_node = RedisNode(
-        base_dir=work_dir / "redis", port=_free_port(), extra_args=("--appendonly", "no")
+        base_dir=work_dir / "redis", port=free_port(), extra_args=("--appendonly", "no")
     )
     redis_node.up()
     run_id = uuid.uuid4().hex[:8]
@@ -344,8 +337,8 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         dlq_topic=f"bench.{run_id}.call-ended.dlq",
         consumer_group=f"bench-{run_id}",
         redis_url=redis_node.url,
-        worker_port=_free_port(),
-        api_port=_free_port(),
+        worker_port=free_port(),
+        api_port=free_port(),
         access_file=str(work_dir / "access.json"),
         cursor_secret=uuid.uuid4().hex,
     )

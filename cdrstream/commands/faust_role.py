@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging.config
 from typing import Any
 
 from cdrstream.observability.json_logs import logging_config
 from cdrstream.settings import Settings
+
+
+def add_uvloop_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="use asyncio's default loop instead of uvloop"
+    )
 
 
 def prepare_process(settings: Settings, *, uvloop: bool) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from cdrstream.commands.faust_role import add_uvloop_flag
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-uvloop", action="store_true", help="use asyncio's default loop instead of uvloop"
-    )
+    add_uvloop_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

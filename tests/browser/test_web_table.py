@@ -24,9 +24,9 @@ from cdrstream.access.access_store import issue_token
 from cdrstream.api.csv_export import CSV_COLUMNS
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.settings import Settings, load_settings
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

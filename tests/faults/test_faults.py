@@ -18,9 +18,9 @@ from cdrstream.core.outcome import Policy, decide
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.kafka import KafkaNode
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.conftest import free_port
 from tests.faults.hostile import hostile_events
 from tests.integration.pipeline_helpers import (
     count_records,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 
 
@@ -62,17 +63,11 @@ def _cluster_ok(port: int, masters: int) -> bool:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def store_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A single Redis of the store tests' own: the sweeper works on every tenant it finds,
     so its tests must not share a Redis with other suites' data."""
-    node = RedisNode(base_dir=tmp_path_factory.mktemp("store-redis"), port=_free_port())
+    node = RedisNode(base_dir=tmp_path_factory.mktemp("store-redis"), port=free_port())
     node.up()
     yield node.url
     node.down()

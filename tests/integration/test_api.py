@@ -35,9 +35,9 @@ from cdrstream.api.csv_export import CSV_COLUMNS
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.core.timestamps import format_local, format_utc
 from cdrstream.settings import Settings, load_settings
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cdrstream.stack.processes import is_alive
-from tests.conftest import free_port
+from cdrstream.stack.processes import free_port, is_alive
 
 pytestmark = pytest.mark.integration
 

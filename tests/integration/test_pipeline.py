@@ -10,12 +10,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cdrstream.simulation.calls import generate_events, valid_event
 
 from cdrstream.core.outcome import Policy, decide
 from cdrstream.settings import Settings
+from cdrstream.simulation.calls import generate_events, valid_event
+from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.conftest import free_port
 from tests.integration.pipeline_helpers import (
     dead_letters,
     expected_records,
