@@ -34,6 +34,7 @@ import orjson
 from cdrstream.bench.stats import summary_ms
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.settings import Settings
+from cdrstream.simulation.records import synthetic_records
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
@@ -181,42 +182,6 @@ async def _latency(settings: Settings, redis_url: str, options: BenchOptions) ->
         await producer.stop()
         await redis.aclose()
     return summary_ms(samples)
-
-
-def _synthetic_records(
-    tenant: str, count: int, now_ms: int, rng: random.Random
-) -> list[CallRecord]:
-    """Realistic records spread over the last 29 days: NL/BE/DE numbers, 200 extensions."""
-    window = 29 * 86_400_000
-    prefixes = ["+3120", "+3110", "+3130", "+316", "+3223", "+4930", "+4989"]
-    numbers = [f"{rng.choice(prefixes)}{rng.randrange(10**6, 10**7)}" for _ in range(20_000)]
-    records = []
-    for n in range(count):
-        started = now_ms - rng.randrange(window)
-        answered = started + rng.randrange(2_000, 20_000) if rng.random() < 0.8 else None
-        ended = (answered or started) + rng.randrange(1_000, 600_000)
-        inbound = rng.random() < 0.5
-        ours, theirs = f"+3120{rng.randrange(1000000, 1000400)}", rng.choice(numbers)
-        call_id = f"{uuid.UUID(int=rng.getrandbits(128))}@pbx.example.net"
-        records.append(
-            CallRecord(
-                id=record_id(tenant, call_id),
-                tenant_id=tenant,
-                call_id=call_id,
-                started_at_ms=started,
-                answered_at_ms=answered,
-                ended_at_ms=ended,
-                duration=(ended - answered) // 1000 if answered else 0,
-                source=theirs if inbound else ours,
-                source_raw=theirs if inbound else f"sip:{ours}@pbx.example.net",
-                destination=ours if inbound else theirs,
-                destination_raw=ours if inbound else "0" + theirs[3:],
-                extension=str(200 + n % 200) if rng.random() < 0.9 else "0",
-                direction="inbound" if inbound else "outbound",
-                disposition="answered" if answered else "no_answer",
-            )
-        )
-    return records
 
 
 async def _fill_and_measure_memory(
@@ -376,7 +341,7 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         worker.stop()
 
         now_ms = time.time_ns() // 1_000_000
-        records = _synthetic_records("bench-big", options.query_records, now_ms, random.Random(3))
+        records = synthetic_records("bench-big", options.query_records, now_ms, random.Random(3))
         result["redis_bytes_per_record"] = round(
             asyncio.run(_fill_and_measure_memory(redis_node.url, bench, records)), 1
         )
