@@ -16,6 +16,7 @@ def render_table(result: dict[str, Any]) -> str:
             f"baseline aiokafka loop {t['baseline_eps']:,}",
         ),
         ("worker / baseline", f"{t['ratio']:.2f}", "target >= 0.70"),
+        ("bare Faust agent, no work (events/s)", f"{t['faust_only_eps']:,}", "framework ceiling"),
         (f"latency produce->queryable @ {lat['rate_eps']}/s p50", f"{lat['p50']} ms", ""),
         ("latency p99", f"{lat['p99']} ms", "target <= 250 ms"),
         (

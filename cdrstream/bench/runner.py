@@ -109,6 +109,29 @@ async def _baseline_eps(settings: Settings, total: int) -> float:
         await consumer.stop()
 
 
+def _faust_floor_eps(settings: Settings, total: int) -> float:
+    """Events/s of a Faust agent that only counts (see ``faust_floor.py``)."""
+    env = {
+        **settings_env(settings),
+        "BENCH_TOPIC": settings.topic,
+        "BENCH_GROUP": f"{settings.consumer_group}-floor",
+        "BENCH_BOOTSTRAP": settings.kafka_bootstrap,
+        "BENCH_EVENTS": str(total),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cdrstream.bench.faust_floor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    found = re.search(r"eps=([\d.]+)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"the bare Faust agent gave no figure:\n{done.stderr[-2000:]}")
+    return float(found.group(1))
+
+
 def _worker_eps(worker_metrics: str, total: int, timeout_s: float) -> float:
     """Events/s of the worker from its first counted event to the last (start-up excluded)."""
     deadline = time.monotonic() + timeout_s
@@ -328,11 +351,13 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         )
         asyncio.run(_produce(bench, items))
         baseline = asyncio.run(_baseline_eps(bench, len(items)))
+        faust_floor = _faust_floor_eps(bench, len(items))
         worker.start().wait_http(f"http://127.0.0.1:{bench.worker_port}/healthz")
         worker_eps = _worker_eps(f"http://127.0.0.1:{bench.worker_port}/metrics", len(items), 600)
         result["throughput"] = {
             "events": len(items),
             "baseline_eps": round(baseline),
+            "faust_only_eps": round(faust_floor),
             "worker_eps": round(worker_eps),
             "ratio": round(worker_eps / baseline, 3),
         }
