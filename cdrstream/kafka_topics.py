@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import contextlib
 
+from cdrstream.settings import Settings
+
+
+async def ensure_owned_topics(settings: Settings) -> None:
+    """The call-ended topic (``topic_partitions`` partitions) and its dead-letter topic."""
+    await ensure_topics(
+        settings.kafka_bootstrap, {settings.topic: settings.topic_partitions, settings.dlq_topic: 1}
+    )
+
 
 async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
     """Create missing topics (name -> partitions), replication factor 1 on the local node.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from cdrstream.kafka_topics import ensure_topics
+from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
 
 
@@ -15,12 +15,7 @@ def wait_for_topics(settings: Settings, log: logging.Logger, max_delay_s: float 
     delay = 0.5
     while True:
         try:
-            asyncio.run(
-                ensure_topics(
-                    settings.kafka_bootstrap,
-                    {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
-                )
-            )
+            asyncio.run(ensure_owned_topics(settings))
             return
         except Exception as exc:  # Kafka not reachable yet: wait, say so, try again
             log.warning(

@@ -306,7 +306,7 @@ def _redis_benchmark(port: int) -> dict[str, float]:
 
 
 def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict[str, Any]:
-    from cdrstream.kafka_topics import ensure_topics
+    from cdrstream.kafka_topics import ensure_owned_topics
     from cdrstream.simulation.calls import generate_events
     from cdrstream.stack.local import LocalStack
 
@@ -334,11 +334,7 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
     worker = RoleProcess(["worker"], env=settings_env(bench), log_file=work_dir / "worker.log")
     api = RoleProcess(["api"], env=settings_env(bench), log_file=work_dir / "api.log")
     try:
-        asyncio.run(
-            ensure_topics(
-                bench.kafka_bootstrap, {bench.topic: bench.topic_partitions, bench.dlq_topic: 1}
-            )
-        )
+        asyncio.run(ensure_owned_topics(bench))
         tenants = [f"bench-{n}" for n in range(options.tenants)]
         items = list(
             generate_events(

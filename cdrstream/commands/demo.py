@@ -23,15 +23,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
     import signal
-    import subprocess
     import sys
     import time
-    import urllib.request
     from pathlib import Path
 
+    from cdrstream.access.access_store import issue_token
     from cdrstream.settings import load_settings
     from cdrstream.stack.local import LocalStack
     from cdrstream.stack.processes import StackError
+    from cdrstream.stack.roles import RoleProcess
 
     settings = load_settings()
     stack = LocalStack.from_settings(settings)
@@ -43,56 +43,38 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     logs = Path(settings.stack_dir) / "demo"
-    logs.mkdir(parents=True, exist_ok=True)
-    me = [sys.executable, "-m", "cdrstream"]
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, *argv: str) -> subprocess.Popen[bytes]:
-        log = (logs / f"{name}.log").open("ab")
-        child = subprocess.Popen([*me, *argv], stdout=log, stderr=subprocess.STDOUT)
-        children.append(child)
-        return child
-
-    token = subprocess.run(
-        [
-            *me,
-            "token",
-            "issue",
-            "--partner",
-            "demo-partner",
-            "--tenants",
-            DEFAULT_TENANTS,
-            "--airtime-reseller",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    start("worker", "worker")
-    start("api", "api")
-    start(
-        "backfill",
-        "generate",
-        "--count",
-        str(args.backfill),
-        "--rate",
-        "0",
-        "--backfill-hours",
-        str(7 * 24),
+    tenants = DEFAULT_TENANTS.split(",")
+    token, _ = issue_token(
+        settings.access_file, partner="demo-partner", tenants=tenants, airtime_reseller=True
     )
-    start("generator", "generate", "--rate", str(args.rate), "--backfill-hours", "0.05")
-
+    roles = {
+        "worker": ["worker"],
+        "api": ["api"],
+        "backfill": [
+            "generate",
+            "--count",
+            str(args.backfill),
+            "--rate",
+            "0",
+            "--backfill-hours",
+            str(7 * 24),
+        ],
+        "generator": ["generate", "--rate", str(args.rate), "--backfill-hours", "0.05"],
+    }
+    children = [
+        RoleProcess(argv, env=os.environ, log_file=logs / f"{name}.log").start()
+        for name, argv in roles.items()
+    ]
     base = f"http://127.0.0.1:{settings.api_port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    tenant = DEFAULT_TENANTS.split(",")[0]
-    print(f"\nweb page : {base}/tenants/{tenant}")
-    print(f"API      : {base}/v1/tenants/{tenant}/cdrs")
+    try:
+        children[1].wait_http(f"{base}/healthz")
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"demo: the query endpoint did not start: {exc}", file=sys.stderr)
+        for child in children:
+            child.stop()
+        return 1
+    print(f"\nweb page : {base}/tenants/{tenants[0]}")
+    print(f"API      : {base}/v1/tenants/{tenants[0]}/cdrs")
     print(f"token    : {token}")
     print(f"metrics  : {base}/metrics and http://127.0.0.1:{settings.worker_port}/metrics")
     print(f"logs     : {logs}/   (Ctrl-C stops; `cdrstream stack down` stops Kafka+Redis)\n")
@@ -111,11 +93,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(child.pid, signal.SIGKILL)
+        child.stop()
     return 0

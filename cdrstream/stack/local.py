@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cdrstream.kafka_topics import ensure_topics
+from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
 from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.redis_server import RedisNode
@@ -34,12 +34,7 @@ class LocalStack:
     def up(self, settings: Settings) -> None:
         self.redis.up()
         self.kafka.up()
-        asyncio.run(
-            ensure_topics(
-                self.kafka.bootstrap,
-                {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
-            )
-        )
+        asyncio.run(ensure_owned_topics(replace(settings, kafka_bootstrap=self.kafka.bootstrap)))
 
     def down(self) -> None:
         self.kafka.down()

@@ -123,15 +123,12 @@ def create_worker_app(settings: Settings) -> faust.App:
         batches = stream.take_events(settings.batch_max, within=within)  # type: ignore[attr-defined]
         async for events in batches:
             work = asyncio.ensure_future(handler().handle([_incoming(e) for e in events]))
-            state["in_flight"] = work
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
                 # Shutdown or rebalance: finish the batch before take_events() acks it.
                 await work
                 raise
-            finally:
-                state.pop("in_flight", None)
 
     @app.timer(interval=float(settings.sweep_interval_s), on_leader=False)
     async def sweep_window() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,52 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     after = _stack("status", env)
     assert after.returncode == 1
     assert "stopped" in after.stdout
+
+
+def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path: Path) -> None:
+    """README command 1, on ports of its own: the printed page answers and the token works."""
+    env = {
+        **os.environ,
+        "CDRSTREAM_STACK_DIR": str(tmp_path / "stack"),
+        "CDRSTREAM_ACCESS_FILE": str(tmp_path / "access.json"),
+        "CDRSTREAM_KAFKA_PORT": str(free_port()),
+        "CDRSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "CDRSTREAM_REDIS_PORT": str(free_port()),
+        "CDRSTREAM_API_PORT": str(free_port()),
+        "CDRSTREAM_WORKER_PORT": str(free_port()),
+    }
+    env["CDRSTREAM_REDIS_URL"] = f"redis://127.0.0.1:{env['CDRSTREAM_REDIS_PORT']}/0"
+    env["CDRSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CDRSTREAM_KAFKA_PORT']}"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cdrstream", "demo", "--backfill", "300", "--rate", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        printed: dict[str, str] = {}
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                printed[name.strip()] = value.strip().split()[0] if value.strip() else ""
+            if "token" in printed:
+                break
+        page, api, token = printed["web page"], printed["API"], printed["token"]
+        with urllib.request.urlopen(page, timeout=10) as answer:
+            assert answer.status == 200
+            assert b"<table" in answer.read()
+        request = urllib.request.Request(api, headers={"Authorization": f"Bearer {token}"})
+        deadline = time.monotonic() + 120
+        records: list[object] = []
+        while not records and time.monotonic() < deadline:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                records = json.loads(answer.read())["records"]
+            time.sleep(1)
+        assert records, "the demo's generator and worker produced no record"
+    finally:
+        demo.terminate()
+        demo.wait(timeout=120)
+        _stack("down", env)
+    assert demo.returncode == 0
