@@ -31,6 +31,7 @@ from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
 from cdrstream.worker.incoming import Incoming
+from cdrstream.worker.retry import until_done
 
 log = logging.getLogger("cdrstream.worker")
 
@@ -122,7 +123,12 @@ def create_worker_app(settings: Settings) -> faust.App:
         # take_events is on faust.Stream but missing from the StreamT protocol.
         batches = stream.take_events(settings.batch_max, within=within)  # type: ignore[attr-defined]
         async for events in batches:
-            work = asyncio.ensure_future(handler().handle([_incoming(e) for e in events]))
+            batch = [_incoming(e) for e in events]
+            # Even a bug in the handler must not escape: an exception here would ack the
+            # batch and leave the agent deaf (faust-streaming 0.15). It stalls instead.
+            work = asyncio.ensure_future(
+                until_done("batch", lambda: handler().handle(batch), log=log)  # noqa: B023
+            )
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
