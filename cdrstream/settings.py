@@ -59,7 +59,7 @@ DESCRIPTIONS: dict[str, str] = {
     "default_region": "ISO 3166 region numbers are parsed with when neither event nor tenant says",
     "tenants_file": "JSON file: tenant id -> {region, outside_line}",
     "access_file": "JSON file of hashed tokens and partner contracts",
-    "api_bind": "address the query endpoint binds",
+    "api_bind": "address the HTTP servers bind (query endpoint and worker metrics)",
     "api_port": "port of the query endpoint and web page",
     "worker_port": "port of the worker's /metrics, /healthz, /readyz",
     "batch_max": "most events the worker writes to Redis in one round trip",
