@@ -18,7 +18,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdrstream.stack.processes import StackError, read_pid, start_detached, stop, wait_ready
+from cdrstream.stack.processes import (
+    StackError,
+    ensure_port_free,
+    read_pid,
+    start_detached,
+    stop,
+    wait_ready,
+)
 
 LOG4J_VERSION = "2.25.3"
 DEPENDENCY_PLUGIN_VERSION = "3.8.1"
@@ -153,6 +160,10 @@ class KafkaNode:
         java = shutil.which("java")
         if java is None:
             raise StackError("java not found: OpenJDK 17 is needed for the local Kafka")
+        ensure_port_free("kafka", self.port, "CDRSTREAM_KAFKA_PORT")
+        ensure_port_free(
+            "kafka controller", self.controller_port, "CDRSTREAM_KAFKA_CONTROLLER_PORT"
+        )
         libs = fetch_kafka_jars(self.cache_dir, self.version)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         props = self.base_dir / "server.properties"

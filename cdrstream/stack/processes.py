@@ -109,6 +109,19 @@ def log_tail(log_file: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def ensure_port_free(name: str, port: int, setting: str) -> None:
+    """Refuse to start beside another server on ``port``: its answers would pass for ours."""
+    with socket.socket() as sock:
+        # SO_REUSEADDR: connections of our own last run in TIME_WAIT do not count, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"{name}: port {port} is taken by another process (choose another with {setting})"
+            ) from None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

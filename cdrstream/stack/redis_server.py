@@ -9,7 +9,14 @@ from pathlib import Path
 
 import redis
 
-from cdrstream.stack.processes import StackError, read_pid, start_detached, stop, wait_ready
+from cdrstream.stack.processes import (
+    StackError,
+    ensure_port_free,
+    read_pid,
+    start_detached,
+    stop,
+    wait_ready,
+)
 
 
 @dataclass
@@ -36,6 +43,7 @@ class RedisNode:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise StackError("redis-server not found: apt-get install -y redis-server")
+        ensure_port_free("redis", self.port, "CDRSTREAM_REDIS_PORT")
         data = self.base_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         argv = [

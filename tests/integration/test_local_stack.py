@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -104,3 +105,23 @@ def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path:
         demo.wait(timeout=120)
         _stack("down", env)
     assert demo.returncode == 0
+
+
+def test_up_refuses_a_port_another_server_holds(tmp_path: Path) -> None:
+    """Another Redis on the port would answer our readiness probe: refuse, and say why."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {
+            **os.environ,
+            "CDRSTREAM_STACK_DIR": str(tmp_path / "stack"),
+            "CDRSTREAM_REDIS_PORT": str(port),
+            "CDRSTREAM_KAFKA_PORT": str(free_port()),
+            "CDRSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+        }
+        up = _stack("up", env)
+    assert up.returncode == 1
+    assert f"port {port} is taken" in up.stderr
+    assert "CDRSTREAM_REDIS_PORT" in up.stderr
+    assert not (tmp_path / "stack" / "redis" / "redis.pid").exists()
