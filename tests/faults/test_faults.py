@@ -131,35 +131,26 @@ async def test_worker_killed_mid_stream_then_restarted(
     await _assert_exactly_expected(fault_settings, tenants, items, workers)
 
 
-async def test_redis_restarted_mid_stream(
-    fault_settings: Settings, workers: Workers, redis_node: RedisNode
+@pytest.mark.parametrize(("engine", "down_s"), [("redis_node", 3.0), ("kafka_node", 2.0)])
+async def test_engine_restarted_mid_stream(
+    fault_settings: Settings,
+    workers: Workers,
+    request: pytest.FixtureRequest,
+    engine: str,
+    down_s: float,
 ) -> None:
-    tenants, items = _stream(22)
+    """Redis (AOF) or the Kafka broker goes away mid-stream: the worker waits, never skips."""
+    node: RedisNode | KafkaNode = request.getfixturevalue(engine)
+    tenants, items = _stream(22 if engine == "redis_node" else 23)
     workers.start()
 
-    async def restart_redis() -> None:
+    async def restart() -> None:
         await _wait_some_progress(fault_settings, tenants, 5_000)
-        await asyncio.to_thread(redis_node.down)
-        await asyncio.sleep(3)  # the worker meets a dead Redis and must wait, not skip
-        await asyncio.to_thread(redis_node.up)
+        await asyncio.to_thread(node.down)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(node.up)
 
-    await _produce_in_halves(fault_settings, items, restart_redis)
-    await _assert_exactly_expected(fault_settings, tenants, items, workers)
-
-
-async def test_kafka_restarted_mid_stream(
-    fault_settings: Settings, workers: Workers, kafka_node: KafkaNode
-) -> None:
-    tenants, items = _stream(23)
-    workers.start()
-
-    async def restart_kafka() -> None:
-        await _wait_some_progress(fault_settings, tenants, 5_000)
-        await asyncio.to_thread(kafka_node.down)
-        await asyncio.sleep(2)
-        await asyncio.to_thread(kafka_node.up)
-
-    await _produce_in_halves(fault_settings, items, restart_kafka)
+    await _produce_in_halves(fault_settings, items, restart)
     await _assert_exactly_expected(fault_settings, tenants, items, workers)
 
 
