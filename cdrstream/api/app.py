@@ -34,9 +34,10 @@ from faust.web.base import BlueprintManager
 from cdrstream.access.access_store import AccessCache
 from cdrstream.api import problems
 from cdrstream.api.openapi import openapi_document
-from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api
+from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api, raised_in_redis_client
 from cdrstream.observability.api_metrics import metrics_middleware
 from cdrstream.settings import Settings
+from cdrstream.store.connection import prepare
 from cdrstream.store.reader import RecordReader
 from cdrstream.tenant_profiles import load_tenant_profiles
 
@@ -114,7 +115,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except STORAGE_ERRORS as exc:
         log.warning("storage unavailable on %s: %s: %s", request.path, type(exc).__name__, exc)
         return problems.storage_unavailable()
-    except Exception:
+    except Exception as exc:
+        if raised_in_redis_client(exc):
+            # A bug of the Redis client under a failing connection (it lets out an
+            # AttributeError or a RuntimeError of the closed transport instead of a
+            # ConnectionError): the store failed, not this code. Logged with its traceback.
+            log.warning(
+                "storage unavailable on %s: %s inside the redis client",
+                request.path,
+                type(exc).__name__,
+                exc_info=exc,
+            )
+            return problems.storage_unavailable()
         log.exception("unexpected error on %s %s", request.method, request.path)
         return problems.problem(500, "unexpected error; it has been logged")
 
@@ -163,4 +175,12 @@ def build_api(
     )
     for route in ROUTES:
         web_app.router.add_route("GET", route.aiohttp_path, getattr(api, route.handler))
+
+    async def prepare_store(_: web.Application) -> None:
+        try:
+            await prepare(redis)
+        except Exception as exc:  # Redis down at start: /readyz says so; serve anyway
+            log.warning("redis not reachable at start: %s: %s", type(exc).__name__, exc)
+
+    web_app.on_startup.append(prepare_store)
     return api

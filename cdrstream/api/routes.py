@@ -54,6 +54,19 @@ log = logging.getLogger("cdrstream.api")
 #: What a Redis that is down, slow or failing over raises: answered 503, not 500.
 #: OSError covers socket errors and the TimeoutError of ``asyncio.timeout``.
 STORAGE_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+
+
+def raised_in_redis_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by code of the Redis client (its innermost frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(module, str) and (module == "redis" or module.startswith("redis."))
+
+
 REDIS_TIMEOUT_S = 10.0  # one page, or one CSV chunk; a hung Redis becomes a 503, not a hang
 CSV_CHUNK = 2000
 NO_STORE = {"Cache-Control": "no-store"}
