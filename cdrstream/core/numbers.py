@@ -1,19 +1,30 @@
 """A and B numbers: from whatever the PBX wrote to E.164 and a class (SPEC section 2, rule 7).
 
-`normalize_number(raw, region, outside_line)` never raises and is cached. Steps, in order:
+`normalize_number(raw, region, outside_line)` never raises and is cached (keyed on the raw
+text). Steps, in order:
 
+0. Folding (`cdrstream.core.text_folding`): every Unicode decimal digit becomes its ASCII digit
+   (fullwidth ``\\uff11\\uff11\\uff12``, Arabic-Indic or Persian digits, ...), format characters
+   go (zero-width ``1\\u200b12``, bidi ``\\u202d112``), Unicode dashes become ``-`` and fullwidth
+   punctuation its ASCII form. Everything below sees only the folded text; ``raw`` stays as
+   received. ASCII text is not touched.
 1. Wrappers: a name-addr (``"Reception" <sip:...>``) keeps what is inside ``<>``; a ``sip:``/
-   ``sips:``/``tel:`` URI keeps its (percent-decoded) user part, without password or
-   parameters. A ``phone-context=+CC`` parameter makes the number parse in CC's region.
-2. Withheld: ``anonymous``, ``restricted``, ``unknown``, ``private``, ``withheld``,
-   ``unavailable`` (any case), empty, or any URI on host ``anonymous.invalid`` -> ``withheld``
-   (shown as ``anonymous``).
+   ``sips:``/``tel:`` URI keeps its (percent-decoded, then folded) user part, without password
+   or parameters. A ``phone-context=+CC`` parameter makes the number parse in CC's region.
+2. Withheld: the free-text markers PBXs and carriers write (`cdrstream.core.withheld`:
+   ``anonymous``, ``Unknown``, ``<unknown>``, ``PRIVATE``, ``OUT OF AREA``, ``0000000000``,
+   ... in any case and spacing), empty, or any URI or ``user@host`` on host
+   ``anonymous.invalid`` -> ``withheld`` (shown as ``anonymous``).
 3. Visual separators (spaces, ``-``, ``.``, ``/``, brackets) go; ``(0)`` after an international
    prefix goes (``+31 (0)20 ...``). A leading CLIR prefix goes: ``*31#``, ``#31#``, ``*67`` in
    every region, ``141`` in GB and IE.
 4. What is left must be ``+digits`` or digits. Short strings of digits, ``*`` and ``#`` with at
-   least one ``*``/``#`` are PBX feature codes (``*97``) -> ``extension``. Anything else (letters,
-   ``sip:alice@example.com``) -> ``invalid``, raw kept.
+   least one ``*``/``#`` are PBX feature codes (``*97``) -> ``extension``. A number with an
+   extension suffix in any form libphonenumber recognises (``ext. 12``, ``x12``, ``;ext=12``,
+   ``#12``, ``,12``, ...; found by libphonenumber's own extension stripper) is its main number:
+   the text before the suffix goes through steps 3-9 once more and counts when it is a valid
+   PSTN number (``pstn``, E.164 of the main number), an emergency or a 116 number. Anything else
+   (letters, ``sip:alice@example.com``) -> ``invalid``, raw kept.
 5. Services, checked on the digits as written and, when the tenant has an outside line, on the
    digits after it: ``116`` + three digits -> ``social_value``; an exact emergency number of the
    region (`cdrstream.core.emergency`) -> ``emergency``; the same after a country code
@@ -48,8 +59,16 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat
 from phonenumbers.phonemetadata import PhoneMetadata
 
+# libphonenumber's maybeStripExtension, the very function `phonenumbers.parse` uses: the public
+# API returns the extension's digits but not where the main number ends. Typed in phonenumbers'
+# own stubs; the extension tests fail loudly should it ever move.
+from phonenumbers.phonenumberutil import _maybe_strip_extension
+
 from cdrstream.core.emergency import is_emergency
 from cdrstream.core.social_value import is_social_value
+from cdrstream.core.text_folding import fold_dial_text
+from cdrstream.core.withheld import WITHHELD_MARKERS as WITHHELD_MARKERS
+from cdrstream.core.withheld import is_withheld_text
 
 NumberClass = Literal["pstn", "emergency", "social_value", "withheld", "invalid", "extension"]
 
@@ -57,9 +76,6 @@ NUMBER_CACHE_SIZE = 65_536
 MAX_EXTENSION_DIGITS = 6
 WITHHELD_DISPLAY = "anonymous"
 
-WITHHELD_MARKERS = frozenset(
-    {"", "anonymous", "restricted", "unknown", "private", "withheld", "unavailable"}
-)
 _ANONYMOUS_HOST = "anonymous.invalid"
 _CLIR_PREFIXES = ("*31#", "#31#", "*67")
 _CLIR_141_REGIONS = frozenset({"GB", "IE"})
@@ -69,6 +85,7 @@ _URI = re.compile(r"(sips?|tel):(.*)", re.S | re.I)
 _SEPARATORS = re.compile(r"[\s\-./()\[\]]+")
 _DIALABLE = re.compile(r"\+?[0-9]+")
 _FEATURE_CODE = re.compile(r"[0-9*#]{1,10}")
+_MAX_EXTENSION_INPUT = 250  # libphonenumber's own limit on what it parses
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +110,9 @@ def _dial_string(raw: str) -> tuple[str, str | None]:
         text = text[1:-1].strip()
     m = _URI.fullmatch(text)
     if m is None:
+        _, at, host = text.rpartition("@")
+        if at and host.split(";", 1)[0].split(":", 1)[0].strip().lower() == _ANONYMOUS_HOST:
+            return WITHHELD_DISPLAY, None  # "anonymous" <anonymous@anonymous.invalid>, no scheme
         return text, None
     rest = m.group(2)
     params: list[str] = []
@@ -115,7 +135,7 @@ def _dial_string(raw: str) -> tuple[str, str | None]:
             context = value.strip()
     if host == _ANONYMOUS_HOST:
         return WITHHELD_DISPLAY, None
-    return unquote(number).strip(), context
+    return fold_dial_text(unquote(number)).strip(), context
 
 
 def _context_region(context: str | None) -> str | None:
@@ -226,27 +246,35 @@ def normalize_number(raw: str, region: str, outside_line: str = "") -> Normalize
         return NormalizedNumber(str(raw), region, None, "invalid", False)
 
 
-def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
-    def result(
-        number_class: NumberClass, e164: str | None = None, valid: bool = True
-    ) -> NormalizedNumber:
-        return NormalizedNumber(raw, region, e164, number_class, valid)
+_Classified = tuple[NumberClass, str | None, bool]  # (class, e164, valid)
+_INVALID: _Classified = ("invalid", None, False)
 
-    dial, context = _dial_string(raw)
-    if dial.lower() in WITHHELD_MARKERS:
-        return result("withheld")
+
+def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
+    dial, context = _dial_string(fold_dial_text(raw))
+    if is_withheld_text(dial):
+        return NormalizedNumber(raw, region, None, "withheld", True)
     parse_region = _context_region(context) or region
-    text = _strip_clir(_clean(dial), parse_region)
+    number_class, e164, valid = _classify(dial, parse_region, outside_line.strip())
+    return NormalizedNumber(raw, region, e164, number_class, valid)
+
+
+def _classify(
+    dial: str, region: str, outside_line: str, *, extension_suffix_allowed: bool = True
+) -> _Classified:
+    """Steps 3-9 of the module docstring on an unwrapped, folded dial string."""
+    text = _strip_clir(_clean(dial), region)
     if not _DIALABLE.fullmatch(text):
         if ("*" in text or "#" in text) and _FEATURE_CODE.fullmatch(text):
-            return result("extension")
-        return result("invalid", valid=False)
+            return "extension", None, True
+        if extension_suffix_allowed:
+            return _classify_main_number(dial, region, outside_line)
+        return _INVALID
     plus = text[0] == "+"
     digits = text[1:] if plus else text
     if not digits or len(digits) > 20:
-        return result("invalid", valid=False)
+        return _INVALID
 
-    outside_line = outside_line.strip()
     after_outside = (
         digits[len(outside_line) :]
         if outside_line
@@ -258,42 +286,58 @@ def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
     if plus:
         service = _international_service_class(digits)
     else:
-        service = _service_class(digits, parse_region)
+        service = _service_class(digits, region)
         if service is None and after_outside is not None:
-            service = _service_class(after_outside, parse_region)
+            service = _service_class(after_outside, region)
     if service is not None:
-        return result(service[0], service[1])
+        return service[0], service[1], True
     if (
         not plus
         and not outside_line
         and len(digits) >= 3
         and digits[0] in "09"
-        and is_emergency(digits[1:], parse_region)
-        and not _valid_as_dialled(digits, parse_region)
+        and is_emergency(digits[1:], region)
+        and not _valid_as_dialled(digits, region)
     ):
-        return result("emergency")
+        return "emergency", None, True
 
     if (
         not plus
         and len(digits) <= MAX_EXTENSION_DIGITS
         and digits[0] != "0"
-        and not _valid_as_dialled(digits, parse_region)
+        and not _valid_as_dialled(digits, region)
     ):
-        return result("extension")
+        return "extension", None, True
 
     candidates = ([after_outside] if after_outside is not None else []) + [text]
     possible: phonenumbers.PhoneNumber | None = None
     for candidate in candidates:
-        number = _parse(candidate, parse_region)
+        number = _parse(candidate, region)
         if number is None:
             continue
         if phonenumbers.is_valid_number(number):
-            return result("pstn", phonenumbers.format_number(number, PhoneNumberFormat.E164))
+            return "pstn", phonenumbers.format_number(number, PhoneNumberFormat.E164), True
         if possible is None and phonenumbers.is_possible_number(number):
             possible = number
     if possible is not None:
-        return result("pstn", phonenumbers.format_number(possible, PhoneNumberFormat.E164), False)
-    return result("invalid", valid=False)
+        return "pstn", phonenumbers.format_number(possible, PhoneNumberFormat.E164), False
+    return _INVALID
+
+
+def _classify_main_number(dial: str, region: str, outside_line: str) -> _Classified:
+    """A number with an extension suffix (``+31 20 123 4567 ext. 12``) is its main number when
+    that is a valid PSTN number or an emergency or 116 number; otherwise invalid."""
+    if len(dial) > _MAX_EXTENSION_INPUT:
+        return _INVALID
+    # a CLIR prefix first: libphonenumber does not see "#31#020 1234567" as a viable number
+    extension, main = _maybe_strip_extension(_strip_clir(dial.strip(), region))
+    if not extension:
+        return _INVALID
+    classified = _classify(main, region, outside_line, extension_suffix_allowed=False)
+    number_class, _, valid = classified
+    if number_class in ("emergency", "social_value") or (number_class == "pstn" and valid):
+        return classified
+    return _INVALID
 
 
 def display_number(number: NormalizedNumber) -> str:
@@ -309,7 +353,7 @@ def display_number(number: NormalizedNumber) -> str:
 
 @lru_cache(maxsize=NUMBER_CACHE_SIZE)
 def _plain_text(raw: str) -> str:
-    dial, _ = _dial_string(raw)
+    dial, _ = _dial_string(fold_dial_text(raw))
     cleaned = _clean(dial)
     return cleaned if _FEATURE_CODE.fullmatch(cleaned) or _DIALABLE.fullmatch(cleaned) else dial
 
@@ -334,7 +378,7 @@ def _query_number(text: str, region: str) -> str | None:
     number = normalize_number(text, region)
     if number.number_class == "pstn" and number.valid:
         return number.e164
-    dial, _ = _dial_string(text)
+    dial, _ = _dial_string(fold_dial_text(text))
     cleaned = _clean(dial)
     if not _DIALABLE.fullmatch(cleaned):
         return None

@@ -365,7 +365,9 @@ def test_emergency_check_is_exact_and_per_region() -> None:
     assert is_emergency("999", "GB")
     assert not is_emergency("112", "ZZ")
     assert not is_emergency("", "NL")
-    assert not is_emergency("\uff11\uff11\uff12", "NL")  # full-width digits are not dialled digits
+    # the check itself takes ASCII digits only; normalize_number folds other scripts first
+    assert not is_emergency("\uff11\uff11\uff12", "NL")
+    assert normalize_number("\uff11\uff11\uff12", "NL").number_class == "emergency"
 
 
 def test_supplement_entries_are_short_digit_strings() -> None:
@@ -418,7 +420,8 @@ def test_is_social_value_is_exact() -> None:
     assert is_social_value("116000")
     assert not is_social_value("1160001")
     assert not is_social_value("117000")
-    assert not is_social_value("116\u0660\u0660\u0660")  # Arabic-Indic digits
+    assert not is_social_value("116\u0660\u0660\u0660")  # ASCII only: folding is done before
+    assert normalize_number("116\u0660\u0660\u0660", "NL").e164 == "+31116000"
 
 
 def test_normalized_e164_is_idempotent_for_table() -> None:

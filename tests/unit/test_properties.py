@@ -40,6 +40,7 @@ json_values = st.recursive(
 # Strings that look like what a PBX writes, to reach deep into the number rules.
 number_text = st.one_of(
     st.text(max_size=30),
+    st.text(alphabet="0123456789\uff10\uff11\uff12\u0661\u06f2\u200b\u202d+*# -", max_size=20),
     st.text(alphabet="0123456789+*# -()./", max_size=20),
     st.builds(
         lambda scheme, user, tail: f"{scheme}{user}{tail}",
@@ -48,6 +49,30 @@ number_text = st.one_of(
         st.sampled_from(["", "@pbx.example", "@anonymous.invalid>", ";phone-context=+31", ">"]),
     ),
 )
+
+# The same PBX-like text with its digits in another Unicode script and invisible format
+# characters inserted: the rules must not see any difference (core/text_folding.py).
+DIGIT_ZEROS = st.sampled_from(["\uff10", "\u0660", "\u06f0", "\u0966", "\u09e6", "\U0001d7ce"])
+FORMAT_CHARS = st.sampled_from(
+    ["\u200b", "\u200c", "\u200d", "\u200e", "\u202d", "\u2066", "\ufeff"]
+)
+ascii_number_text = st.one_of(
+    st.text(alphabet="0123456789+*# -()./", max_size=20),
+    st.builds(
+        lambda scheme, user, tail: f"{scheme}{user}{tail}",
+        st.sampled_from(["", "tel:", "sip:", "+31 ", "0031 ", "+1 ", "011 44 "]),
+        st.text(alphabet="0123456789 -", min_size=1, max_size=14),
+        st.sampled_from(["", "@pbx.example", " ext. 12", " x7", ";ext=3", "#12"]),
+    ),
+)
+
+
+def disguise(text: str, zero: str, inserts: list[tuple[int, str]]) -> str:
+    chars = [chr(ord(zero) + int(ch)) if "0" <= ch <= "9" else ch for ch in text]
+    for position, char in inserts:
+        chars.insert(min(position, len(chars)), char)
+    return "".join(chars)
+
 
 # Events with the right field names and plausible-or-hostile values.
 FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
@@ -150,6 +175,29 @@ def test_normalize_number_never_raises_and_e164_is_idempotent(
 def test_normalize_query_number_never_raises(text: str, region: str) -> None:
     result = normalize_query_number(text, region)
     assert result is None or (result.startswith("+") and result[1:].isdigit())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ascii_number_text,
+    REGIONS,
+    st.sampled_from(["", "0", "9"]),
+    DIGIT_ZEROS,
+    st.lists(st.tuples(st.integers(0, 30), FORMAT_CHARS), max_size=3),
+)
+def test_numbers_in_other_digit_scripts_classify_like_ascii(
+    text: str, region: str, outside_line: str, zero: str, inserts: list[tuple[int, str]]
+) -> None:
+    disguised = disguise(text, zero, inserts)
+    plain = normalize_number(text, region, outside_line)
+    folded = normalize_number(disguised, region, outside_line)
+    assert folded.raw == disguised
+    assert (folded.number_class, folded.e164, folded.valid) == (
+        plain.number_class,
+        plain.e164,
+        plain.valid,
+    )
+    assert normalize_query_number(disguised, region) == normalize_query_number(text, region)
 
 
 ZONES = st.sampled_from(
