@@ -1,8 +1,8 @@
-"""The query role's Faust app, and ``build_api``, which mounts the API on any Faust app.
+"""The query role's aiohttp application, and ``build_api``, which mounts the API on any
+aiohttp application.
 
-The API is served by Faust's own web server (the aiohttp driver). Its routes are plain
-aiohttp routes on the driver's ``web.Application`` (``app.web.web_app``): a CSV export
-streams through ``aiohttp.web.StreamResponse``, which Faust's ``View`` layer does not offer.
+The API is a plain ``aiohttp.web.Application`` (no Faust, no Kafka), served by
+:mod:`cdrstream.api.server`. A CSV export streams through ``aiohttp.web.StreamResponse``.
 
 Every request passes two middlewares, in this order:
 
@@ -14,28 +14,26 @@ Every request passes two middlewares, in this order:
    the fuzz tests look for it).
 
 Security headers are added to every answer (``on_response_prepare``, so streamed answers
-get them too).
+get them too; the answers to requests aiohttp cannot parse get them in ``server``).
+Logs name a request by its route template, never by its path or query string: those may
+hold a number someone called.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import faust
 from aiohttp import web
-from faust.app import BootStrategy
-from faust.web.base import BlueprintManager
 
 from cdrstream.access.access_store import AccessCache
 from cdrstream.api import problems
 from cdrstream.api.openapi import openapi_document
 from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api, raised_in_redis_client
-from cdrstream.observability.api_metrics import metrics_middleware
+from cdrstream.observability.api_metrics import metrics_middleware, route_template
 from cdrstream.settings import Settings
 from cdrstream.store.connection import prepare
 from cdrstream.store.reader import RecordReader
@@ -49,29 +47,25 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 
 
-def create_api_app(settings: Settings, *, datadir: str | Path) -> faust.App:
-    """A Faust app that only serves HTTP: no consumer, no producer, no sensors, no tables.
-
-    ``datadir`` should be a throw-away directory: Faust creates it, the role stores nothing.
-    """
-    app = faust.App(
-        "cdrstream-api",
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
-        producer_only=True,
-        datadir=str(datadir),
-        web_enabled=True,
-        web_port=settings.api_port,
-        web_bind=settings.api_bind,
-        web_transport="tcp://",
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_metrics_enabled=False,
-    )
-    app.boot_strategy = BootStrategy(app, enable_kafka=False, enable_sensors=False)
+def create_api_app(
+    settings: Settings,
+    redis: Any,
+    *,
+    cursor_secret: bytes | None = None,
+    access: AccessCache | None = None,
+) -> web.Application:
+    """The query role's application: the API and nothing else."""
+    app = web.Application()
+    build_api(app, settings, redis, cursor_secret=cursor_secret, access=access)
     return app
 
 
@@ -97,6 +91,11 @@ def region_lookup(settings: Settings) -> Callable[[str], str]:
     return region_of
 
 
+def _where(request: web.Request) -> str:
+    """A request as logs may name it: method and route template, never path or query."""
+    return f"{request.method} {route_template(request)}"
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -107,13 +106,21 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status == 404:
             return problems.problem(404, "no such route; see /openapi.json")
         if exc.status == 405:
-            allow = exc.headers.get("Allow", "GET")
+            methods = sorted(m.strip() for m in exc.headers.get("Allow", "GET").split(","))
+            allow = ", ".join(m for m in methods if m)
             return problems.problem(
                 405, f"{request.method} is not served here; use {allow}", headers={"Allow": allow}
             )
         return problems.problem(exc.status, exc.reason)
     except STORAGE_ERRORS as exc:
-        log.warning("storage unavailable on %s: %s: %s", request.path, type(exc).__name__, exc)
+        tenant = request.match_info.get("tenant_id")
+        log.warning(
+            "storage unavailable on %s: %s: %s",
+            _where(request),
+            type(exc).__name__,
+            exc,
+            extra={"tenant_id": tenant},
+        )
         return problems.storage_unavailable()
     except Exception as exc:
         if raised_in_redis_client(exc):
@@ -122,41 +129,35 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             # ConnectionError): the store failed, not this code. Logged with its traceback.
             log.warning(
                 "storage unavailable on %s: %s inside the redis client",
-                request.path,
+                _where(request),
                 type(exc).__name__,
                 exc_info=exc,
             )
             return problems.storage_unavailable()
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s", _where(request))
         return problems.problem(500, "unexpected error; it has been logged")
 
 
+def add_security_headers(headers: MutableMapping[str, str]) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cache-Control", "no-store")
+    add_security_headers(response.headers)
 
 
 def build_api(
-    app: faust.App,
+    web_app: web.Application,
     settings: Settings,
     redis: Any,
     *,
     cursor_secret: bytes | None = None,
     access: AccessCache | None = None,
 ) -> Api:
-    """Register the API's routes on ``app``'s web server; call before the app starts.
-
-    Faust's built-in pages (its ``/`` index, router and table views) are dropped: the web
-    page lives at ``/``. ``redis`` is a ``redis.asyncio`` client (or cluster client).
-    """
-    web_driver = app.web
-    if not web_driver.blueprints.applied:
-        web_driver.blueprints = BlueprintManager()
-    web_app: web.Application = web_driver.web_app  # type: ignore[attr-defined]
+    """Register the API's routes on ``web_app`` (any aiohttp application not yet started;
+    the web page lives at ``/``). ``redis`` is a ``redis.asyncio`` client (or cluster
+    client). Every GET route answers HEAD too."""
     web_app.middlewares.append(metrics_middleware)
     web_app.middlewares.append(problem_middleware)
     web_app.on_response_prepare.append(_security_headers)

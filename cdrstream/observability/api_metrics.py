@@ -1,7 +1,8 @@
 """Prometheus metrics of the query endpoint: requests by route template and status.
 
 Labels are bounded: the route's template (``/v1/tenants/{tenant_id}/cdrs``), never the
-path itself, so a tenant id or a number never becomes a label.
+path itself, so a tenant id or a number never becomes a label. Requests aiohttp could not
+parse (414, 431, 400 before any route) are counted as route ``malformed``, method ``-``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = route_template(request)
+    # For the access log, which must not name the path (it may hold a number).
+    request["cdrstream.route"] = route
+    request["cdrstream.tenant"] = request.match_info.get("tenant_id")
     begin = time.perf_counter()
     status = 500
     try:

@@ -1,0 +1,206 @@
+"""Serving the API application: aiohttp's ``AppRunner`` and ``TCPSite``, with hard edges.
+
+**Requests aiohttp cannot parse** never reach the application or its middlewares: aiohttp
+answers them itself, in ``RequestHandler.handle_error``, with a ``text/plain`` body that
+echoes the offending bytes, and logs the exception at ERROR, message included, e.g.
+``Got more than 8190 bytes when reading: b'Bearer cdrs_…'`` for an over-long
+``Authorization`` header, or the start of an over-long URL, which may hold a number
+someone called. :class:`_RequestHandler` answers them with ``application/problem+json``
+instead, and logs only the peer address and the kind of problem, at INFO:
+
+- 414 ``uri-too-long``: the request target is longer than :data:`MAX_URL_BYTES`;
+- 431 ``header-fields-too-large``: a header line (name and value) is longer than
+  :data:`MAX_HEADER_BYTES`, or there are more than :data:`MAX_HEADERS` headers;
+- 400 ``malformed-request``: anything else it cannot parse.
+
+The two limits differ by design: aiohttp's ``LineTooLong`` names the limit it exceeded,
+and that is how a URL is told from a header line.
+
+**Access log** (logger ``cdrstream.api.access``, INFO): one line per request with the
+method, the route template (``/v1/tenants/{tenant_id}/cdrs``), the status and the time
+taken, and the tenant id as a field. Never the path or the query string, never a header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.web_request import BaseRequest
+
+from cdrstream.api import problems
+from cdrstream.api.app import add_security_headers
+from cdrstream.observability.api_metrics import REQUESTS
+
+log = logging.getLogger("cdrstream.api")
+http_log = logging.getLogger("cdrstream.api.http")
+access_log = logging.getLogger("cdrstream.api.access")
+
+#: Longest request target (path and query string), bytes: beyond it, 414.
+MAX_URL_BYTES = 8192
+#: Longest header line (name and value), bytes: beyond it, 431. aiohttp's default.
+MAX_HEADER_BYTES = 8190
+#: Most header lines in a request: beyond it, 431. aiohttp's default.
+MAX_HEADERS = 128
+if MAX_URL_BYTES == MAX_HEADER_BYTES:  # pragma: no cover - a configuration error
+    raise AssertionError("the URL and header limits must differ (that is how 414 and 431 differ)")
+#: An idle keep-alive connection is closed after this long.
+KEEPALIVE_TIMEOUT_S = 75.0
+#: On SIGTERM, requests in flight (a CSV export) get this long to finish.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def _classify(exc: BaseException | None) -> tuple[int, str, str, str]:
+    """status, problem kind, title and detail of a request aiohttp could not parse."""
+    if isinstance(exc, LineTooLong) and len(exc.args) > 1 and exc.args[1] == MAX_URL_BYTES:
+        return (
+            414,
+            "uri-too-long",
+            "URI too long",
+            f"the request target is longer than {MAX_URL_BYTES} bytes",
+        )
+    if isinstance(exc, LineTooLong) or (
+        isinstance(exc, BadHttpMessage) and "Too many headers" in exc.message
+    ):
+        return (
+            431,
+            "header-fields-too-large",
+            "Request header fields too large",
+            f"a header line is longer than {MAX_HEADER_BYTES} bytes, or there are more "
+            f"than {MAX_HEADERS} headers",
+        )
+    return 400, "malformed-request", "Malformed request", "the request is not valid HTTP/1.1"
+
+
+class _RequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, with problem answers and logs that carry no data."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # too late for an answer (aiohttp's own rule)
+            raise ConnectionError("response already started; cannot send an error answer")
+        if isinstance(exc, HttpProcessingError):
+            status, kind, title, detail = _classify(exc)
+            http_log.info(
+                "refused a request from %s: %d %s (%s)",
+                request.remote,
+                status,
+                title,
+                type(exc).__name__,
+            )
+            REQUESTS.labels("malformed", "-", str(status)).inc()
+            response = problems.problem(status, detail, kind=kind, title=title)
+        else:
+            # An exception that escaped the middlewares (a bug), or a timeout: no details.
+            http_log.error(
+                "request from %s failed outside the handlers: %d %s",
+                request.remote,
+                status,
+                type(exc).__name__ if exc is not None else "",
+                exc_info=exc,
+            )
+            response = problems.problem(status, "unexpected error; it has been logged")
+        add_security_headers(response.headers)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError):  # its message may quote the request
+            http_log.info("%s: %s", args[0] if args else "error", type(exc).__name__)
+            return
+        http_log.error(*args, **kw)
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server, making connections with :class:`_RequestHandler`."""
+
+    def __call__(self) -> web.RequestHandler:
+        return _RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _Server(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per answered request: method, route template, status, milliseconds."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = request.get("cdrstream.route", "malformed")
+        tenant = request.get("cdrstream.tenant")
+        self.logger.info(
+            "%s %s %d %.1f ms",
+            request.method if route != "malformed" else "-",
+            route,
+            response.status,
+            time * 1000,
+            extra={"tenant_id": tenant} if tenant else None,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def runner(app: web.Application) -> web.AppRunner:
+    """The runner of ``app`` with this module's limits, logs and error answers."""
+    return _Runner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log_class=AccessLog,
+        access_log=access_log,
+        logger=http_log,
+        max_line_size=MAX_URL_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+        max_headers=MAX_HEADERS,
+        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+    )
+
+
+async def serve(app: web.Application, host: str, port: int) -> int:
+    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT; returns the exit code."""
+    app_runner = runner(app)
+    await app_runner.setup()
+    try:
+        site = web.TCPSite(app_runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", host, port, exc)
+            return 1
+        log.info("query endpoint on http://%s:%d/", host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        log.info("stopping: finishing requests in flight (at most %.0f s)", SHUTDOWN_TIMEOUT_S)
+        return 0
+    finally:
+        await app_runner.cleanup()
