@@ -1,4 +1,9 @@
-"""The topics cdrstream owns (Faust creates only its internal ones)."""
+"""The topics cdrstream owns: the call-ended topic and its dead-letter topic.
+
+Faust creates only its internal topics, and the worker creates none: on a real cluster the
+operator decides partitions and replication (`cdrstream topics create`). `cdrstream stack
+up`, the demo, the benchmark and the tests create them on the local single node.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,26 @@ import contextlib
 from cdrstream.settings import Settings
 
 
-async def ensure_owned_topics(settings: Settings) -> None:
-    """The call-ended topic (``topic_partitions`` partitions) and its dead-letter topic."""
-    await ensure_topics(
-        settings.kafka_bootstrap, {settings.topic: settings.topic_partitions, settings.dlq_topic: 1}
-    )
+def owned_topics(settings: Settings) -> dict[str, int]:
+    """Name -> partitions. The dead-letter topic has as many partitions as the source."""
+    return {
+        settings.topic: settings.topic_partitions,
+        settings.dlq_topic: settings.topic_partitions,
+    }
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create missing topics (name -> partitions), replication factor 1 on the local node.
-
-    Faust only creates its internal topics; the source and dead-letter topics are ours.
-    """
+async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1) -> None:
+    """Create the owned topics that are missing (existing ones are left as they are)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=parts, replication_factor=1)
-            for name, parts in topics.items()
+            NewTopic(name, num_partitions=parts, replication_factor=replication_factor)
+            for name, parts in owned_topics(settings).items()
             if name not in existing
         ]
         if wanted:
@@ -36,3 +39,16 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+async def missing_topics(settings: Settings) -> list[str]:
+    """The owned topics the cluster does not have."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [name for name in owned_topics(settings) if name not in existing]

@@ -32,6 +32,7 @@ class Settings:
     batch_max: int = 2000
     batch_within_ms: int = 20
     sweep_interval_s: int = 60
+    stall_after_s: int = 30
     cursor_secret: str = ""
     log_level: str = "INFO"
     stack_dir: str = "var/stack"
@@ -65,6 +66,7 @@ DESCRIPTIONS: dict[str, str] = {
     "batch_max": "most events the worker writes to Redis in one round trip",
     "batch_within_ms": "longest the worker waits to fill a batch",
     "sweep_interval_s": "seconds between sweeps of records older than the window",
+    "stall_after_s": "seconds a batch may stay unwritten before the worker reports itself stalled",
     "cursor_secret": "HMAC key for paging cursors (random per process when empty)",
     "log_level": "log level (JSON lines on stderr)",
     "stack_dir": "where `cdrstream stack` keeps Kafka/Redis data, logs and pids",

@@ -16,22 +16,31 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from cdrstream.commands.faust_role import prepare_process, run_faust_app
-    from cdrstream.kafka_topics import ensure_owned_topics
+    from cdrstream.kafka_topics import missing_topics
     from cdrstream.settings import load_settings
     from cdrstream.worker.app import create_worker_app
     from cdrstream.worker.retry import until_done
 
     settings = load_settings()
     config = prepare_process(settings, uvloop=not args.no_uvloop)
-    # Faust creates only its internal topics; ours exist before it subscribes. Until Kafka
-    # answers, wait with backoff and say so, rather than crash-loop.
-    asyncio.run(
+    log = logging.getLogger("cdrstream.worker")
+    # The worker creates no topic (it would pick partitions and replication for the
+    # operator); it checks that ours exist. Until Kafka answers, wait with backoff.
+    missing = asyncio.run(
         until_done(
-            f"creating topics on kafka {settings.kafka_bootstrap}",
-            lambda: ensure_owned_topics(settings),
-            log=logging.getLogger("cdrstream.worker"),
+            f"checking topics on kafka {settings.kafka_bootstrap}",
+            lambda: missing_topics(settings),
+            log=log,
             first_delay_s=0.5,
             max_delay_s=10.0,
         )
     )
+    if missing:
+        log.error(
+            "topics missing on kafka %s: %s; create them with `cdrstream topics create"
+            " --partitions N --replication-factor R` (the local stack: `cdrstream stack up`)",
+            settings.kafka_bootstrap,
+            ", ".join(missing),
+        )
+        return 2
     return run_faust_app(create_worker_app(settings), settings, config)

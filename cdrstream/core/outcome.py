@@ -83,20 +83,31 @@ class Decision:
 _NO_PROFILE = TenantProfile()
 
 
+def internal_error_reason(exc: BaseException) -> str:
+    """The reason of an event that a bug failed on: ``internal_error:<ExceptionType>``,
+    bounded, without the exception's message (it may quote the event's data)."""
+    return f"internal_error:{type(exc).__name__}"[:128]
+
+
 def decide(value: bytes | str, now_ms: int, policy: Policy) -> Decision:
     """The outcome of one raw event value (module docstring). Never raises, on any input:
-    an unexpected failure is ``invalid`` with reason ``internal_error``."""
+    an unexpected failure is ``invalid`` with reason ``internal_error:<ExceptionType>``."""
     try:
         event = decode_event(value)
     except InvalidEvent as bad:
         return Decision("invalid", bad.reason, None, bad.event_id, bad.tenant_id, bad.call_id)
-    except Exception:
-        return Decision("invalid", "internal_error", None, None, None, None)
+    except Exception as exc:
+        return Decision("invalid", internal_error_reason(exc), None, None, None, None)
     try:
         return decide_event(event, now_ms, policy)
-    except Exception:
+    except Exception as exc:
         return Decision(
-            "invalid", "internal_error", None, event.event_id, event.tenant_id, event.call_id
+            "invalid",
+            internal_error_reason(exc),
+            None,
+            event.event_id,
+            event.tenant_id,
+            event.call_id,
         )
 
 

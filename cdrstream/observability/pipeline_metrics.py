@@ -43,8 +43,17 @@ BATCH_SIZE = Histogram(
 REDIS_WRITE = Histogram(
     "cdrstream_redis_write_seconds", "One batch's Redis round trip.", buckets=LATENCY_BUCKETS
 )
-REDIS_ERRORS = Counter("cdrstream_redis_errors_total", "Failed Redis batch writes (retried).")
-KAFKA_ERRORS = Counter("cdrstream_dead_letter_errors_total", "Failed dead-letter sends (retried).")
+REDIS_ERRORS = Counter("cdrstream_redis_errors_total", "Failed Redis writes.")
+KAFKA_ERRORS = Counter("cdrstream_dead_letter_errors_total", "Failed dead-letter sends.")
+DEAD_LETTERS_REFUSED = Counter(
+    "cdrstream_dead_letters_refused_total",
+    "Dead letters the broker refused even without their original value (logged at ERROR).",
+)
+STUCK = Gauge(
+    "cdrstream_worker_stuck_seconds",
+    "How long the batch in hand has been in progress (0 when idle); /readyz fails past the"
+    " stall threshold.",
+)
 CONSUMER_LAG = Gauge(
     "cdrstream_consumer_lag",
     "Highwater minus committed offset, per assigned partition.",

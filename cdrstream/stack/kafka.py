@@ -103,8 +103,14 @@ def fetch_kafka_jars(cache_dir: Path, version: str) -> Path:
     return libs
 
 
-def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A random KRaft cluster id as Kafka makes them (``Uuid.randomUuid``): URL-safe base64
+    of 16 random bytes, drawn again when it starts with ``-`` (a command line reads that as
+    an option)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 @dataclass
@@ -179,8 +185,7 @@ class KafkaNode:
                     classpath,
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    _cluster_id(),
+                    f"--cluster-id={cluster_id()}",
                     "-c",
                     str(props),
                     "--ignore-formatted",

@@ -6,7 +6,15 @@ Design around faust-streaming 0.15 (see the project's notes on Faust):
 - ``take_events()`` acks a batch in its ``finally``: the batch's work runs in its own task
   and the agent waits for that task even when cancelled, so offsets are never acked (and
   so never committed) before the records and dead letters are written;
-- the body never raises: failures are retried inside ``BatchHandler``.
+- the body never raises: ``BatchHandler`` retries what can pass and dead-letters what
+  cannot;
+- on shutdown a batch still unwritten after ``SHUTDOWN_GRACE_S`` (an engine down) is given
+  up (`InFlight`): its messages are marked acked on the message only (``Message.acked``),
+  which makes the stream's final ack skip the consumer's offset bookkeeping, so their
+  offsets are never committed and the next owner of the partition reads them again. This
+  must happen before ``App.on_stop`` stops the consumer, which waits for every delivered
+  message to be acked (``stream_wait_empty``) before the agents are cancelled; after a
+  give-up that wait is switched off, since the messages behind the batch are never acked.
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
 from cdrstream.worker.incoming import Incoming
-from cdrstream.worker.retry import until_done
+from cdrstream.worker.progress import Progress
 
-log = logging.getLogger("cdrstream.worker")
+log = logging.getLogger(__name__)
+
+#: How long shutdown waits for the batch in hand before giving it up (unacked).
+SHUTDOWN_GRACE_S = 5.0
 
 
 def _now_ms() -> int:
@@ -54,8 +65,55 @@ def _incoming(event: Any) -> Incoming:
     )
 
 
+def leave_unacked(events: Sequence[Any]) -> None:
+    """Mark the messages acked on the message only: the stream's final ack then skips the
+    consumer's offset bookkeeping, so their offsets are never committed."""
+    for event in events:
+        event.message.acked = True
+
+
+class InFlight:
+    """The batch in hand: its Faust events and the task writing them."""
+
+    def __init__(self) -> None:
+        self.events: Sequence[Any] = ()
+        self.work: asyncio.Future[Any] | None = None
+        self.given_up = False
+
+    async def give_up(self, grace_s: float) -> bool:
+        """Let the batch finish within ``grace_s``, else cancel it without acking it (True)."""
+        work, events = self.work, self.events
+        if work is None or work.done():
+            return False
+        done, _ = await asyncio.wait({work}, timeout=grace_s)
+        if done:
+            return False
+        self.given_up = True
+        leave_unacked(events)
+        work.cancel()
+        log.warning(
+            "stopping with a batch of %d events not written: not acknowledged, the next"
+            " owner of their partitions reads them again",
+            len(events),
+        )
+        return True
+
+
+class WorkerApp(faust.App):
+    """faust.App that gives up an unwritable batch before the consumer waits for acks."""
+
+    in_flight: InFlight
+
+    async def on_stop(self) -> None:
+        if await self.in_flight.give_up(SHUTDOWN_GRACE_S):
+            # Messages delivered after the given-up batch will never be acked either: do
+            # not wait for them (uncommitted, they are read again by the next owner).
+            self.conf.stream_wait_empty = False
+        await super().on_stop()
+
+
 def create_worker_app(settings: Settings) -> faust.App:
-    app = faust.App(
+    app = WorkerApp(
         settings.consumer_group,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         value_serializer="raw",
@@ -87,6 +145,9 @@ def create_worker_app(settings: Settings) -> faust.App:
         tenants=load_tenant_profiles(settings.tenants_file) if settings.tenants_file else {},
     )
     state: dict[str, Any] = {}
+    in_flight = app.in_flight = InFlight()
+    progress = Progress(stall_after_s=settings.stall_after_s)
+    m.STUCK.set_function(progress.busy_for)
 
     def redis() -> Any:
         if "redis" not in state:  # created inside the worker's event loop
@@ -114,6 +175,7 @@ def create_worker_app(settings: Settings) -> faust.App:
                 records=RecordWriter(redis(), retention_ms=settings.retention_ms),
                 dead_letters=send_dead_letters,
                 policy=policy,
+                progress=progress,
             )
         return state["handler"]
 
@@ -123,17 +185,21 @@ def create_worker_app(settings: Settings) -> faust.App:
         # take_events is on faust.Stream but missing from the StreamT protocol.
         batches = stream.take_events(settings.batch_max, within=within)  # type: ignore[attr-defined]
         async for events in batches:
+            if in_flight.given_up:  # stopping: what is still delivered is left for later
+                leave_unacked(events)
+                continue
             batch = [_incoming(e) for e in events]
-            # Even a bug in the handler must not escape: an exception here would ack the
-            # batch and leave the agent deaf (faust-streaming 0.15). It stalls instead.
-            work = asyncio.ensure_future(
-                until_done("batch", lambda: handler().handle(batch), log=log)  # noqa: B023
-            )
+            # handle() raises only when cancelled: an exception escaping here would ack
+            # the batch and leave the agent deaf (faust-streaming 0.15).
+            in_flight.events = events
+            in_flight.work = work = asyncio.ensure_future(handler().handle(batch))
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
-                # Shutdown or rebalance: finish the batch before take_events() acks it.
-                await work
+                if in_flight.given_up and work.cancelled():
+                    continue  # given up by WorkerApp.on_stop, not a cancel of the agent
+                # Finish the batch before take_events() acks it, or give it up unacked.
+                await in_flight.give_up(SHUTDOWN_GRACE_S)
                 raise
 
     @app.timer(interval=float(settings.sweep_interval_s), on_leader=False)
@@ -169,14 +235,17 @@ def create_worker_app(settings: Settings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        checks = {"kafka": bool(app.consumer.assignment()), "redis": False}
+        stall = progress.stall()
+        checks = {"kafka": bool(app.consumer.assignment()), "redis": False, "progress": not stall}
         try:
             checks["redis"] = bool(await redis().ping())
         except Exception:  # reported, not raised: readiness is an answer, not an error
             checks["redis"] = False
         status = 200 if all(checks.values()) else 503
-        return web.json(
-            {"status": "ready" if status == 200 else "not ready", "checks": checks}, status=status
-        )
+        body: dict[str, Any] = {"status": "ready" if status == 200 else "not ready"}
+        body["checks"] = checks
+        if stall:
+            body["reason"] = stall
+        return web.json(body, status=status)
 
     return app

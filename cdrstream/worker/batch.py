@@ -4,6 +4,18 @@ The handler returns only when every event of the batch is durably handled (its r
 written, or its dead letter acknowledged by Kafka): the caller acknowledges the Kafka
 offsets afterwards, so a crash at any point re-delivers the batch, and the idempotent
 writer makes the replay harmless.
+
+Failures (`cdrstream.worker.failures`): a transient one (Redis or Kafka unreachable, a
+timeout) is retried with backoff until it passes, and the batch's age shows in
+`cdrstream.worker.progress`. A permanent one never loops:
+
+- a batch write refused for a reason other than the engine's state is retried record by
+  record; a record refused alone goes to the dead-letter topic as
+  ``internal_error:<ExceptionType>`` and the rest are written;
+- a dead letter the broker or producer refuses is sent again without its original value
+  and headers (``cdrstream.refused`` says why); if even that is refused, it is logged at
+  ERROR with its partition and offset and counted in ``cdrstream_dead_letters_refused_total``;
+- a bug in this handler itself dead-letters the whole batch as ``internal_error:<Type>``.
 """
 
 from __future__ import annotations
@@ -12,16 +24,18 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
-from cdrstream.core.outcome import Decision, Policy, decide
+from cdrstream.core.outcome import Decision, Policy, decide, internal_error_reason
 from cdrstream.core.record import CallRecord
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.worker.dead_letters import DeadLetter, dead_letter
 from cdrstream.worker.incoming import Incoming
+from cdrstream.worker.progress import Progress
 from cdrstream.worker.retry import until_done
 
-log = logging.getLogger("cdrstream.worker")
+log = logging.getLogger(__name__)
 
 
 class RecordSink(Protocol):
@@ -38,55 +52,133 @@ class BatchHandler:
         records: RecordSink,
         dead_letters: DeadLetterSink,
         policy: Policy,
+        progress: Progress,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._records = records
         self._dead_letters = dead_letters
         self._policy = policy
+        self._progress = progress
         self._clock_ms = clock_ms
 
     async def handle(self, batch: Sequence[Incoming]) -> Counter[str]:
+        """Handle ``batch`` durably; returns its outcome counts. Raises only when cancelled."""
+        self._progress.batch_started()
+        try:
+            return await self._handle(batch)
+        except Exception as exc:  # a bug here: never loop on it, never lose the events
+            log.exception("batch handler failed; the batch goes to the dead-letter topic")
+            reason = internal_error_reason(exc)
+            failed = [Decision("invalid", reason, None, None, None, None)] * len(batch)
+            await self._send_dead_letters(batch, failed)
+            m.EVENTS.labels("invalid").inc(len(batch))
+            m.INVALID_REASONS.labels("internal_error").inc(len(batch))
+            return Counter({"invalid": len(batch)})
+        finally:
+            self._progress.batch_finished()
+
+    async def _handle(self, batch: Sequence[Incoming]) -> Counter[str]:
         started = time.perf_counter()
         now_ms = self._clock_ms()
         decisions = [decide(message.value, now_ms, self._policy) for message in batch]
         outcomes: list[str] = [d.outcome for d in decisions]
 
-        to_store = [
-            i for i, d in enumerate(decisions) if d.record is not None and d.outcome == "stored"
-        ]
+        to_store = [i for i, d in enumerate(decisions) if d.record is not None]
         if to_store:
-            records = [decisions[i].record for i in to_store]
-            results = await until_done(
-                "redis write",
-                lambda: self._timed_write(records, now_ms),  # type: ignore[arg-type]
-                log=log,
-                on_error=m.REDIS_ERRORS.inc,
-            )
+            results = await self._write([decisions[i].record for i in to_store], now_ms)  # type: ignore[misc]
             for i, result in zip(to_store, results, strict=True):
-                outcomes[i] = result
+                if isinstance(result, BaseException):
+                    decisions[i] = _failed(decisions[i], result)
+                    outcomes[i] = "invalid"
+                else:
+                    outcomes[i] = result
 
+        await self._send_dead_letters(batch, decisions)
+        self._observe(batch, decisions, outcomes, started)
+        return Counter(outcomes)
+
+    async def _write(self, records: list[CallRecord], now_ms: int) -> Sequence[str | BaseException]:
+        """One round trip; if Redis refuses the batch for good, record by record."""
+        try:
+            return await self._retried_write(records, now_ms)
+        except Exception as exc:
+            log.warning(
+                "batch write refused (%s); writing its %d records one by one",
+                type(exc).__name__,
+                len(records),
+            )
+        results: list[str | BaseException] = []
+        for record in records:
+            try:
+                results.extend(await self._retried_write([record], now_ms))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    async def _retried_write(self, records: list[CallRecord], now_ms: int) -> Sequence[str]:
+        def failed(exc: BaseException) -> None:
+            m.REDIS_ERRORS.inc()
+            self._progress.failed("redis write", exc)
+
+        async def write() -> Sequence[str]:
+            begin = time.perf_counter()
+            results = await self._records.write_batch(records, now_ms)
+            m.REDIS_WRITE.observe(time.perf_counter() - begin)
+            return results
+
+        return await until_done("redis write", write, log=log, on_error=failed)
+
+    async def _send_dead_letters(
+        self, batch: Sequence[Incoming], decisions: Sequence[Decision]
+    ) -> None:
         letters = [
             dead_letter(message, decision.reason or "invalid", decision.event_id)
             for message, decision in zip(batch, decisions, strict=True)
             if decision.outcome == "invalid"
         ]
-        if letters:
-            await until_done(
-                "dead-letter send",
-                lambda: self._dead_letters(letters),
-                log=log,
-                on_error=m.KAFKA_ERRORS.inc,
+        if not letters:
+            return
+        try:
+            await self._retried_send(letters)
+        except Exception as exc:
+            log.warning("dead letters refused (%s); sending them one by one", type(exc).__name__)
+            for letter in letters:
+                await self._send_one(letter)
+        m.DEAD_LETTERS.inc(len(letters))
+
+    async def _send_one(self, letter: DeadLetter) -> None:
+        try:
+            await self._retried_send([letter])
+            return
+        except Exception as exc:
+            refused = type(exc).__name__
+        bare = DeadLetter(
+            key=None,
+            value=b"",
+            headers=(
+                *(h for h in letter.headers if h[0].startswith("cdrstream.")),
+                ("cdrstream.refused", refused.encode()),
+            ),
+        )
+        try:
+            await self._retried_send([bare])
+        except Exception as exc:
+            m.DEAD_LETTERS_REFUSED.inc()
+            log.error(
+                "dead letter refused twice (%s, then %s); event left behind",
+                refused,
+                type(exc).__name__,
+                extra={"headers": {k: v.decode(errors="replace") for k, v in bare.headers}},
             )
-            m.DEAD_LETTERS.inc(len(letters))
 
-        self._observe(batch, decisions, outcomes, started)
-        return Counter(outcomes)
+    async def _retried_send(self, letters: Sequence[DeadLetter]) -> None:
+        def failed(exc: BaseException) -> None:
+            m.KAFKA_ERRORS.inc()
+            self._progress.failed("dead-letter send", exc)
 
-    async def _timed_write(self, records: list[CallRecord], now_ms: int) -> Sequence[str]:
-        begin = time.perf_counter()
-        results = await self._records.write_batch(records, now_ms)
-        m.REDIS_WRITE.observe(time.perf_counter() - begin)
-        return results
+        await until_done(
+            "dead-letter send", lambda: self._dead_letters(letters), log=log, on_error=failed
+        )
 
     def _observe(
         self,
@@ -117,3 +209,8 @@ class BatchHandler:
                 m.END_TO_END.observe(max(0, written_ms - decision.record.ended_at_ms) / 1000)
                 if message.timestamp_ms is not None:
                     m.PRODUCE_TO_STORE.observe(max(0, written_ms - message.timestamp_ms) / 1000)
+
+
+def _failed(decision: Decision, exc: BaseException) -> Decision:
+    """``decision`` turned invalid because storing its record failed for good."""
+    return replace(decision, outcome="invalid", reason=internal_error_reason(exc), record=None)

@@ -1,4 +1,4 @@
-"""Retry until done: the worker stalls on an outage, it never skips events."""
+"""Retry what can pass: the worker stalls (visibly) on an outage, it never skips events."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from cdrstream.worker.failures import is_transient
 
 T = TypeVar("T")
 
@@ -15,13 +17,16 @@ async def until_done(
     operation: Callable[[], Awaitable[T]],
     *,
     log: logging.Logger,
-    on_error: Callable[[], None] = lambda: None,
+    on_error: Callable[[BaseException], None] = lambda exc: None,
+    retry_if: Callable[[BaseException], bool] = is_transient,
     first_delay_s: float = 0.05,
     max_delay_s: float = 5.0,
 ) -> T:
     """Run ``operation`` until it succeeds, with exponential backoff and one log line per failure.
 
-    Only cancellation stops it. The operation must be safe to repeat (idempotent).
+    A failure for which ``retry_if`` is false is raised at once: retrying it cannot cure it
+    (the caller dead-letters what it belongs to). Cancellation stops the loop. The operation
+    must be safe to repeat (idempotent).
     """
     delay = first_delay_s
     attempt = 0
@@ -30,9 +35,11 @@ async def until_done(
             return await operation()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any failure is retried: skipping would lose events
+        except Exception as exc:
+            on_error(exc)
+            if not retry_if(exc):
+                raise
             attempt += 1
-            on_error()
             log.warning(
                 "%s failed (attempt %d), retrying in %.2fs: %s: %s",
                 what,

@@ -20,14 +20,16 @@ from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
-from cdrstream.stack.roles import RoleProcess, settings_env
+from cdrstream.stack.roles import RoleProcess
 from tests.faults.hostile import hostile_events
 from tests.integration.pipeline_helpers import (
     count_records,
+    create_topics,
     dead_letters,
     expected_records,
     now_ms,
     produce,
+    start_worker,
     stored_records,
     wait_for,
 )
@@ -47,11 +49,7 @@ class Workers:
 
     def start(self) -> RoleProcess:
         settings = replace(self.settings, worker_port=free_port())
-        n = len(self.started)
-        worker = RoleProcess(
-            ["worker"], env=settings_env(settings), log_file=self.log_dir / f"worker-{n}.log"
-        ).start()
-        worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/healthz")
+        worker = start_worker(settings, self.log_dir / f"worker-{len(self.started)}.log")
         self.started.append(worker)
         return worker
 
@@ -65,7 +63,7 @@ class Workers:
 
 @pytest.fixture
 def fault_settings(stack_settings: Settings) -> Settings:
-    return replace(stack_settings, topic_partitions=6, batch_max=500)
+    return create_topics(replace(stack_settings, topic_partitions=6, batch_max=500))
 
 
 @pytest.fixture

@@ -6,13 +6,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cdrstream.core.outcome import Policy, decide
 from cdrstream.core.record import CallRecord
+from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
+from cdrstream.stack.roles import RoleProcess, settings_env
 from cdrstream.store.connection import connect
 from cdrstream.store.layout import time_key
 from cdrstream.store.reader import RecordQuery, RecordReader
@@ -111,6 +114,20 @@ async def wait_for(
         await asyncio.sleep(0.5)
         result = await probe()
     return result
+
+
+def create_topics(settings: Settings) -> Settings:
+    """Create the settings' topics, as `stack up` does (the worker creates none); call it
+    outside the event loop (a fixture)."""
+    asyncio.run(ensure_owned_topics(settings))
+    return settings
+
+
+def start_worker(settings: Settings, log_file: Path) -> RoleProcess:
+    """`cdrstream worker` on ``settings`` (topics created), once its web server answers."""
+    worker = RoleProcess(["worker"], env=settings_env(settings), log_file=log_file).start()
+    worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/healthz")
+    return worker
 
 
 def with_cluster(settings: Settings, url: str) -> Settings:

@@ -21,7 +21,7 @@ from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.integration.pipeline_helpers import now_ms, produce, wait_for
+from tests.integration.pipeline_helpers import create_topics, now_ms, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def predicted_outcomes(settings: Settings, items: list[tuple[str, bytes]]) -> Co
 def roles(
     stack_settings: Settings, tmp_path: Path
 ) -> Iterator[tuple[Settings, RoleProcess, RoleProcess]]:
-    settings = replace(stack_settings, worker_port=free_port(), api_port=free_port())
+    settings = create_topics(replace(stack_settings, worker_port=free_port(), api_port=free_port()))
     env = settings_env(settings)
     worker = RoleProcess(["worker"], env=env, log_file=tmp_path / "worker.log").start()
     api = RoleProcess(["api"], env=env, log_file=tmp_path / "api.log").start()

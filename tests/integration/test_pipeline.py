@@ -15,12 +15,14 @@ from cdrstream.core.outcome import Policy, decide
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events, valid_event
 from cdrstream.stack.processes import free_port
-from cdrstream.stack.roles import RoleProcess, settings_env
+from cdrstream.stack.roles import RoleProcess
 from tests.integration.pipeline_helpers import (
+    create_topics,
     dead_letters,
     expected_records,
     now_ms,
     produce,
+    start_worker,
     stored_records,
     wait_for,
 )
@@ -35,15 +37,12 @@ def pipeline_settings(request: pytest.FixtureRequest, stack_settings: Settings) 
     if request.param == "redis-cluster":
         url = request.getfixturevalue("redis_cluster_url")
         settings = replace(settings, redis_url=url, redis_cluster=True)
-    return settings
+    return create_topics(settings)
 
 
 @pytest.fixture
 def worker(pipeline_settings: Settings, tmp_path: Path) -> Iterator[RoleProcess]:
-    process = RoleProcess(
-        ["worker"], env=settings_env(pipeline_settings), log_file=tmp_path / "worker.log"
-    ).start()
-    process.wait_http(f"http://127.0.0.1:{pipeline_settings.worker_port}/healthz")
+    process = start_worker(pipeline_settings, tmp_path / "worker.log")
     yield process
     process.stop()
 

@@ -277,7 +277,7 @@ def test_explain_10000_generated_events_with_garbage(
     }
     assert outcomes["stored"] > 8_000
     assert 60 <= outcomes["invalid"] <= 200  # 1% malformed plus the garbage lines
-    assert not any(o["reason"] == "internal_error" for o in out)
+    assert not any((o["reason"] or "").startswith("internal_error") for o in out)
     for o in out:
         assert (o["record"] is not None) == (o["outcome"] == "stored")
         assert (o["reason"] is not None) == (o["outcome"] == "invalid")

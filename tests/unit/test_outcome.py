@@ -298,9 +298,10 @@ def test_an_unexpected_failure_is_invalid_internal_error(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(outcome_module, "normalize_number", broken)
     decision = run()
-    assert decision == Decision("invalid", "internal_error", None, "ev-1", "acme", "call-1")
+    reason = "internal_error:RuntimeError"  # the type only: a message may quote the event
+    assert decision == Decision("invalid", reason, None, "ev-1", "acme", "call-1")
     monkeypatch.setattr(outcome_module, "decode_event", broken)
-    assert run() == Decision("invalid", "internal_error", None, None, None, None)
+    assert run() == Decision("invalid", reason, None, None, None, None)
 
 
 def test_decide_accepts_non_bytes_without_raising() -> None:
