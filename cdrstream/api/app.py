@@ -31,6 +31,7 @@ from aiohttp import web
 
 from cdrstream.access.access_store import AccessCache
 from cdrstream.api import problems
+from cdrstream.api.exports import ExportLimits
 from cdrstream.api.openapi import openapi_document
 from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api, raised_in_redis_client
 from cdrstream.observability.api_metrics import metrics_middleware, route_template
@@ -62,10 +63,18 @@ def create_api_app(
     *,
     cursor_secret: bytes | None = None,
     access: AccessCache | None = None,
+    export_limits: ExportLimits | None = None,
 ) -> web.Application:
     """The query role's application: the API and nothing else."""
     app = web.Application()
-    build_api(app, settings, redis, cursor_secret=cursor_secret, access=access)
+    build_api(
+        app,
+        settings,
+        redis,
+        cursor_secret=cursor_secret,
+        access=access,
+        export_limits=export_limits,
+    )
     return app
 
 
@@ -154,6 +163,7 @@ def build_api(
     *,
     cursor_secret: bytes | None = None,
     access: AccessCache | None = None,
+    export_limits: ExportLimits | None = None,
 ) -> Api:
     """Register the API's routes on ``web_app`` (any aiohttp application not yet started;
     the web page lives at ``/``). ``redis`` is a ``redis.asyncio`` client (or cluster
@@ -173,6 +183,7 @@ def build_api(
         region_of=region_lookup(settings),
         retention_days=settings.retention_days,
         openapi_document=openapi_document,
+        export_limits=export_limits,
     )
     for route in ROUTES:
         web_app.router.add_route("GET", route.aiohttp_path, getattr(api, route.handler))

@@ -24,6 +24,7 @@ _TITLES: dict[int, tuple[str, str]] = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
+    429: ("too-many-exports", "Too many exports"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }
@@ -93,4 +94,13 @@ def storage_unavailable() -> web.Response:
         kind="storage-unavailable",
         title="Storage unavailable",
         headers={"Retry-After": "5"},
+    )
+
+
+def too_many_exports(limit: int, retry_after_s: int) -> web.Response:
+    return problem(
+        429,
+        f"this partner already runs {limit} CSV export(s), the most at a time; "
+        "try again when one has finished",
+        headers={"Retry-After": str(retry_after_s)},
     )

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -30,6 +30,14 @@ from redis.exceptions import RedisClusterException, RedisError
 from cdrstream.access.access_store import AccessCache
 from cdrstream.access.policy import decide
 from cdrstream.api import csv_export, problems
+from cdrstream.api.exports import (
+    CHUNK_ROWS,
+    PIECE_ROWS,
+    RETRY_AFTER_S,
+    WRITE_BUFFER_HIGH,
+    ExportLimits,
+    ExportSlots,
+)
 from cdrstream.api.params import (
     CDRS_PARAMS,
     DEFAULT_LIMIT,
@@ -45,7 +53,7 @@ from cdrstream.api.params import (
 from cdrstream.core.numbers import normalize_query_number
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import record_to_dict
-from cdrstream.observability.api_metrics import CSV_ROWS
+from cdrstream.observability.api_metrics import CSV_EXPORTS, CSV_ROWS
 from cdrstream.store.cursor import InvalidCursor
 from cdrstream.store.reader import RecordQuery, RecordReader
 
@@ -68,8 +76,15 @@ def raised_in_redis_client(exc: BaseException) -> bool:
 
 
 REDIS_TIMEOUT_S = 10.0  # one page, or one CSV chunk; a hung Redis becomes a 503, not a hang
-CSV_CHUNK = 2000
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+class _ClientGone(Exception):
+    """The client of an export closed the connection."""
+
+
+class _ClientStalled(Exception):
+    """The client of an export read nothing for the write timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +280,7 @@ class Api:
         region_of: Callable[[str], str],
         retention_days: int,
         openapi_document: Callable[[], dict[str, Any]],
+        export_limits: ExportLimits | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._reader = reader
@@ -277,6 +293,8 @@ class Api:
         self._openapi_body: bytes | None = None
         self._now_ms = clock_ms
         self._static = _load_static()
+        self._export_limits = export_limits or ExportLimits()
+        self._exports = ExportSlots(self._export_limits.per_partner)
 
     # -- records -------------------------------------------------------------------------
 
@@ -296,7 +314,17 @@ class Api:
             return problems.bad_request(parsed)
         now_ms = self._now_ms()
         if choose_format(parsed.format, request.headers.get("Accept")) == "csv":
-            return await self._csv(request, tenant_id, parsed.query, now_ms)
+            if request.method == "HEAD":  # the headers of the export, nothing streamed
+                return await self._csv(request, tenant_id, parsed.query, now_ms)
+            partner = decision.entry.partner if decision.entry is not None else ""
+            if not self._exports.try_acquire(partner):
+                return problems.too_many_exports(self._exports.per_partner, RETRY_AFTER_S)
+            CSV_EXPORTS.inc()
+            try:
+                return await self._csv(request, tenant_id, parsed.query, now_ms)
+            finally:
+                CSV_EXPORTS.dec()
+                self._exports.release(partner)
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 page = await self._reader.page(
@@ -319,9 +347,10 @@ class Api:
     async def _csv(
         self, request: web.Request, tenant_id: str, query: RecordQuery, now_ms: int
     ) -> web.StreamResponse:
+        """Every matching record as CSV, streamed (see ``exports`` for the limits)."""
         chunks = cast(
             AsyncGenerator[list[CallRecord], None],
-            self._reader.stream(tenant_id, query, now_ms=now_ms, chunk=CSV_CHUNK),
+            self._reader.stream(tenant_id, query, now_ms=now_ms, chunk=CHUNK_ROWS),
         )
         async with contextlib.aclosing(chunks):
             # The first chunk is read before the answer starts, so a Redis that is down
@@ -337,21 +366,45 @@ class Api:
                     "Content-Disposition": f'attachment; filename="{name}"',
                 },
             )
+            if request.method == "HEAD":
+                await response.prepare(request)
+                return response
             response.enable_chunked_encoding()
-            await response.prepare(request)
+            if request.transport is not None:
+                request.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
             rows = 0
             try:
+                await self._send(response.prepare(request))
                 text = formatter.header()
                 while records is not None:
-                    await response.write((text + formatter.rows(records)).encode())
-                    rows += len(records)
-                    text = ""
+                    for start in range(0, len(records), PIECE_ROWS):
+                        piece = records[start : start + PIECE_ROWS]
+                        await self._send(response.write((text + formatter.rows(piece)).encode()))
+                        rows += len(piece)
+                        text = ""
+                    records = None  # not held while the next chunk is read
                     records = await self._next_chunk(chunks)
                 if text:  # no record at all: the header alone
-                    await response.write(text.encode())
-            except ConnectionResetError:
-                log.info("csv export of %s: client went away after %d rows", tenant_id, rows)
-                return response
+                    await self._send(response.write(text.encode()))
+                await self._send(response.write_eof())
+            except _ClientGone:
+                log.info(
+                    "csv export of %s: client went away after %d rows",
+                    tenant_id,
+                    rows,
+                    extra={"tenant_id": tenant_id},
+                )
+            except _ClientStalled:
+                log.info(
+                    "csv export of %s: client read nothing for %.0f s after %d rows; "
+                    "connection closed",
+                    tenant_id,
+                    self._export_limits.write_timeout_s,
+                    rows,
+                    extra={"tenant_id": tenant_id},
+                )
+                if request.transport is not None:
+                    request.transport.abort()
             except Exception as exc:
                 # Too late for an error status: cut the connection before the last chunk,
                 # so the client sees an incomplete download, never a short "complete" one.
@@ -362,14 +415,26 @@ class Api:
                     type(exc).__name__,
                     exc,
                     exc_info=not isinstance(exc, STORAGE_ERRORS),
+                    extra={"tenant_id": tenant_id},
                 )
                 if request.transport is not None:
                     request.transport.abort()
-                return response
             finally:
                 CSV_ROWS.inc(rows)
-            await response.write_eof()
             return response
+
+    async def _send(self, write: Awaitable[Any]) -> None:
+        """Await one write of an export: a client that went away or stalled is told apart
+        from a failing Redis (whose errors are raised elsewhere)."""
+        try:
+            async with asyncio.timeout(self._export_limits.write_timeout_s):
+                await write
+        except TimeoutError as exc:
+            raise _ClientStalled from exc
+        except ConnectionError as exc:
+            # ConnectionResetError, aiohttp's ClientConnectionResetError ("Cannot write to
+            # closing transport"), the ConnectionError("Connection lost") of a drain.
+            raise _ClientGone from exc
 
     @staticmethod
     async def _next_chunk(chunks: AsyncIterator[list[CallRecord]]) -> list[CallRecord] | None:

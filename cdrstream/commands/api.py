@@ -8,14 +8,34 @@ from cdrstream.commands.faust_role import add_uvloop_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from cdrstream.api.exports import DEFAULT_EXPORTS_PER_PARTNER, DEFAULT_WRITE_TIMEOUT_S
+
     add_uvloop_flag(parser)
+    parser.add_argument(
+        "--csv-write-timeout",
+        type=float,
+        default=DEFAULT_WRITE_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a CSV export whose client read nothing for this long "
+        f"[{DEFAULT_WRITE_TIMEOUT_S:.0f}]",
+    )
+    parser.add_argument(
+        "--csv-exports-per-partner",
+        type=int,
+        default=DEFAULT_EXPORTS_PER_PARTNER,
+        metavar="N",
+        help="CSV exports one partner may run at once on this process; one more answers "
+        f"429 [{DEFAULT_EXPORTS_PER_PARTNER}]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
+    import sys
 
     from cdrstream.api.app import create_api_app
+    from cdrstream.api.exports import ExportLimits
     from cdrstream.api.server import serve
     from cdrstream.commands.faust_role import prepare_process
     from cdrstream.settings import load_settings
@@ -23,13 +43,18 @@ def run(args: argparse.Namespace) -> int:
     from cdrstream.tenant_profiles import TenantProfilesError
 
     settings = load_settings()
+    try:
+        limits = ExportLimits(args.csv_write_timeout, args.csv_exports_per_partner)
+    except ValueError as exc:
+        print(f"cdrstream api: {exc}", file=sys.stderr)
+        return 2
     prepare_process(settings, uvloop=not args.no_uvloop)  # JSON logs; a fresh (uv)loop
     log = logging.getLogger("cdrstream.api")
     loop = asyncio.get_event_loop()
     redis = connect(settings)
     try:
         try:
-            app = create_api_app(settings, redis)
+            app = create_api_app(settings, redis, export_limits=limits)
         except TenantProfilesError as exc:
             log.error("%s", exc)
             return 2

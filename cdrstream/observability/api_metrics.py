@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "cdrstream_api_requests_total",
@@ -25,6 +25,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
 )
 CSV_ROWS = Counter("cdrstream_api_csv_rows_total", "Rows streamed by CSV exports.")
+CSV_EXPORTS = Gauge("cdrstream_api_csv_exports", "CSV exports in progress.")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
