@@ -30,7 +30,6 @@ class Settings:
     api_port: int = 6066
     worker_port: int = 6067
     batch_max: int = 2000
-    batch_within_ms: int = 20
     sweep_interval_s: int = 60
     stall_after_s: int = 30
     cursor_secret: str = ""
@@ -39,6 +38,7 @@ class Settings:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+    prometheus_port: int = 9090
     kafka_version: str = "4.1.1"
     cache_dir: str = str(Path.home() / ".cache" / "cdrstream")
 
@@ -63,8 +63,7 @@ DESCRIPTIONS: dict[str, str] = {
     "api_bind": "address the HTTP servers bind (query endpoint and worker metrics)",
     "api_port": "port of the query endpoint and web page",
     "worker_port": "port of the worker's /metrics, /healthz, /readyz",
-    "batch_max": "most events the worker writes to Redis in one round trip",
-    "batch_within_ms": "longest the worker waits to fill a batch",
+    "batch_max": "most events in one fetch, the worker's batch (one Redis round trip)",
     "sweep_interval_s": "seconds between sweeps of records older than the window",
     "stall_after_s": "seconds a batch may stay unwritten before the worker reports itself stalled",
     "cursor_secret": "HMAC key for paging cursors (random per process when empty)",
@@ -73,6 +72,7 @@ DESCRIPTIONS: dict[str, str] = {
     "kafka_port": "port of the local Kafka broker (`stack up`)",
     "kafka_controller_port": "port of the local KRaft controller (`stack up`)",
     "redis_port": "port of the local Redis (`stack up`)",
+    "prometheus_port": "port of the local Prometheus (`stack up`)",
     "kafka_version": "Apache Kafka version `stack up` fetches from Maven Central",
     "cache_dir": "cache for the Kafka jars",
 }

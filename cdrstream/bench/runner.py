@@ -1,7 +1,10 @@
 """The phases of `cdrstream bench`, each with its baseline from the same run.
 
 - throughput: a pre-filled topic read by a bare aiokafka consume-and-decode loop (the
-  baseline), then by a `cdrstream worker` process from an empty consumer group;
+  baseline), by a Faust agent that only counts (the framework's own cost), by the worker's
+  own pipeline on a bare aiokafka loop (``own_work_eps``: the same decode, rules, writer
+  and overlap without Faust), then by a `cdrstream worker` process from an empty consumer
+  group and an empty Redis (``ratio_own_work`` = worker / own work);
 - latency: events produced at a steady rate, each timed from its send to its record being
   readable in the records hash the query endpoint reads;
 - query: one tenant with N records in its window: pages of 100 with each filter through
@@ -25,6 +28,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +111,68 @@ async def _baseline_eps(settings: Settings, total: int) -> float:
         return total / (time.perf_counter() - first)
     finally:
         await consumer.stop()
+
+
+async def _own_work_eps(settings: Settings, total: int) -> float:
+    """The worker's own pipeline (the same decode, rules, Redis writer, dead letters and
+    overlap) on a bare aiokafka consumer loop: what the worker would do without Faust."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from cdrstream.core.outcome import Policy
+    from cdrstream.store.connection import connect
+    from cdrstream.store.writer import RecordWriter
+    from cdrstream.worker.batch import BatchHandler
+    from cdrstream.worker.dead_letters import DeadLetter
+    from cdrstream.worker.fetch_batches import incoming
+    from cdrstream.worker.pipeline import OverlappedBatches
+    from cdrstream.worker.progress import Progress
+
+    consumer = AIOKafkaConsumer(
+        settings.topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1 << 20,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    redis = connect(settings)
+    await consumer.start()
+    await producer.start()
+
+    async def send(letters: Sequence[DeadLetter]) -> None:
+        sent = [
+            await producer.send(settings.dlq_topic, x.value, key=x.key, headers=list(x.headers))
+            for x in letters
+        ]
+        await asyncio.gather(*sent)
+
+    handler = BatchHandler(
+        records=RecordWriter(redis, retention_ms=settings.retention_ms),
+        dead_letters=send,
+        policy=Policy(retention_ms=settings.retention_ms, default_region=settings.default_region),
+        progress=Progress(stall_after_s=settings.stall_after_s),
+    )
+    written = [0]
+    pipeline: OverlappedBatches[int] = OverlappedBatches(
+        handler, lambda n: written.__setitem__(0, written[0] + n)
+    )
+    seen = 0
+    first = 0.0
+    try:
+        while seen < total:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=settings.batch_max)
+            messages = [incoming(r) for records in fetched.values() for r in records]
+            if messages:
+                first = first or time.perf_counter()
+                seen += len(messages)
+                await pipeline.feed(messages, len(messages))
+        await pipeline.flush()
+        return written[0] / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await redis.aclose()
 
 
 def _faust_floor_eps(settings: Settings, total: int) -> float:
@@ -288,6 +354,16 @@ async def _http_queries(
     return per_filter, every, csv_rows_per_s
 
 
+def _flush_redis(port: int) -> None:
+    import redis
+
+    client = redis.Redis(port=port)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
 def _redis_benchmark(port: int) -> dict[str, float]:
     binary = shutil.which("redis-benchmark")
     if binary is None:
@@ -348,14 +424,21 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         asyncio.run(_produce(bench, items))
         baseline = asyncio.run(_baseline_eps(bench, len(items)))
         faust_floor = _faust_floor_eps(bench, len(items))
+        own_work = asyncio.run(_own_work_eps(bench, len(items)))
+        _flush_redis(redis_node.port)  # the worker starts from the same empty store
         worker.start().wait_http(f"http://127.0.0.1:{bench.worker_port}/healthz")
-        worker_eps = _worker_eps(f"http://127.0.0.1:{bench.worker_port}/metrics", len(items), 600)
+        metrics_url = f"http://127.0.0.1:{bench.worker_port}/metrics"
+        worker_eps = _worker_eps(metrics_url, len(items), 600)
+        batches = _scrape(metrics_url, "cdrstream_batch_size_count")
         result["throughput"] = {
             "events": len(items),
             "baseline_eps": round(baseline),
             "faust_only_eps": round(faust_floor),
+            "own_work_eps": round(own_work),
             "worker_eps": round(worker_eps),
             "ratio": round(worker_eps / baseline, 3),
+            "ratio_own_work": round(worker_eps / own_work, 3),
+            "average_batch": round(len(items) / batches) if batches else None,
         }
         result["latency_ms"] = asyncio.run(_latency(bench, redis_node.url, options))
         result["latency_ms"]["rate_eps"] = options.rate

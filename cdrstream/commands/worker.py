@@ -19,8 +19,10 @@ def run(args: argparse.Namespace) -> int:
     from cdrstream.kafka_topics import missing_topics
     from cdrstream.settings import load_settings
     from cdrstream.worker.app import create_worker_app
+    from cdrstream.worker.fetch_batches import require_supported_faust
     from cdrstream.worker.retry import until_done
 
+    require_supported_faust()
     settings = load_settings()
     config = prepare_process(settings, uvloop=not args.no_uvloop)
     log = logging.getLogger("cdrstream.worker")

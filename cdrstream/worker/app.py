@@ -1,20 +1,18 @@
-"""The Faust app of the worker role: the agent, the timers and the worker's own web pages.
+"""The worker role's Faust app: whole fetches in, records and dead letters out.
 
-Design around faust-streaming 0.15 (see the project's notes on Faust):
+Design around faust-streaming 0.15.3 (docs/pipeline.md, "Worker"):
 - values are consumed raw and decoded by the rules core, so a malformed message never
-  reaches Faust's JSON codec (which would stall a ``take()`` agent);
-- ``take_events()`` acks a batch in its ``finally``: the batch's work runs in its own task
-  and the agent waits for that task even when cancelled, so offsets are never acked (and
-  so never committed) before the records and dead letters are written;
-- the body never raises: ``BatchHandler`` retries what can pass and dead-letters what
-  cannot;
+  reaches Faust's JSON codec;
+- each fetch reaches the batch task whole (`cdrstream.worker.fetch_batches`), the rules of
+  one batch run while the previous one is written (`cdrstream.worker.pipeline`), and a
+  batch's offsets become committable only once its records and dead letters are written;
+- `BatchHandler` retries what can pass and dead-letters what cannot, so the task never
+  raises;
 - on shutdown a batch still unwritten after ``SHUTDOWN_GRACE_S`` (an engine down) is given
-  up (`InFlight`): its messages are marked acked on the message only (``Message.acked``),
-  which makes the stream's final ack skip the consumer's offset bookkeeping, so their
-  offsets are never committed and the next owner of the partition reads them again. This
-  must happen before ``App.on_stop`` stops the consumer, which waits for every delivered
-  message to be acked (``stream_wait_empty``) before the agents are cancelled; after a
-  give-up that wait is switched off, since the messages behind the batch are never acked.
+  up before ``App.on_stop`` stops the consumer (which waits for every delivered batch to
+  be written, ``stream_wait_empty``): it and the batches queued behind it are released
+  unacknowledged, that wait is switched off, and the next owner of the partitions reads
+  them again.
 """
 
 from __future__ import annotations
@@ -26,19 +24,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.types import StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cdrstream.core.outcome import Policy
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.settings import Settings
-from cdrstream.store.connection import connect
+from cdrstream.store.connection import RedisClient, connect
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
-from cdrstream.worker.incoming import Incoming
+from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch
+from cdrstream.worker.pipeline import OverlappedBatches
 from cdrstream.worker.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -51,114 +49,83 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _incoming(event: Any) -> Incoming:
-    message = event.message
-    value = message.value
-    return Incoming(
-        value=value if isinstance(value, bytes) else b"",
-        key=message.key if isinstance(message.key, bytes) else None,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-        headers=tuple((str(k), bytes(v or b"")) for k, v in (message.headers or ())),
-    )
-
-
-def leave_unacked(events: Sequence[Any]) -> None:
-    """Mark the messages acked on the message only: the stream's final ack then skips the
-    consumer's offset bookkeeping, so their offsets are never committed."""
-    for event in events:
-        event.message.acked = True
-
-
-class InFlight:
-    """The batch in hand: its Faust events and the task writing them."""
-
-    def __init__(self) -> None:
-        self.events: Sequence[Any] = ()
-        self.work: asyncio.Future[Any] | None = None
-        self.given_up = False
-
-    async def give_up(self, grace_s: float) -> bool:
-        """Let the batch finish within ``grace_s``, else cancel it without acking it (True)."""
-        work, events = self.work, self.events
-        if work is None or work.done():
-            return False
-        done, _ = await asyncio.wait({work}, timeout=grace_s)
-        if done:
-            return False
-        self.given_up = True
-        leave_unacked(events)
-        work.cancel()
-        log.warning(
-            "stopping with a batch of %d events not written: not acknowledged, the next"
-            " owner of their partitions reads them again",
-            len(events),
-        )
-        return True
-
-
 class WorkerApp(faust.App):
-    """faust.App that gives up an unwritable batch before the consumer waits for acks."""
+    """faust.App with whole-fetch delivery and the worker's batch task, timers and pages."""
 
-    in_flight: InFlight
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            settings.consumer_group,
+            broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+            value_serializer="raw",
+            key_serializer="raw",
+            store="memory://",
+            topic_partitions=settings.topic_partitions,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            broker_max_poll_records=settings.batch_max,
+            web_port=settings.worker_port,
+            web_bind=settings.api_bind,
+            web_transport="tcp://",
+            broker_commit_every=1_000_000,  # commit on the interval, not inside the fetch loop
+            broker_commit_interval=1.0,
+            # A killed worker's partitions move after the session timeout: keep failover short.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=2.0,
+            producer_acks=-1,
+            producer_linger_ms=1,
+            web_enabled=True,
+        )
+        self.settings = settings
+        self.source = self.topic(settings.topic, value_type=bytes, key_type=bytes, internal=False)
+        self.topics.add(self.source)  # subscribed without an agent: BatchDelivery delivers
+        self.dead_letter_topic = settings.dlq_topic
+        self.policy = Policy(
+            retention_ms=settings.retention_ms,
+            default_region=settings.default_region,
+            tenants=load_tenant_profiles(settings.tenants_file) if settings.tenants_file else {},
+        )
+        self.progress = Progress(stall_after_s=settings.stall_after_s)
+        m.STUCK.set_function(self.progress.busy_for)
+        self.delivery = BatchDelivery(self)
+        self.pipeline: OverlappedBatches[FetchedBatch] | None = None
+        self.given_up = False
+        self._redis: RedisClient | None = None
+        self.task(self.write_batches)
+        self.timer(interval=float(settings.sweep_interval_s))(self.sweep_window)
+        self.timer(interval=5.0)(self.sample_lag)
+        _add_pages(self)
 
-    async def on_stop(self) -> None:
-        if await self.in_flight.give_up(SHUTDOWN_GRACE_S):
-            # Messages delivered after the given-up batch will never be acked either: do
-            # not wait for them (uncommitted, they are read again by the next owner).
-            self.conf.stream_wait_empty = False
-        await super().on_stop()
+    def _new_consumer(self) -> Any:
+        return self.delivery.install(super()._new_consumer())
 
+    @property
+    def redis(self) -> RedisClient:
+        if self._redis is None:  # created inside the worker's event loop
+            self._redis = connect(self.settings)
+        return self._redis
 
-def create_worker_app(settings: Settings) -> faust.App:
-    app = WorkerApp(
-        settings.consumer_group,
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
-        value_serializer="raw",
-        key_serializer="raw",
-        store="memory://",
-        topic_partitions=settings.topic_partitions,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        web_port=settings.worker_port,
-        web_bind=settings.api_bind,
-        web_transport="tcp://",
-        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
-        broker_commit_every=1_000_000,  # commit on the interval, not inside the fetch loop
-        broker_commit_interval=1.0,
-        # A killed worker's partitions move after the session timeout: keep failover short.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        producer_acks=-1,
-        producer_linger_ms=1,
-        web_enabled=True,
-    )
-    source = app.topic(settings.topic, value_type=bytes, key_type=bytes, internal=False)
-    dead_letter_topic = app.topic(
-        settings.dlq_topic, value_type=bytes, key_type=bytes, internal=False
-    )
-    policy = Policy(
-        retention_ms=settings.retention_ms,
-        default_region=settings.default_region,
-        tenants=load_tenant_profiles(settings.tenants_file) if settings.tenants_file else {},
-    )
-    state: dict[str, Any] = {}
-    in_flight = app.in_flight = InFlight()
-    progress = Progress(stall_after_s=settings.stall_after_s)
-    m.STUCK.set_function(progress.busy_for)
+    async def write_batches(self) -> None:
+        """The batch task: every fetch through the rules and the writer, in order."""
+        handler = BatchHandler(
+            records=RecordWriter(self.redis, retention_ms=self.settings.retention_ms),
+            dead_letters=self.send_dead_letters,
+            policy=self.policy,
+            progress=self.progress,
+        )
+        self.pipeline = pipeline = OverlappedBatches(handler, self.delivery.acknowledge)
+        queue = self.delivery.queue
+        while True:
+            batch = await queue.get()
+            if self.given_up or batch.generation != self.consumer_generation_id:
+                self.delivery.release(batch)  # fetched before a rebalance: read again later
+                continue
+            await pipeline.feed(batch.messages, batch)
 
-    def redis() -> Any:
-        if "redis" not in state:  # created inside the worker's event loop
-            state["redis"] = connect(settings)
-        return state["redis"]
-
-    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
-        producer = app.producer
+    async def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        producer = self.producer
         futures = [
             await producer.send(
-                dead_letter_topic.get_topic_name(),
+                self.dead_letter_topic,
                 letter.key,
                 letter.value,
                 partition=None,
@@ -169,61 +136,80 @@ def create_worker_app(settings: Settings) -> faust.App:
         ]
         await asyncio.gather(*futures)
 
-    def handler() -> BatchHandler:
-        if "handler" not in state:
-            state["handler"] = BatchHandler(
-                records=RecordWriter(redis(), retention_ms=settings.retention_ms),
-                dead_letters=send_dead_letters,
-                policy=policy,
-                progress=progress,
-            )
-        return state["handler"]
+    async def give_up(self, grace_s: float) -> bool:
+        """Let the batch in hand finish within ``grace_s``, else drop it and the queued ones
+        unacknowledged (True)."""
+        current = self.pipeline.in_flight() if self.pipeline is not None else None
+        if current is None:
+            return False
+        work, batch = current
+        done, _ = await asyncio.wait({work}, timeout=grace_s)
+        if done:
+            return False
+        self.given_up = True
+        work.cancel()
+        self.delivery.release(batch)
+        queued = self.delivery.release_queued()
+        log.warning(
+            "stopping with %d events not written (and %d fetches queued): not acknowledged,"
+            " the next owner of their partitions reads them again",
+            len(batch.messages),
+            queued,
+        )
+        return True
 
-    @app.agent(source, name="cdr-records", concurrency=1)
-    async def write_records(stream: StreamT) -> None:
-        within = settings.batch_within_ms / 1000
-        # take_events is on faust.Stream but missing from the StreamT protocol.
-        batches = stream.take_events(settings.batch_max, within=within)  # type: ignore[attr-defined]
-        async for events in batches:
-            if in_flight.given_up:  # stopping: what is still delivered is left for later
-                leave_unacked(events)
-                continue
-            batch = [_incoming(e) for e in events]
-            # handle() raises only when cancelled: an exception escaping here would ack
-            # the batch and leave the agent deaf (faust-streaming 0.15).
-            in_flight.events = events
-            in_flight.work = work = asyncio.ensure_future(handler().handle(batch))
-            try:
-                await asyncio.shield(work)
-            except asyncio.CancelledError:
-                if in_flight.given_up and work.cancelled():
-                    continue  # given up by WorkerApp.on_stop, not a cancel of the agent
-                # Finish the batch before take_events() acks it, or give it up unacked.
-                await in_flight.give_up(SHUTDOWN_GRACE_S)
-                raise
+    async def on_stop(self) -> None:
+        if await self.give_up(SHUTDOWN_GRACE_S):
+            self.conf.stream_wait_empty = False  # nothing given up will ever be written
+        await super().on_stop()
 
-    @app.timer(interval=float(settings.sweep_interval_s), on_leader=False)
-    async def sweep_window() -> None:
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def sweep_window(self) -> None:
+        settings = self.settings
         try:
             removed = await sweep_expired(
-                redis(), now_ms=_now_ms(), retention_ms=settings.retention_ms
+                self.redis, now_ms=_now_ms(), retention_ms=settings.retention_ms
             )
             m.SWEPT.inc(removed)
             m.RECORDS_IN_WINDOW.set(
-                await count_in_window(redis(), now_ms=_now_ms(), retention_ms=settings.retention_ms)
+                await count_in_window(
+                    self.redis, now_ms=_now_ms(), retention_ms=settings.retention_ms
+                )
             )
         except Exception as exc:  # the next tick tries again; writes trim on their own
             log.warning("window sweep failed: %s: %s", type(exc).__name__, exc)
 
-    @app.timer(interval=5.0)
-    async def sample_lag() -> None:
-        consumer = app.consumer
-        assigned = [tp for tp in consumer.assignment() if tp.topic == settings.topic]
+    async def sample_lag(self) -> None:
+        consumer = self.consumer
+        assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.topic]
         m.CONSUMER_LAG.clear()  # partitions move on rebalance; drop the ones we lost
         for tp in assigned:
             committed = getattr(consumer, "_committed_offset", {}).get(tp) or 0  # no public getter
             highwater = consumer.highwater(tp) or 0
             m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        stall = self.progress.stall()
+        checks = {"kafka": bool(self.consumer.assignment()), "redis": False, "progress": not stall}
+        try:
+            checks["redis"] = bool(await self.redis.ping())
+        except Exception:  # reported, not raised: readiness is an answer, not an error
+            checks["redis"] = False
+        status = 200 if all(checks.values()) else 503
+        body: dict[str, Any] = {"status": "ready" if status == 200 else "not ready"}
+        body["checks"] = checks
+        if stall:
+            body["reason"] = stall
+        return status, body
+
+
+def _add_pages(app: WorkerApp) -> None:
+    """/metrics, /healthz and /readyz on the worker's web server (Faust views take
+    ``(view, request)``, so these are functions, not methods)."""
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -235,17 +221,9 @@ def create_worker_app(settings: Settings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        stall = progress.stall()
-        checks = {"kafka": bool(app.consumer.assignment()), "redis": False, "progress": not stall}
-        try:
-            checks["redis"] = bool(await redis().ping())
-        except Exception:  # reported, not raised: readiness is an answer, not an error
-            checks["redis"] = False
-        status = 200 if all(checks.values()) else 503
-        body: dict[str, Any] = {"status": "ready" if status == 200 else "not ready"}
-        body["checks"] = checks
-        if stall:
-            body["reason"] = stall
+        status, body = await app.readiness()
         return web.json(body, status=status)
 
-    return app
+
+def create_worker_app(settings: Settings) -> WorkerApp:
+    return WorkerApp(settings)

@@ -1,9 +1,11 @@
 """One batch of consumed events: rules, one Redis round trip, dead letters, metrics.
 
-The handler returns only when every event of the batch is durably handled (its record
-written, or its dead letter acknowledged by Kafka): the caller acknowledges the Kafka
-offsets afterwards, so a crash at any point re-delivers the batch, and the idempotent
-writer makes the replay harmless.
+Two steps, so that the rules of one batch can run while the previous one is written
+(`cdrstream.worker.pipeline`): `BatchHandler.decide` (CPU only, yields to the loop every
+few hundred events) and `BatchHandler.store`, which returns only when every event of the
+batch is durably handled (its record written, or its dead letter acknowledged by Kafka).
+The caller acknowledges the Kafka offsets afterwards, so a crash at any point re-delivers
+the batch, and the idempotent writer makes the replay harmless.
 
 Failures (`cdrstream.worker.failures`): a transient one (Redis or Kafka unreachable, a
 timeout) is retried with backoff until it passes, and the batch's age shows in
@@ -20,11 +22,12 @@ timeout) is retried with backoff until it passes, and the batch's age shows in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from cdrstream.core.outcome import Decision, Policy, decide, internal_error_reason
@@ -45,6 +48,20 @@ class RecordSink(Protocol):
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 
+#: Events decided between two yields to the event loop (the web server and timers stay live).
+YIELD_EVERY = 256
+
+
+@dataclass(slots=True)
+class DecidedBatch:
+    """A batch and the rules' decision for each of its events."""
+
+    messages: Sequence[Incoming]
+    decisions: list[Decision]
+    now_ms: int
+    started: float  # perf_counter when the batch was handed over
+
+
 class BatchHandler:
     def __init__(
         self,
@@ -62,10 +79,30 @@ class BatchHandler:
         self._clock_ms = clock_ms
 
     async def handle(self, batch: Sequence[Incoming]) -> Counter[str]:
-        """Handle ``batch`` durably; returns its outcome counts. Raises only when cancelled."""
+        """Decide and store ``batch``; returns its outcome counts."""
+        return await self.store(await self.decide(batch))
+
+    async def decide(self, batch: Sequence[Incoming]) -> DecidedBatch:
+        """The rules on every event (`decide` never raises)."""
+        started = time.perf_counter()
+        now_ms = self._clock_ms()
+        policy = self._policy
+        decisions: list[Decision] = []
+        for start in range(0, len(batch), YIELD_EVERY):
+            if start:
+                await asyncio.sleep(0)
+            decisions.extend(
+                decide(message.value, now_ms, policy)
+                for message in batch[start : start + YIELD_EVERY]
+            )
+        return DecidedBatch(batch, decisions, now_ms, started)
+
+    async def store(self, decided: DecidedBatch) -> Counter[str]:
+        """Write the batch durably; returns its outcome counts. Raises only when cancelled."""
+        batch = decided.messages
         self._progress.batch_started()
         try:
-            return await self._handle(batch)
+            return await self._store(decided)
         except Exception as exc:  # a bug here: never loop on it, never lose the events
             log.exception("batch handler failed; the batch goes to the dead-letter topic")
             reason = internal_error_reason(exc)
@@ -77,10 +114,8 @@ class BatchHandler:
         finally:
             self._progress.batch_finished()
 
-    async def _handle(self, batch: Sequence[Incoming]) -> Counter[str]:
-        started = time.perf_counter()
-        now_ms = self._clock_ms()
-        decisions = [decide(message.value, now_ms, self._policy) for message in batch]
+    async def _store(self, decided: DecidedBatch) -> Counter[str]:
+        batch, decisions, now_ms = decided.messages, decided.decisions, decided.now_ms
         outcomes: list[str] = [d.outcome for d in decisions]
 
         to_store = [i for i, d in enumerate(decisions) if d.record is not None]
@@ -94,8 +129,7 @@ class BatchHandler:
                     outcomes[i] = result
 
         await self._send_dead_letters(batch, decisions)
-        self._observe(batch, decisions, outcomes, started)
-        return Counter(outcomes)
+        return self._observe(batch, decisions, outcomes, decided.started)
 
     async def _write(self, records: list[CallRecord], now_ms: int) -> Sequence[str | BaseException]:
         """One round trip; if Redis refuses the batch for good, record by record."""
@@ -186,11 +220,12 @@ class BatchHandler:
         decisions: Sequence[Decision],
         outcomes: Sequence[str],
         started: float,
-    ) -> None:
+    ) -> Counter[str]:
         written_ms = time.time_ns() // 1_000_000
         m.PROCESSING.observe(time.perf_counter() - started)
         m.BATCH_SIZE.observe(len(batch))
-        for outcome, count in Counter(outcomes).items():
+        counts = Counter(outcomes)
+        for outcome, count in counts.items():
             m.EVENTS.labels(outcome).inc(count)
         for message, decision, outcome in zip(batch, decisions, outcomes, strict=True):
             if outcome == "invalid":
@@ -209,6 +244,7 @@ class BatchHandler:
                 m.END_TO_END.observe(max(0, written_ms - decision.record.ended_at_ms) / 1000)
                 if message.timestamp_ms is not None:
                     m.PRODUCE_TO_STORE.observe(max(0, written_ms - message.timestamp_ms) / 1000)
+        return counts
 
 
 def _failed(decision: Decision, exc: BaseException) -> Decision:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(params=["redis", "redis-cluster"])
 def pipeline_settings(request: pytest.FixtureRequest, stack_settings: Settings) -> Settings:
     """The same pipeline tests on a single Redis and on a real 3-master Redis Cluster."""
-    settings = replace(stack_settings, worker_port=free_port(), batch_within_ms=20)
+    settings = replace(stack_settings, worker_port=free_port())
     if request.param == "redis-cluster":
         url = request.getfixturevalue("redis_cluster_url")
         settings = replace(settings, redis_url=url, redis_cluster=True)

@@ -135,12 +135,10 @@ async def test_a_dead_letter_refused_twice_is_logged_and_the_batch_ends(
 async def test_a_bug_in_the_handler_dead_letters_the_batch_instead_of_looping(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import cdrstream.worker.batch as batch_module
-
     def broken(*args: object) -> object:
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(batch_module, "decide", broken)
+    monkeypatch.setattr(BatchHandler, "_observe", broken)
     letters = Letters()
     outcomes = await _handler(Records(), letters).handle(_events(3))
     assert outcomes == {"invalid": 3}
