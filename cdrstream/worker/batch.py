@@ -33,6 +33,7 @@ from typing import Protocol
 from cdrstream.core.outcome import Decision, Policy, decide, internal_error_reason
 from cdrstream.core.record import CallRecord
 from cdrstream.observability import pipeline_metrics as m
+from cdrstream.observability.bulk_histogram import observe_many
 from cdrstream.worker.dead_letters import DeadLetter, dead_letter
 from cdrstream.worker.incoming import Incoming
 from cdrstream.worker.progress import Progress
@@ -227,8 +228,14 @@ class BatchHandler:
         counts = Counter(outcomes)
         for outcome, count in counts.items():
             m.EVENTS.labels(outcome).inc(count)
+        end_to_end: list[float] = []
+        produce_to_store: list[float] = []
         for message, decision, outcome in zip(batch, decisions, outcomes, strict=True):
-            if outcome == "invalid":
+            if outcome == "stored":
+                end_to_end.append(written_ms - decision.record.ended_at_ms)  # type: ignore[union-attr]
+                if message.timestamp_ms is not None:
+                    produce_to_store.append(written_ms - message.timestamp_ms)
+            elif outcome == "invalid":
                 m.INVALID_REASONS.labels((decision.reason or "invalid").split(":", 1)[0]).inc()
                 log.info(
                     "invalid event to dead letters",
@@ -240,10 +247,8 @@ class BatchHandler:
                         "offset": message.offset,
                     },
                 )
-            elif outcome == "stored" and decision.record is not None:
-                m.END_TO_END.observe(max(0, written_ms - decision.record.ended_at_ms) / 1000)
-                if message.timestamp_ms is not None:
-                    m.PRODUCE_TO_STORE.observe(max(0, written_ms - message.timestamp_ms) / 1000)
+        observe_many(m.END_TO_END, [max(0, ms) / 1000 for ms in end_to_end])
+        observe_many(m.PRODUCE_TO_STORE, [max(0, ms) / 1000 for ms in produce_to_store])
         return counts
 
 
