@@ -185,8 +185,8 @@ def build_api(
         openapi_document=openapi_document,
         export_limits=export_limits,
     )
-    for route in ROUTES:
-        web_app.router.add_route("GET", route.aiohttp_path, getattr(api, route.handler))
+    for route in ROUTES:  # GET, and HEAD (the same answer without its body)
+        web_app.router.add_get(route.aiohttp_path, getattr(api, route.handler), allow_head=True)
 
     async def prepare_store(_: web.Application) -> None:
         try:

@@ -34,7 +34,7 @@ PIECE_ROWS = 250
 #: High-water mark of an export connection's transport write buffer, bytes.
 WRITE_BUFFER_HIGH = 64 * 1024
 DEFAULT_WRITE_TIMEOUT_S = 30.0
-DEFAULT_EXPORTS_PER_PARTNER = 4
+DEFAULT_EXPORTS_PER_PARTNER = 8
 #: Retry-After of a 429, seconds.
 RETRY_AFTER_S = 5
 

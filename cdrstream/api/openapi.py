@@ -88,6 +88,22 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _head(get: dict[str, Any]) -> dict[str, Any]:
+    """HEAD of a GET operation: the same checks and status codes, headers only."""
+    responses = {
+        code: response
+        if "$ref" in response
+        else {key: value for key, value in response.items() if key != "content"}
+        for code, response in get["responses"].items()
+    }
+    return {
+        **get,
+        "operationId": "head" + get["operationId"][0].upper() + get["operationId"][1:],
+        "summary": "Headers only (for monitoring probes): " + get["summary"],
+        "responses": responses,
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in ROUTES:
@@ -109,7 +125,7 @@ def openapi_document() -> dict[str, Any]:
         if route.params:
             operation["parameters"] = [p.openapi() for p in route.params]
         operation["security"] = [{"bearer": []}] if route.secured else []
-        paths[route.path] = {"get": operation}
+        paths[route.path] = {"get": operation, "head": _head(operation)}
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {
         "openapi": "3.1.0",
@@ -135,7 +151,10 @@ def openapi_document() -> dict[str, Any]:
             },
             "responses": {
                 "NotFound": {"description": "no such route", "content": problem},
-                "MethodNotAllowed": {"description": "only GET is served", "content": problem},
+                "MethodNotAllowed": {
+                    "description": "only GET and HEAD are served",
+                    "content": problem,
+                },
             },
         },
     }

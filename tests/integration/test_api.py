@@ -210,7 +210,11 @@ class Answer:
 
 
 def get(base: str, path: str, token: str | None = None, **headers: str) -> Answer:
-    request = urllib.request.Request(base + path)
+    return call("GET", base, path, token, **headers)
+
+
+def call(method: str, base: str, path: str, token: str | None = None, **headers: str) -> Answer:
+    request = urllib.request.Request(base + path, method=method)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     for name, value in headers.items():
@@ -568,7 +572,7 @@ def test_other_methods_are_405_problems(loaded: Server) -> None:
         urllib.request.urlopen(request, timeout=10)
     answer = Answer(caught.value.code, dict(caught.value.headers.items()), caught.value.read())
     assert_problem(answer, 405)
-    assert answer.headers["Allow"] == "GET"
+    assert answer.headers["Allow"] == "GET, HEAD"
 
 
 _QUERY_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",))
@@ -653,16 +657,60 @@ def test_health_readiness_metrics(loaded: Server) -> None:
     )
 
 
+def _same_but_body(get_: Answer, head: Answer, what: str) -> None:
+    assert head.status == get_.status, (what, head.status, get_.status)
+    assert head.body == b"", what
+    for name in ("Content-Type", "Content-Disposition", "Cache-Control", "WWW-Authenticate"):
+        assert head.headers.get(name) == get_.headers.get(name), (what, name)
+    assert head.headers["X-Content-Type-Options"] == "nosniff", what
+    assert "default-src 'none'" in head.headers["Content-Security-Policy"], what
+
+
+def test_head_answers_on_every_get_route_like_get_without_a_body(loaded: Server) -> None:
+    """Monitoring probes use HEAD: every GET route answers it, with GET's status and
+    headers (a 405 before), the tenant route after the same checks as GET."""
+    from cdrstream.api.routes import ROUTES
+
+    token = loaded.tokens["good"]
+    cases = [(route.path.replace("{tenant_id}", TENANT), token) for route in ROUTES]
+    cases += [
+        (cdrs_path(TENANT, format="csv"), token),
+        (cdrs_path(TENANT, limit="5", direction="inbound"), token),
+        (cdrs_path(TENANT), None),  # 401
+        (cdrs_path(OTHER), token),  # 403
+        (cdrs_path(TENANT, limit="0"), token),  # 400
+        (cdrs_path(TENANT, format="csv", limit="x"), token),  # 400
+        ("/nope", token),  # 404
+    ]
+    assert {"/healthz", "/readyz", "/metrics"} <= {path for path, _ in cases}
+    for path, tok in cases:
+        _same_but_body(get(loaded.base, path, tok), call("HEAD", loaded.base, path, tok), path)
+    # A HEAD of an export streams nothing and is no export: the partner's share is intact.
+    for _ in range(10):
+        assert call("HEAD", loaded.base, cdrs_path(TENANT, format="csv"), token).status == 200
+    metrics = get(loaded.base, "/metrics").body.decode()
+    assert "\ncdrstream_api_csv_exports 0.0\n" in metrics
+    assert 'method="HEAD",route="/healthz",status="200"' in metrics
+
+
+def test_head_on_readyz_says_not_ready_when_redis_is_down(dead_redis_server: Server) -> None:
+    s = dead_redis_server
+    _same_but_body(get(s.base, "/readyz"), call("HEAD", s.base, "/readyz"), "/readyz")
+    assert call("HEAD", s.base, "/readyz").status == 503
+    assert call("HEAD", s.base, "/healthz").status == 200
+
+
 def test_openapi_matches_what_the_server_accepts(loaded: Server) -> None:
     document = get(loaded.base, "/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     documented = document["paths"]
     # Every documented route answers (nothing documented is a 404) ...
     for path, item in documented.items():
-        assert list(item) == ["get"]
+        assert list(item) == ["get", "head"]
         concrete = path.replace("{tenant_id}", TENANT)
         answer = get(loaded.base, concrete, loaded.tokens["good"])
         assert answer.status == 200, (path, answer.status, answer.body[:200])
+        assert call("HEAD", loaded.base, concrete, loaded.tokens["good"]).status == 200
         # ... and every documented query parameter is accepted with its example.
         for param in item["get"].get("parameters", []):
             if param["in"] == "query" and "example" in param:

@@ -28,11 +28,11 @@ from cdrstream.core.record import CallRecord
 from cdrstream.settings import load_settings
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
-from cdrstream.stack.roles import RoleProcess
+from cdrstream.stack.roles import RoleProcess, settings_env
 from cdrstream.store.connection import connect
 from cdrstream.store.writer import RecordWriter
 from tests.integration.conftest import _cluster_ok, _cluster_ports
-from tests.integration.test_api import NOW_MS, _settings, _start, _stop, _write, make_record
+from tests.integration.test_api import NOW_MS, _settings, _stop, _write, make_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -144,7 +144,13 @@ async def test_reads_right_after_a_redis_restart_all_answer_200(
     )
     records = _records()
     await _write(settings, records)
-    process: RoleProcess = await asyncio.to_thread(_start, settings, tmp_path)
+    # One partner runs every export here: lift its share of concurrent exports.
+    process = RoleProcess(
+        ["api", "--csv-exports-per-partner", str(CONCURRENT)],
+        env=settings_env(settings),
+        log_file=tmp_path / "api.log",
+    ).start()
+    await asyncio.to_thread(process.wait_http, f"http://127.0.0.1:{settings.api_port}/healthz")
     base = f"http://127.0.0.1:{settings.api_port}"
     try:
         warm = await _reads(base, token, rounds=2)  # the pool now holds ~30 connections
