@@ -8,9 +8,10 @@ transport buffer):
 - **Memory**: records are read from Redis :data:`CHUNK_ROWS` at a time, and formatted
   and written :data:`PIECE_ROWS` at a time (about 80 KiB of CSV); every write waits
   until the connection's write buffer is below :data:`WRITE_BUFFER_HIGH`. One stalled
-  export then holds one chunk of records and a piece or two: about 1 MB (sixty stalled
-  exports: 54 -> 113 MB). Smaller chunks cost throughput (200 rows: -25 %); 500 rows
-  stream as fast as 2,000 (~100,000 rows/s on one core).
+  export then holds one chunk of records and a piece or two: under 1 MB (sixty stalled
+  exports took a fresh process from 54 to 112 MB; before, from 54 to 323 MB). Smaller
+  chunks cost throughput (200 rows: -25 %); 500 rows stream as fast as 2,000 (~100,000
+  rows/s from one process here).
 - **Time**: a write that cannot be handed to the socket within ``write_timeout_s``
   (the client read nothing for that long) ends the export: the connection is closed and
   logged at INFO, like a client that went away. A slow reader is fine; one that stalls
