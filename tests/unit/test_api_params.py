@@ -206,21 +206,17 @@ def test_choose_format(fmt: str | None, accept: str | None, expected: str) -> No
 
 def _registered_routes() -> set[tuple[str, str]]:
     import re
-    import tempfile
 
-    from cdrstream.api.app import build_api, create_api_app
+    from cdrstream.api.app import create_api_app
     from cdrstream.settings import load_settings
 
-    settings = load_settings({})
-    with tempfile.TemporaryDirectory() as datadir:
-        app = create_api_app(settings, datadir=datadir)
-        build_api(app, settings, redis=None, cursor_secret=b"k")
-        routes = set()
-        for route in app.web.web_app.router.routes():  # type: ignore[attr-defined]
-            info = route.resource.get_info() if route.resource else {}
-            path = info.get("path") or info.get("formatter")
-            routes.add((route.method, re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)))
-        return routes
+    app = create_api_app(load_settings({}), redis=None, cursor_secret=b"k")
+    routes = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        routes.add((route.method, re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)))
+    return routes
 
 
 def test_openapi_documents_exactly_the_registered_routes() -> None:
