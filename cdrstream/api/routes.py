@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisClusterException, RedisError
 
 from cdrstream.access.access_store import AccessCache
@@ -53,6 +52,7 @@ from cdrstream.api.params import (
 from cdrstream.core.numbers import normalize_query_number
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import record_to_dict
+from cdrstream.observability import health
 from cdrstream.observability.api_metrics import CSV_EXPORTS, CSV_ROWS
 from cdrstream.store.cursor import InvalidCursor
 from cdrstream.store.reader import RecordQuery, RecordReader
@@ -480,22 +480,13 @@ class Api:
     # -- operations ----------------------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"}, headers=NO_STORE)
+        return web.json_response(health.HEALTHY, headers=NO_STORE)
 
     async def readyz(self, request: web.Request) -> web.Response:
-        try:
-            async with asyncio.timeout(2.0):
-                await self._redis.ping()
-        except Exception as exc:  # readiness is an answer, not an error
-            return problems.problem(
-                503,
-                f"redis: {type(exc).__name__}: {exc}"[:300],
-                kind="not-ready",
-                title="Not ready",
-            )
-        return web.json_response({"status": "ready", "checks": {"redis": "ok"}}, headers=NO_STORE)
+        status, body = await health.readiness({"redis": health.redis_check(lambda: self._redis)})
+        return web.json_response(body, status=status, headers=NO_STORE)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(), headers=NO_STORE)
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        response = web.Response(body=health.metrics_body(), headers=NO_STORE)
+        response.headers["Content-Type"] = health.METRICS_CONTENT_TYPE
         return response

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cdrstream.core.outcome import Policy
+from cdrstream.observability import health
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.settings import Settings
-from cdrstream.store.connection import RedisClient, connect
+from cdrstream.store.connection import RedisClient, connect, prepare
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from cdrstream.tenant_profiles import load_tenant_profiles
@@ -106,6 +106,10 @@ class WorkerApp(faust.App):
 
     async def write_batches(self) -> None:
         """The batch task: every fetch through the rules and the writer, in order."""
+        try:  # a cluster client loads its slot map before concurrent use (connection.py)
+            await prepare(self.redis)
+        except Exception as exc:  # Redis down at start: the first write retries
+            log.warning("redis not ready at start: %s", type(exc).__name__)
         handler = BatchHandler(
             records=RecordWriter(self.redis, retention_ms=self.settings.retention_ms),
             dead_letters=self.send_dead_letters,
@@ -193,18 +197,15 @@ class WorkerApp(faust.App):
             m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
-        stall = self.progress.stall()
-        checks = {"kafka": bool(self.consumer.assignment()), "redis": False, "progress": not stall}
-        try:
-            checks["redis"] = bool(await self.redis.ping())
-        except Exception:  # reported, not raised: readiness is an answer, not an error
-            checks["redis"] = False
-        status = 200 if all(checks.values()) else 503
-        body: dict[str, Any] = {"status": "ready" if status == 200 else "not ready"}
-        body["checks"] = checks
-        if stall:
-            body["reason"] = stall
-        return status, body
+        async def kafka() -> str | None:
+            return None if self.consumer.assignment() else "no partitions assigned"
+
+        async def progress() -> str | None:
+            return self.progress.stall()
+
+        return await health.readiness(
+            {"kafka": kafka, "redis": health.redis_check(lambda: self.redis), "progress": progress}
+        )
 
 
 def _add_pages(app: WorkerApp) -> None:
@@ -213,11 +214,12 @@ def _add_pages(app: WorkerApp) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        content_type = health.METRICS_CONTENT_TYPE.split(";")[0]
+        return web.bytes(health.metrics_body(), content_type=content_type)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        return web.json(health.HEALTHY)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
