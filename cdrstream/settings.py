@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cdrstream.core.clock import DAY_MS
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -44,7 +46,7 @@ class Settings:
 
     @property
     def retention_ms(self) -> int:
-        return self.retention_days * 86_400_000
+        return self.retention_days * DAY_MS
 
 
 DESCRIPTIONS: dict[str, str] = {

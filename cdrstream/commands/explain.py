@@ -59,11 +59,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    import time
     import zoneinfo
 
     import orjson
 
+    from cdrstream.core import clock
+    from cdrstream.core.clock import DAY_MS
     from cdrstream.core.outcome import Policy, decide
     from cdrstream.core.record_view import record_to_dict
     from cdrstream.settings import load_settings
@@ -82,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     retention_days = args.retention_days or settings.retention_days
     policy = Policy(
-        retention_ms=retention_days * 86_400_000,
+        retention_ms=retention_days * DAY_MS,
         default_region=settings.default_region,
         tenants=tenants,
     )
-    now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000
+    now_ms = args.now if args.now is not None else clock.now_ms()
 
     write = sys.stdout.write
     for line in _stdin_lines():

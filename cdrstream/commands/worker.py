@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     require_supported_faust()
     settings = load_settings()
     config = prepare_process(settings, uvloop=not args.no_uvloop)
-    log = logging.getLogger("cdrstream.worker")
+    log = logging.getLogger(__name__)
     # The worker creates no topic (it would pick partitions and replication for the
     # operator); it checks that ours exist. Until Kafka answers, wait with backoff.
     missing = asyncio.run(

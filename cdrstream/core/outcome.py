@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from cdrstream.core.clock import DAY_MS
 from cdrstream.core.direction import DirectionWord, derive_direction
 from cdrstream.core.event import CallEvent, InvalidEvent, decode_event
 from cdrstream.core.extension import record_extension
@@ -51,7 +52,7 @@ Outcome = Literal[
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)  # all seven, in that order
 
-FUTURE_TOLERANCE_MS = 86_400_000
+FUTURE_TOLERANCE_MS = DAY_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
 from cdrstream.observability import health
 from cdrstream.observability import pipeline_metrics as m
@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 
 #: How long shutdown waits for the batch in hand before giving it up (unacked).
 SHUTDOWN_GRACE_S = 5.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class WorkerApp(faust.App):
@@ -176,12 +172,12 @@ class WorkerApp(faust.App):
         settings = self.settings
         try:
             removed = await sweep_expired(
-                self.redis, now_ms=_now_ms(), retention_ms=settings.retention_ms
+                self.redis, now_ms=now_ms(), retention_ms=settings.retention_ms
             )
             m.SWEPT.inc(removed)
             m.RECORDS_IN_WINDOW.set(
                 await count_in_window(
-                    self.redis, now_ms=_now_ms(), retention_ms=settings.retention_ms
+                    self.redis, now_ms=now_ms(), retention_ms=settings.retention_ms
                 )
             )
         except Exception as exc:  # the next tick tries again; writes trim on their own

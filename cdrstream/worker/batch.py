@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Decision, Policy, decide, internal_error_reason
 from cdrstream.core.record import CallRecord
 from cdrstream.observability import pipeline_metrics as m
@@ -71,7 +72,7 @@ class BatchHandler:
         dead_letters: DeadLetterSink,
         policy: Policy,
         progress: Progress,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._records = records
         self._dead_letters = dead_letters
@@ -222,7 +223,7 @@ class BatchHandler:
         outcomes: Sequence[str],
         started: float,
     ) -> Counter[str]:
-        written_ms = time.time_ns() // 1_000_000
+        written_ms = now_ms()
         m.PROCESSING.observe(time.perf_counter() - started)
         m.BATCH_SIZE.observe(len(batch))
         counts = Counter(outcomes)
