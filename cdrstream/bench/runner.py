@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ import orjson
 
 from cdrstream.bench.stats import summary_ms
 from cdrstream.core.record import CallRecord, record_id
+from cdrstream.observability import scrape
 from cdrstream.settings import Settings
 from cdrstream.simulation.records import synthetic_records
 from cdrstream.stack.processes import free_port
@@ -55,14 +55,8 @@ class BenchOptions:
 
 
 def _scrape(url: str, metric: str) -> float:
-    """Sum of a counter's series in a Prometheus text page."""
-    with urllib.request.urlopen(url, timeout=2) as answer:
-        text = answer.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(metric + "{") or line.startswith(metric + " ")
-    )
+    """Sum of a metric's series in a role's /metrics page."""
+    return scrape.total(scrape.fetch(url, timeout_s=2), metric)
 
 
 async def _produce(settings: Settings, items: list[tuple[str, bytes]]) -> None:

@@ -44,7 +44,7 @@ REDIS_WRITE = Histogram(
     "cdrstream_redis_write_seconds", "One batch's Redis round trip.", buckets=LATENCY_BUCKETS
 )
 REDIS_ERRORS = Counter("cdrstream_redis_errors_total", "Failed Redis writes.")
-KAFKA_ERRORS = Counter("cdrstream_dead_letter_errors_total", "Failed dead-letter sends.")
+DEAD_LETTER_ERRORS = Counter("cdrstream_dead_letter_errors_total", "Failed dead-letter sends.")
 DEAD_LETTERS_REFUSED = Counter(
     "cdrstream_dead_letters_refused_total",
     "Dead letters the broker refused even without their original value (logged at ERROR).",

@@ -184,13 +184,19 @@ class WorkerApp(faust.App):
             log.warning("window sweep failed: %s: %s", type(exc).__name__, exc)
 
     async def sample_lag(self) -> None:
+        """Highwater minus committed offset per assigned partition: the committed offset as
+        Faust's monitor saw it commit, else (nothing committed yet by this member) the
+        consumer's position, which the assignment sought to the committed offset."""
         consumer = self.consumer
+        committed_offsets = self.monitor.tp_committed_offsets
         assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.topic]
         m.CONSUMER_LAG.clear()  # partitions move on rebalance; drop the ones we lost
         for tp in assigned:
-            committed = getattr(consumer, "_committed_offset", {}).get(tp) or 0  # no public getter
+            committed = committed_offsets.get(tp)
+            if committed is None:
+                committed = await consumer.position(tp)
             highwater = consumer.highwater(tp) or 0
-            m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
+            m.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - (committed or 0)))
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
         async def kafka() -> str | None:

@@ -209,7 +209,7 @@ class BatchHandler:
 
     async def _retried_send(self, letters: Sequence[DeadLetter]) -> None:
         def failed(exc: BaseException) -> None:
-            m.KAFKA_ERRORS.inc()
+            m.DEAD_LETTER_ERRORS.inc()
             self._progress.failed("dead-letter send", exc)
 
         await until_done(

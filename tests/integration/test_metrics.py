@@ -17,6 +17,7 @@ import pytest
 
 from cdrstream.core.outcome import OUTCOMES, Policy, decide
 from cdrstream.core.record import CallRecord
+from cdrstream.observability.scrape import exported_names, fetch, samples, total
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.processes import free_port
@@ -26,12 +27,6 @@ from tests.integration.pipeline_helpers import create_topics, now_ms, produce, w
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return answer.read().decode()
 
 
 def http_status(url: str) -> int:
@@ -40,21 +35,6 @@ def http_status(url: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def samples(text: str, name: str) -> dict[str, float]:
-    """Label set (as text) -> value, for every series of ``name``."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = SAMPLE.match(line)
-        if match and match.group(1) == name:
-            found[match.group(2) or ""] = float(match.group(3))
-    return found
-
-
-def label(series: str, key: str) -> str:
-    match = re.search(rf'{key}="([^"]*)"', series)
-    return match.group(1) if match else ""
 
 
 def predicted_outcomes(settings: Settings, items: list[tuple[str, bytes]]) -> Counter[str]:
@@ -109,17 +89,16 @@ async def test_outcome_counts_histograms_api_requests_and_dashboard_metrics(
     await produce(settings, items)
 
     async def counted() -> float:
-        return sum(samples(scrape(f"{worker_url}/metrics"), "cdrstream_events_total").values())
+        return total(fetch(f"{worker_url}/metrics"), "cdrstream_events_total")
 
     assert await wait_for(counted, lambda n: n >= len(items)) == len(items), worker.log_tail()
-    worker_text = scrape(f"{worker_url}/metrics")
+    worker_text = fetch(f"{worker_url}/metrics")
     by_outcome = {
-        label(series, "outcome"): value
-        for series, value in samples(worker_text, "cdrstream_events_total").items()
+        labels["outcome"]: value for labels, value in samples(worker_text, "cdrstream_events_total")
     }
     assert by_outcome == {name: float(expected.get(name, 0)) for name in by_outcome}
     assert set(by_outcome) == set(OUTCOMES)  # one series per outcome, even at zero
-    assert sum(samples(worker_text, "cdrstream_dead_letters_total").values()) == expected["invalid"]
+    assert total(worker_text, "cdrstream_dead_letters_total") == expected["invalid"]
     for histogram in (
         "cdrstream_produce_to_store_seconds_count",
         "cdrstream_end_to_end_latency_seconds_count",
@@ -127,34 +106,38 @@ async def test_outcome_counts_histograms_api_requests_and_dashboard_metrics(
         "cdrstream_batch_size_count",
         "cdrstream_redis_write_seconds_count",
     ):
-        assert sum(samples(worker_text, histogram).values()) > 0, histogram
-    assert sum(samples(worker_text, "cdrstream_batch_size_sum").values()) == len(items)
+        assert total(worker_text, histogram) > 0, histogram
+    assert total(worker_text, "cdrstream_batch_size_sum") == len(items)
+
+    async def lag() -> list[tuple[dict[str, str], float]]:
+        return samples(fetch(f"{worker_url}/metrics"), "cdrstream_consumer_lag")
+
+    # Every partition is sampled (every 5 s) and, all events written and committed, at 0.
+    lags = await wait_for(
+        lag, lambda s: len(s) == settings.topic_partitions and not any(v for _, v in s)
+    )
+    assert sorted(labels["partition"] for labels, _ in lags) == ["0", "1", "2"]
+    assert [value for _, value in lags] == [0.0, 0.0, 0.0]
 
     assert await asyncio.to_thread(http_status, f"{worker_url}/readyz") == 200
     assert await asyncio.to_thread(http_status, f"{api_url}/readyz") == 200
     for _ in range(3):  # no token: 401, still counted, by route template
         status = await asyncio.to_thread(http_status, f"{api_url}/v1/tenants/{tenants[0]}/cdrs")
         assert status == 401
-    api_text = scrape(f"{api_url}/metrics")
+    api_text = fetch(f"{api_url}/metrics")
     requests = samples(api_text, "cdrstream_api_requests_total")
     unauthorized = [
         value
-        for series, value in requests.items()
-        if label(series, "route") == "/v1/tenants/{tenant_id}/cdrs"
-        and label(series, "status") == "401"
+        for labels, value in requests
+        if labels["route"] == "/v1/tenants/{tenant_id}/cdrs" and labels["status"] == "401"
     ]
     assert unauthorized == [3.0]
-    assert all(tenants[0] not in series for series in requests)  # no tenant id as a label
+    assert all(tenants[0] not in str(labels) for labels, _ in requests)  # no tenant id label
 
     dashboard = json.loads((ROOT / "config/grafana/dashboards/cdrstream.json").read_text())
     assert dashboard["panels"] and dashboard["uid"] and dashboard["schemaVersion"]
-    # A family counts as exported once declared (# TYPE), even before its first sample
-    # (the lag gauge is sampled every few seconds).
-    exported = {
-        match.group(1)
-        for line in (worker_text + api_text).splitlines()
-        if (match := SAMPLE.match(line) or re.match(r"# TYPE (\S+) ", line))
-    }
+    # A family counts as exported once declared (# TYPE), even before its first sample.
+    exported = exported_names(worker_text) | exported_names(api_text)
     queried = {
         name
         for panel in dashboard["panels"]

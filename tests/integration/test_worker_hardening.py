@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cdrstream.core.outcome import Policy, decide
+from cdrstream.observability.scrape import fetch, samples
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import valid_event
 from cdrstream.stack.processes import free_port
@@ -173,13 +174,8 @@ async def test_a_stall_is_visible_and_sigterm_ends_it_without_acking_the_batch(
         assert status == 503, first.log_tail()
         stall = body["checks"]["progress"]
         assert "no progress" in stall and "redis write" in stall
-        _, metrics = _get(f"{base}/metrics")
-        stuck = [
-            float(line.split()[-1])
-            for line in metrics.decode().splitlines()
-            if line.startswith("cdrstream_worker_stuck_seconds ")
-        ]
-        assert stuck and stuck[0] > settings.stall_after_s
+        stuck = samples(fetch(f"{base}/metrics"), "cdrstream_worker_stuck_seconds")
+        assert len(stuck) == 1 and stuck[0][1] > settings.stall_after_s
     finally:
         code = first.stop(timeout_s=30)
     assert code != -signal.SIGKILL, first.log_tail()  # it ended on SIGTERM, not on the kill
