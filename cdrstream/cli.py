@@ -18,10 +18,11 @@ COMMANDS: dict[str, str] = {
     "worker": "the Faust worker (consumer group member); metrics on its own port",
     "api": "the query endpoint and web page",
     "generate": "realistic call-ended events onto the topic",
+    "ingest": "PBX CDRs (FreeSWITCH mod_json_cdr, Asterisk cdr_csv / AMI) -> call-ended events",
     "token": "issue or revoke partner access tokens",
     "normalize": "normalize A/B numbers, one JSON line each",
     "explain": "stdin events -> one JSON line each: outcome, reason, record",
-    "bench": "the benchmark of SPEC section 9",
+    "bench": "the benchmark of contract §9",
     "demo": "everything at once: stack, worker, api, generator; prints URL and token",
 }
 

@@ -1,1 +1,1 @@
-"""The benchmark of SPEC section 9: each figure beside a baseline measured in the same run."""
+"""The benchmark of contract §9: each figure beside a baseline measured in the same run."""

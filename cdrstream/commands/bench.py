@@ -1,4 +1,4 @@
-"""`cdrstream bench [--json PATH]`: the benchmark of SPEC section 9 on the local stack."""
+"""`cdrstream bench [--json PATH]`: the benchmark of contract §9 on the local stack."""
 
 from __future__ import annotations
 

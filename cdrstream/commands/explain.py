@@ -1,7 +1,7 @@
 """`cdrstream explain`: what the rules make of each event, without Kafka or Redis.
 
 Reads call-ended events from stdin, one JSON value per line, and prints one JSON line per
-input line: ``event_id``, ``outcome``, ``reason``, ``record`` (SPEC sections 3, 4, 6).
+input line: ``event_id``, ``outcome``, ``reason``, ``record`` (contract §3, §4, §6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`cdrstream normalize`: how the rules read A/B numbers, one JSON line per number.
 
 Output keys: ``raw``, ``region``, ``e164`` (null when there is none), ``class``: one of
-``pstn``, ``emergency``, ``social_value``, ``withheld``, ``invalid`` (SPEC section 6).
+``pstn``, ``emergency``, ``social_value``, ``withheld``, ``invalid`` (contract §6).
 """
 
 from __future__ import annotations

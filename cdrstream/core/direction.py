@@ -4,7 +4,7 @@ Words (any case, surrounding blanks ignored): ``inbound``/``in``/``incoming``,
 ``outbound``/``out``/``outgoing``, ``internal``/``local``. Any other word makes the event
 invalid (``bad_direction``).
 
-Derivation when the event has no direction (SPEC section 2), from the number classes of
+Derivation when the event has no direction (contract §2), from the number classes of
 `cdrstream.core.numbers`:
 
 - caller an extension, callee not -> ``outbound``; the reverse -> ``inbound``;
@@ -17,7 +17,7 @@ Derivation when the event has no direction (SPEC section 2), from the number cla
 A withheld caller counts as "not an extension" (only the PSTN withholds a caller here).
 
 The PBX's word is trusted, with one exception: when both numbers are extensions the call is
-internal whatever the word says (SPEC rule 2). Some PBXs label legs relative to the switch:
+internal whatever the word says (contract §3 rule 2). Some PBXs label legs relative to the switch:
 FreeSWITCH calls the A-leg of an extension-to-extension call ``inbound``. This exception is
 applied by `cdrstream.core.outcome`.
 """

@@ -1,4 +1,4 @@
-"""Emergency numbers (SPEC section 3, rule 3): calls *to* them are never shown.
+"""Emergency numbers (contract §3, rule 3): calls *to* them are never shown.
 
 A dialled digit string is an emergency number of a region when it *exactly* equals one:
 libphonenumber's short-number data (`phonenumbers.shortnumberinfo.is_emergency_number`, which

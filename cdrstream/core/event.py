@@ -1,9 +1,9 @@
-"""Decoding one call-ended event (SPEC section 2) into a `CallEvent`, or a reason it is invalid.
+"""Decoding one call-ended event (contract §2) into a `CallEvent`, or a reason it is invalid.
 
 `decode_event` raises `InvalidEvent` whose ``reason`` is one of `REASONS`: a bounded set made of
 fixed words and the names in `FIELDS` (never text from the event), so it can be a metrics label.
 
-Choices where the SPEC is silent:
+Choices where the contract is silent:
 
 - ``null`` for a required field counts as missing, except ``caller``/``callee``, where it means
   the same as empty: withheld.
@@ -83,7 +83,7 @@ _MISSING = object()
 _TENANT_IDS: set[str] = set()  # tenant ids already checked against TENANT_ID
 _TENANT_IDS_MAX = 100_000
 _REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
-TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # SPEC section 2
+TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # contract §2
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DISPOSITION_WORD = re.compile(rf"[a-z0-9 _-]{{1,{MAX_DISPOSITION_CHARS}}}")
 

@@ -1,4 +1,4 @@
-"""The extension a record shows (SPEC section 3, rule 5).
+"""The extension a record shows (contract §3, rule 5).
 
 In order:
 

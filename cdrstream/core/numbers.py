@@ -1,4 +1,4 @@
-"""A and B numbers: from whatever the PBX wrote to E.164 and a class (SPEC section 2, rule 7).
+"""A and B numbers: from whatever the PBX wrote to E.164 and a class (contract §2, rule 7).
 
 `normalize_number(raw, region, outside_line)` never raises and is cached (keyed on the raw
 text). Steps, in order:

@@ -1,4 +1,4 @@
-"""The outcome of one call-ended event (SPEC section 3): `decide` is the whole rule set.
+"""The outcome of one call-ended event (contract §3): `decide` is the whole rule set.
 
 Precedence, first match wins (deterministic, so metrics and DLQ reasons are stable):
 

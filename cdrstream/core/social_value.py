@@ -1,4 +1,4 @@
-"""Harmonised services of social value (SPEC section 3, rule 4): ``116`` + exactly three digits.
+"""Harmonised services of social value (contract §3, rule 4): ``116`` + exactly three digits.
 
 The 116 range is reserved EU-wide (Commission Decision 2007/116/EC and its amendments), so the
 check is the same in every region: 116000 (missing children), 116006 (victims of crime),

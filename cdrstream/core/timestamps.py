@@ -1,6 +1,6 @@
 """Event times: parsing RFC 3339 / epoch milliseconds into UTC epoch ms, and rendering them.
 
-Accepted input (SPEC section 2):
+Accepted input (contract §2):
 
 - RFC 3339 with an offset: ``2026-11-25T09:14:03.120+01:00``, ``2026-11-25T08:14:03Z``; ``t``/``z``
   and a space instead of ``T`` (RFC 3339 section 5.6 note) are accepted; fractional seconds of any

@@ -1,5 +1,5 @@
 """Free-text markers PBXs, gateways and carriers write in a number field when the number is
-withheld or unknown (SPEC section 2, rule 7: such a side is shown as ``anonymous``).
+withheld or unknown (contract §2, rule 7: such a side is shown as ``anonymous``).
 
 A dial string (already unwrapped from ``sip:``/name-addr and folded by
 `cdrstream.core.text_folding`) is a marker when its letters and digits, case-folded, equal those

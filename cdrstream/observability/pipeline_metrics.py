@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker (SPEC section 7). No tenant id or number is ever a label."""
+"""Prometheus metrics of the worker (contract §7). No tenant id or number is ever a label."""
 
 from __future__ import annotations
 
