@@ -1,9 +1,10 @@
 """`cdrstream demo`: the whole product on one machine.
 
-Starts the local Kafka + Redis, a worker, the query endpoint and a generator of realistic
-calls (a backfill of the past days, then a steady trickle), issues a token for a demo
-partner, prints the web page's URL and the token, and runs until Ctrl-C. The engines keep
-running afterwards (`cdrstream stack down` stops them).
+Starts the local Kafka + Redis + Prometheus (scraping the worker and the API, with the
+rules of ``config/prometheus/rules.yml``), a worker, the query endpoint and a generator of
+realistic calls (a backfill of the past days, then a steady trickle), issues a token for a
+demo partner, prints the web page's URL, the token and Prometheus's URL, and runs until
+Ctrl-C. The engines keep running afterwards (`cdrstream stack down` stops them).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     stack = LocalStack.from_settings(settings)
-    print("starting Kafka (KRaft) and Redis ...", file=sys.stderr)
+    print("starting Kafka (KRaft), Redis and Prometheus ...", file=sys.stderr)
     try:
         stack.up(settings)
     except StackError as exc:
@@ -77,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"API      : {base}/v1/tenants/{tenants[0]}/cdrs")
     print(f"token    : {token}")
     print(f"metrics  : {base}/metrics and http://127.0.0.1:{settings.worker_port}/metrics")
-    print(f"logs     : {logs}/   (Ctrl-C stops; `cdrstream stack down` stops Kafka+Redis)\n")
+    print(f"prometheus: {stack.prometheus.url}   (alerts: {stack.prometheus.url}/alerts)")
+    print(
+        f"logs     : {logs}/   (Ctrl-C stops; `cdrstream stack down` stops Kafka, Redis"
+        " and Prometheus)\n"
+    )
     sys.stdout.flush()
 
     stopping = False

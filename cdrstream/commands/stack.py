@@ -1,4 +1,4 @@
-"""`cdrstream stack up|down|status`: the local single-node Kafka (KRaft) + Redis."""
+"""`cdrstream stack up|down|status`: the local single-node Kafka (KRaft) + Redis + Prometheus."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"stack {args.action} failed: {exc}", file=sys.stderr)
         return 1
     status = stack.status()
+    addresses = stack.addresses()
     for name, state in status.items():
-        where = stack.kafka.bootstrap if name == "kafka" else stack.redis.url
-        print(f"{name:6} {state:8} {where}")
+        print(f"{name:10} {state:8} {addresses[name]}")
     if args.action == "down":
         return 0 if all(s == "stopped" for s in status.values()) else 1
     return 0 if all(s == "ready" for s in status.values()) else 1

@@ -1,4 +1,5 @@
-"""The local stack as one object: Kafka + Redis under one folder, ports from the settings."""
+"""The local stack as one object: Kafka + Redis + Prometheus under one folder, ports from
+the settings (Prometheus scrapes the worker and API ports of the same settings)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
 from cdrstream.stack.kafka import KafkaNode
+from cdrstream.stack.prometheus import PrometheusNode
 from cdrstream.stack.redis_server import RedisNode
 
 
@@ -16,6 +18,7 @@ from cdrstream.stack.redis_server import RedisNode
 class LocalStack:
     kafka: KafkaNode
     redis: RedisNode
+    prometheus: PrometheusNode
 
     @classmethod
     def from_settings(cls, settings: Settings, base_dir: Path | None = None) -> LocalStack:
@@ -29,16 +32,35 @@ class LocalStack:
                 cache_dir=Path(settings.cache_dir),
             ),
             redis=RedisNode(base_dir=root / "redis", port=settings.redis_port),
+            prometheus=PrometheusNode(
+                base_dir=root / "prometheus",
+                port=settings.prometheus_port,
+                worker_target=f"127.0.0.1:{settings.worker_port}",
+                api_target=f"127.0.0.1:{settings.api_port}",
+            ),
         )
 
     def up(self, settings: Settings) -> None:
         self.redis.up()
         self.kafka.up()
         asyncio.run(ensure_owned_topics(replace(settings, kafka_bootstrap=self.kafka.bootstrap)))
+        self.prometheus.up()
 
     def down(self) -> None:
+        self.prometheus.down()
         self.kafka.down()
         self.redis.down()
 
     def status(self) -> dict[str, str]:
-        return {"kafka": self.kafka.status(), "redis": self.redis.status()}
+        return {
+            "kafka": self.kafka.status(),
+            "redis": self.redis.status(),
+            "prometheus": self.prometheus.status(),
+        }
+
+    def addresses(self) -> dict[str, str]:
+        return {
+            "kafka": self.kafka.bootstrap,
+            "redis": self.redis.url,
+            "prometheus": self.prometheus.url,
+        }

@@ -1,7 +1,13 @@
-"""Detached server processes tracked by pid files: start, wait until ready, stop."""
+"""Detached server processes tracked by pid files: start, wait until ready, stop.
+
+``LocalServer`` is the one skeleton of a local engine (pid file, log file, port check,
+start, wait, status, stop, log tail); an engine only says which ports it binds, how it is
+started and how to tell it is ready.
+"""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -10,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 
 class StackError(RuntimeError):
@@ -127,3 +134,66 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class LocalServer(abc.ABC):
+    """A local engine run as a detached process, its pid and log files under ``base_dir``.
+
+    Subclasses are dataclasses with a ``base_dir`` field; they name themselves (``name``:
+    ``<name>.pid``, ``<name>.log``) and give the ports they bind, their command line and a
+    readiness probe that asks the server itself (an open port is not enough).
+    """
+
+    name: ClassVar[str]
+    start_timeout_s: ClassVar[float] = 30.0
+    stop_timeout_s: ClassVar[float] = 20.0
+    base_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / f"{self.name}.log"
+
+    @abc.abstractmethod
+    def listens_on(self) -> Sequence[tuple[str, int, str]]:
+        """``(what, port, setting that chooses it)`` for every port the server binds."""
+
+    @abc.abstractmethod
+    def command(self) -> list[str]:
+        """Prepare the server's files under ``base_dir``; the command line that starts it."""
+
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """Whether the server answers a real request."""
+
+    def up(self, timeout_s: float | None = None) -> None:
+        """Start unless already running and ready; return once ready (StackError if not)."""
+        if read_pid(self.pid_file) is not None and self.ready():
+            return
+        for what, port, setting in self.listens_on():
+            ensure_port_free(what, port, setting)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.command()
+        pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
+        wait_ready(
+            self.name,
+            pid,
+            self.ready,
+            log_file=self.log_file,
+            timeout_s=self.start_timeout_s if timeout_s is None else timeout_s,
+        )
+
+    def down(self) -> bool:
+        """Stop the recorded process; True if something was stopped."""
+        return stop(self.pid_file, timeout_s=self.stop_timeout_s)
+
+    def status(self) -> str:
+        if read_pid(self.pid_file) is None:
+            return "stopped"
+        return "ready" if self.ready() else "starting"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_file, lines)

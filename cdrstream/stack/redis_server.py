@@ -6,21 +6,18 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import redis
 
-from cdrstream.stack.processes import (
-    StackError,
-    ensure_port_free,
-    read_pid,
-    start_detached,
-    stop,
-    wait_ready,
-)
+from cdrstream.stack.processes import LocalServer, StackError
 
 
 @dataclass
-class RedisNode:
+class RedisNode(LocalServer):
+    name: ClassVar[str] = "redis"
+    start_timeout_s: ClassVar[float] = 20.0
+
     base_dir: Path
     port: int
     extra_args: Sequence[str] = field(default_factory=tuple)
@@ -29,24 +26,16 @@ class RedisNode:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.base_dir / "redis.pid"
+    def listens_on(self) -> Sequence[tuple[str, int, str]]:
+        return [("redis", self.port, "CDRSTREAM_REDIS_PORT")]
 
-    @property
-    def log_file(self) -> Path:
-        return self.base_dir / "redis.log"
-
-    def up(self, timeout_s: float = 20.0) -> None:
-        if read_pid(self.pid_file) is not None and self.ready():
-            return
+    def command(self) -> list[str]:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise StackError("redis-server not found: apt-get install -y redis-server")
-        ensure_port_free("redis", self.port, "CDRSTREAM_REDIS_PORT")
         data = self.base_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [
+        return [
             binary,
             "--port",
             str(self.port),
@@ -66,8 +55,6 @@ class RedisNode:
             "no",
             *self.extra_args,
         ]
-        pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
-        wait_ready("redis", pid, self.ready, log_file=self.log_file, timeout_s=timeout_s)
 
     def ready(self) -> bool:
         try:
@@ -79,11 +66,3 @@ class RedisNode:
                 client.close()
         except redis.RedisError:
             return False
-
-    def down(self) -> bool:
-        return stop(self.pid_file)
-
-    def status(self) -> str:
-        if read_pid(self.pid_file) is None:
-            return "stopped"
-        return "ready" if self.ready() else "starting"

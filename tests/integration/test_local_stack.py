@@ -1,4 +1,5 @@
-"""`cdrstream stack up|status|down` against the real engines, on ports of the test's own."""
+"""`cdrstream stack up|status|down` against the real engines (Kafka, Redis, Prometheus), on
+ports of the test's own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
         "CDRSTREAM_KAFKA_PORT": str(free_port()),
         "CDRSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
         "CDRSTREAM_REDIS_PORT": str(free_port()),
+        "CDRSTREAM_PROMETHEUS_PORT": str(free_port()),
     }
     up = _stack("up", env)
     try:
@@ -43,10 +46,23 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
         status = _stack("status", env)
         assert status.returncode == 0
         lines = dict(line.split()[:2] for line in status.stdout.splitlines())
-        assert lines == {"kafka": "ready", "redis": "ready"}
+        assert lines == {"kafka": "ready", "redis": "ready", "prometheus": "ready"}
+        prometheus_url = f"http://127.0.0.1:{env['CDRSTREAM_PROMETHEUS_PORT']}"
+        assert prometheus_url in status.stdout
+        # scrape targets from the worker and API port settings (applied a few seconds in)
+        wanted = {"127.0.0.1:6067", "127.0.0.1:6066"}  # the defaults: not set in env
+        deadline = time.monotonic() + 30
+        targets: set[str] = set()
+        while targets != wanted and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with urllib.request.urlopen(f"{prometheus_url}/api/v1/targets", timeout=10) as answer:
+                active = json.loads(answer.read())["data"]["activeTargets"]
+            targets = {target["labels"]["instance"] for target in active}
+        assert targets == wanted
+        assert (tmp_path / "stack" / "prometheus" / "data").is_dir()  # its data: the stack's
         pids = [
             int((tmp_path / "stack" / name / f"{name}.pid").read_text())
-            for name in ("kafka", "redis")
+            for name in ("kafka", "redis", "prometheus")
         ]
         assert all(is_alive(pid) for pid in pids)
     finally:
@@ -69,6 +85,7 @@ def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path:
         "CDRSTREAM_REDIS_PORT": str(free_port()),
         "CDRSTREAM_API_PORT": str(free_port()),
         "CDRSTREAM_WORKER_PORT": str(free_port()),
+        "CDRSTREAM_PROMETHEUS_PORT": str(free_port()),
     }
     env["CDRSTREAM_REDIS_URL"] = f"redis://127.0.0.1:{env['CDRSTREAM_REDIS_PORT']}/0"
     env["CDRSTREAM_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{env['CDRSTREAM_KAFKA_PORT']}"
@@ -86,9 +103,11 @@ def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path:
             if ":" in line:
                 name, _, value = line.partition(":")
                 printed[name.strip()] = value.strip().split()[0] if value.strip() else ""
-            if "token" in printed:
+            if "logs" in printed:
                 break
         page, api, token = printed["web page"], printed["API"], printed["token"]
+        prometheus = printed["prometheus"]
+        assert prometheus == f"http://127.0.0.1:{env['CDRSTREAM_PROMETHEUS_PORT']}"
         with urllib.request.urlopen(page, timeout=10) as answer:
             assert answer.status == 200
             assert b"<table" in answer.read()
@@ -100,6 +119,23 @@ def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path:
                 records = json.loads(answer.read())["records"]
             time.sleep(1)
         assert records, "the demo's generator and worker produced no record"
+        # the printed Prometheus scrapes the demo's worker and API, with the rules loaded
+        query = urllib.parse.urlencode({"query": 'up{job=~"cdrstream-.*"}'})
+        wanted = {
+            f"127.0.0.1:{env['CDRSTREAM_WORKER_PORT']}": "1",
+            f"127.0.0.1:{env['CDRSTREAM_API_PORT']}": "1",
+        }
+        deadline = time.monotonic() + 60
+        up: dict[str, str] = {}
+        while up != wanted and time.monotonic() < deadline:
+            time.sleep(1)
+            with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=10) as answer:
+                result = json.loads(answer.read())["data"]["result"]
+            up = {series["metric"]["instance"]: series["value"][1] for series in result}
+        assert up == wanted
+        with urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=10) as answer:
+            groups = json.loads(answer.read())["data"]["groups"]
+        assert [g["name"] for g in groups] == ["cdrstream"]
     finally:
         demo.terminate()
         demo.wait(timeout=120)
@@ -119,6 +155,7 @@ def test_up_refuses_a_port_another_server_holds(tmp_path: Path) -> None:
             "CDRSTREAM_REDIS_PORT": str(port),
             "CDRSTREAM_KAFKA_PORT": str(free_port()),
             "CDRSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "CDRSTREAM_PROMETHEUS_PORT": str(free_port()),
         }
         up = _stack("up", env)
     assert up.returncode == 1

@@ -77,7 +77,7 @@ def test_compose_environment_names_are_real_settings() -> None:
 
 
 def test_prometheus_scrapes_both_roles_on_their_ports() -> None:
-    prom = yaml.safe_load((ROOT / "config" / "prometheus.yml").read_text())
+    prom = yaml.safe_load((ROOT / "config" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
     defaults = load_settings({})
     assert jobs["cdrstream-worker"]["dns_sd_configs"][0]["port"] == defaults.worker_port
