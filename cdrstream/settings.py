@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cdrstream.core.clock import DAY_MS
@@ -43,6 +43,18 @@ class Settings:
     prometheus_port: int = 9090
     kafka_version: str = "4.1.1"
     cache_dir: str = str(Path.home() / ".cache" / "cdrstream")
+    ingest_bind: str = "0.0.0.0"
+    ingest_port: int = 6068
+    ingest_credentials: str = field(default="", repr=False)
+    ingest_tenant_variable: str = "cdrstream_tenant"
+    ingest_default_tenant: str = ""
+    ingest_trunk_profiles: str = "external"
+    asterisk_tz: str = "UTC"
+    asterisk_trunks: str = ""
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = ""
+    ami_secret: str = field(default="", repr=False)
 
     @property
     def retention_ms(self) -> int:
@@ -77,6 +89,19 @@ DESCRIPTIONS: dict[str, str] = {
     "prometheus_port": "port of the local Prometheus (`stack up`)",
     "kafka_version": "Apache Kafka version `stack up` fetches from Maven Central",
     "cache_dir": "cache for the Kafka jars",
+    "ingest_bind": "address the `cdrstream ingest freeswitch` receiver binds",
+    "ingest_port": "port of the FreeSWITCH receiver: `POST /freeswitch`, health, metrics",
+    "ingest_credentials": "`user:password` FreeSWITCH must send (HTTP basic; json_cdr's `cred`);"
+    " empty: none. Never logged",
+    "ingest_tenant_variable": "FreeSWITCH channel variable naming the tenant (else `domain_name`)",
+    "ingest_default_tenant": "tenant of CDRs that name none (no variable/domain, no accountcode)",
+    "ingest_trunk_profiles": "Sofia profiles (comma separated) whose legs face the PSTN",
+    "asterisk_tz": "IANA zone of Asterisk's zone-less CDR times (`UTC` with `usegmtime=yes`)",
+    "asterisk_trunks": "Asterisk trunk endpoints (comma separated); empty: non-numeric endpoints",
+    "ami_host": "Asterisk manager (AMI) host for `cdrstream ingest asterisk-ami`",
+    "ami_port": "Asterisk manager (AMI) port",
+    "ami_username": "AMI user (manager.conf section, `read = cdr`)",
+    "ami_secret": "AMI user's secret. Never logged",
 }
 
 

@@ -19,6 +19,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backfill", type=int, default=3000, help="calls spread over the past 7 days [3000]"
     )
+    parser.add_argument(
+        "--source",
+        choices=("generator", "freeswitch"),
+        default="generator",
+        help="live calls straight onto the topic, or as FreeSWITCH mod_json_cdr posts through"
+        " `cdrstream ingest freeswitch` [generator]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         ],
         "generator": ["generate", "--rate", str(args.rate), "--backfill-hours", "0.05"],
     }
+    if args.source == "freeswitch":  # PBX -> receiver -> Kafka: the whole path
+        roles["ingest"] = ["ingest", "freeswitch"]
+        roles["generator"] += ["--as", "freeswitch"]
     children = [
         RoleProcess(argv, env=os.environ, log_file=logs / f"{name}.log").start()
         for name, argv in roles.items()

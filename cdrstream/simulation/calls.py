@@ -10,9 +10,14 @@ events decide the same way without a tenants file. No tenant is given an outside
 prefix (the pipeline would need the tenants file for that); emergency calls dialled through
 a ``0``/``9`` outside line (``0112``, ``9999``) still appear.
 
+Calls are the PBX's trunk legs, as a carrier-facing CDR shows them: an inbound call's callee
+is the DID that was dialled (the extension or service it reached is in ``extension`` and
+``routed_to``), an outbound call's caller is the number the tenant presents (one of its
+DIDs, or withheld when the user hides it; the extension that dialled is in ``extension``).
+
 The mix: inbound calls (from PSTN numbers of the tenant's and other countries, some
-withheld; to one of the tenant's DIDs or straight to an extension; routed to an extension,
-queue, IVR, voicemail or conference), outbound calls (dialled in every PBX form: national,
+withheld; to one of the tenant's DIDs; routed to an extension, queue, IVR, voicemail or
+conference), outbound calls (dialled in every PBX form: national,
 E.164, ``00``-international, own country code without ``+``, ``+31 (0)20``, ``tel:``/``sip:``
 URIs, ``phone-context``, name-addr, CLIR prefixes), internal calls, forwarded PSTN-to-PSTN
 legs, calls to emergency numbers and to 116 numbers. ``direction`` is absent on ~20% of the
@@ -83,6 +88,7 @@ _SOCIAL_VALUE_DIALS = (
 )
 _WITHHELD = ("anonymous", "Anonymous", "restricted", "unknown", "private", "withheld", "")
 _WITHHELD_URI = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+_HIDDEN_BY_USER = ("anonymous", "Anonymous", "restricted", _WITHHELD_URI)
 _INBOUND_WORDS = ("inbound", "in", "incoming", "INBOUND", "Inbound", "IN", "Incoming")
 _OUTBOUND_WORDS = ("outbound", "out", "outgoing", "OUTBOUND", "Outbound", "OUT", "Outgoing")
 _INTERNAL_WORDS = ("internal", "local", "INTERNAL", "Local")
@@ -283,13 +289,10 @@ def _call(
         else:
             caller = _presented(rng, caller_number, region)
         routed_to = "extension" if rng.random() < 0.7 else rng.choice(_SERVICES)
-        if routed_to == "extension" and rng.random() < 0.3:
-            callee = _extension_form(rng, extension)
-        else:
-            did = rng.choice(tenant.dids)
-            callee = did.e164 if rng.random() < 0.7 else _dialled(rng, did, region)
+        did = rng.choice(tenant.dids)  # the trunk leg's callee: the DID that was dialled
+        callee = did.e164 if rng.random() < 0.7 else _dialled(rng, did, region)
         event["routed_to"] = routed_to
-        if routed_to == "extension" and rng.random() < 0.85:
+        if routed_to == "extension" or rng.random() < 0.3:  # a service's answering agent
             event["extension"] = extension
         direction_words = _INBOUND_WORDS
     elif kind == "internal":
@@ -297,10 +300,12 @@ def _call(
         caller, callee = _extension_form(rng, extension), _extension_form(rng, other)
         direction_words = _INTERNAL_WORDS
     else:
-        if rng.random() < 0.8:
-            caller = _extension_form(rng, extension)
-        else:  # the PBX logs the presented DID as caller
-            caller = rng.choice(tenant.dids).e164
+        # The trunk leg's caller is what the tenant presents: one of its DIDs, or nothing
+        # when the user hides the number; the extension that dialled is in `extension`.
+        if rng.random() < 0.06:
+            caller = rng.choice(_HIDDEN_BY_USER)
+        else:
+            caller = _presented(rng, rng.choice(tenant.dids), region)
         if kind == "emergency":
             callee = rng.choice(_EMERGENCY_DIALS[region])
         elif kind == "social_value":
@@ -310,7 +315,7 @@ def _call(
             callee = _dialled(rng, _external(rng, region), region)
         else:
             callee = _dialled(rng, _external(rng, region), region)
-        if rng.random() < 0.85:
+        if kind != "forwarded":  # a forwarded leg was placed by the PBX, not by a phone
             event["extension"] = extension
         direction_words = _OUTBOUND_WORDS
     event["caller"] = caller

@@ -1,0 +1,503 @@
+"""Asterisk CDRs (``cdr_csv`` rows, ``cdr_manager`` AMI events) -> call-ended events (pure;
+docs/adapters/asterisk.md).
+
+What Asterisk writes (read in asterisk/asterisk, ``cdr/cdr_csv.c`` and ``cdr/cdr_manager.c``):
+
+- ``Master.csv`` (``cdr_csv``): one line per CDR, strings in double quotes (``""`` inside),
+  numbers bare, an unset time as an empty bare field: ``accountcode, src, dst, dcontext,
+  clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec,
+  disposition, amaflags``, then ``uniqueid`` when ``loguniqueid=yes``, ``userfield`` when
+  ``loguserfield=yes``, and ``peeraccount, linkedid, sequence`` when ``newcdrcolumns=yes``
+  (`CSV_LAYOUTS`: 16 to 21 columns; with 17 or 20 the extra column is read as ``uniqueid``,
+  so enable ``loguniqueid`` whenever ``loguserfield`` is). Times are ``%Y-%m-%d %T`` without
+  a zone: the PBX's local time, or UTC with ``usegmtime=yes``.
+- ``Event: Cdr`` (``cdr_manager``): the same fields as headers ``AccountCode``, ``Source``,
+  ``Destination``, ``DestinationContext``, ``CallerID``, ``Channel``, ``DestinationChannel``,
+  ``LastApplication``, ``LastData``, ``StartTime``, ``AnswerTime`` (empty when unanswered),
+  ``EndTime``, ``Duration``, ``BillableSeconds``, ``Disposition``, ``AMAFlags``,
+  ``UniqueID``, ``UserField``, plus the ``[mappings]`` of ``cdr_manager.conf``
+  (``LinkedID``, ``Sequence`` are read when mapped). Times are always local (no
+  ``usegmtime`` there).
+
+Zone-less times are read in the configured zone (`AsteriskConfig.zone`). In the hour a
+clock falls back a local time names two instants; the one that agrees with ``duration``
+(end - start) and ``billsec`` (end - answer) is taken.
+
+**Chains and legs.** Since Asterisk 12 a channel's call is a chain of CDRs, one per Party B
+it met (each phone a queue or a ``Dial(A&B)`` rang, each party of a transfer), all with
+Party A's ``uniqueid``, dispatched together when Party A hangs up. A *PSTN leg* is a
+channel on a trunk: Party A's channel when it is a trunk (the carrier called in:
+``inbound``), else each Party B channel that is a trunk (the PBX called out:
+``outbound``). A chain with no trunk channel (extension to extension) gives no event. Each
+PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it spans:
+
+- ``started_at`` the earliest start, ``ended_at`` the latest end, ``answered_at`` the earliest
+  answer of an ``ANSWERED`` CDR, ``duration`` the sum of their ``billsec``;
+- ``disposition``: ``ANSWERED`` if any CDR was, else the strongest of ``BUSY``,
+  ``CONGESTION``, ``FAILED``, ``CANCEL``, ``NO ANSWER`` (so ringing a queue of five phones is
+  one call, answered by one of them, not four missed calls and one answered);
+- inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR (the extension the call
+  arrived on: the DID when the inbound context matches DIDs); ``routed_to`` ``queue`` when it
+  went through ``Queue``, else ``extension`` when a phone answered it, else ``voicemail``,
+  ``conference`` or ``ivr`` by the applications it ran; ``extension`` the endpoint of the
+  last phone that answered (``PJSIP/201-0000002a`` -> ``201``) when it looks like one;
+- outbound: ``caller`` = ``src`` (Party A's caller-id: the presented number when the
+  dialplan set ``CALLERID(num)``, else the extension), ``callee`` = ``dst`` (the number the
+  phone dialled), or, when Party A is a trunk too (a call forwarded back out), the number in
+  the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one;
+- ``tenant_id`` the ``accountcode`` (Asterisk's per-account field), else the default tenant;
+- ``event_id`` ``ast:<uniqueid>:<trunk channel>``, ``call_id`` ``<uniqueid>:<trunk channel>``:
+  the same rows read again, from the file or from AMI, are the same event.
+
+A trunk is an endpoint named in `AsteriskConfig.trunks` (``provider`` or
+``PJSIP/provider``); with none configured, any channel whose endpoint is not 1-6 digits and
+not a ``Local`` channel counts as a trunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
+
+from cdrstream.ingest.results import Rejected, Result, checked, printable_id
+
+#: Longest CSV line read, bytes (cdr_csv builds each line in a 1024-byte buffer).
+MAX_LINE_BYTES = 8192
+
+BASE_COLUMNS = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+)
+_NEW = ("peeraccount", "linkedid", "sequence")
+#: Column count -> column names, by cdr.conf's ``[csv]`` options.
+CSV_LAYOUTS: dict[int, tuple[str, ...]] = {
+    16: BASE_COLUMNS,
+    17: (*BASE_COLUMNS, "uniqueid"),
+    18: (*BASE_COLUMNS, "uniqueid", "userfield"),
+    19: (*BASE_COLUMNS, *_NEW),
+    20: (*BASE_COLUMNS, "uniqueid", *_NEW),
+    21: (*BASE_COLUMNS, "uniqueid", "userfield", *_NEW),
+}
+#: AMI ``Event: Cdr`` header -> column name (cdr_manager.c ``manager_log``).
+AMI_HEADERS: dict[str, str] = {
+    "AccountCode": "accountcode",
+    "Source": "src",
+    "Destination": "dst",
+    "DestinationContext": "dcontext",
+    "CallerID": "clid",
+    "Channel": "channel",
+    "DestinationChannel": "dstchannel",
+    "LastApplication": "lastapp",
+    "LastData": "lastdata",
+    "StartTime": "start",
+    "AnswerTime": "answer",
+    "EndTime": "end",
+    "Duration": "duration",
+    "BillableSeconds": "billsec",
+    "Disposition": "disposition",
+    "AMAFlags": "amaflags",
+    "UniqueID": "uniqueid",
+    "UserField": "userfield",
+    "LinkedID": "linkedid",
+    "Sequence": "sequence",
+}
+
+_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
+_SECONDS = re.compile(r"-?[0-9]{1,10}")
+_EXTENSION = re.compile(r"[1-9][0-9]{0,5}")
+_DIAL_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+T = TypeVar("T")
+
+#: Disposition words of ``ast_cdr_disp2str``, strongest first (after ANSWERED).
+_DISPOSITION_STRENGTH = ("ANSWERED", "BUSY", "CONGESTION", "FAILED", "CANCEL", "NO ANSWER")
+_DISPOSITIONS = {
+    "ANSWERED": "answered",
+    "BUSY": "busy",
+    "CONGESTION": "failed",
+    "FAILED": "failed",
+    "CANCEL": "cancelled",
+    "NO ANSWER": "no_answer",
+}
+_QUEUE_APPS = frozenset({"queue"})
+_VOICEMAIL_APPS = frozenset({"voicemail", "voicemailmain"})
+_CONFERENCE_APPS = frozenset({"confbridge", "meetme"})
+_IVR_APPS = frozenset({"background", "read", "waitexten", "playback", "ivrdemo", "agi"})
+
+#: Event field -> the CDR column it is read from, for refusals.
+_SOURCE_FIELDS: dict[str, str] = {
+    "event_id": "uniqueid",
+    "call_id": "uniqueid",
+    "tenant_id": "accountcode",
+    "started_at": "start",
+    "answered_at": "answer",
+    "ended_at": "end",
+    "duration": "billsec",
+    "caller": "src",
+    "callee": "dst",
+    "extension": "dstchannel",
+    "direction": "channel",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskConfig:
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    trunks: frozenset[str] = frozenset()
+    default_tenant: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskCdr:
+    """One CDR as Asterisk wrote it, times read into UTC epoch ms."""
+
+    accountcode: str
+    src: str
+    dst: str
+    dcontext: str
+    clid: str
+    channel: str
+    dstchannel: str
+    lastapp: str
+    lastdata: str
+    start_ms: int
+    answer_ms: int | None
+    end_ms: int
+    duration: int
+    billsec: int
+    disposition: str
+    amaflags: str
+    uniqueid: str = ""
+    userfield: str = ""
+    linkedid: str = ""
+    sequence: str = ""
+
+    @property
+    def chain_key(self) -> str:
+        """The chain this CDR belongs to: Party A's uniqueid (else its channel and start)."""
+        return self.uniqueid or f"{self.channel}@{self.start_ms}"
+
+    @property
+    def answered(self) -> bool:
+        return self.disposition == "ANSWERED" and self.answer_ms is not None
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def parse_csv_line(line: bytes | str, config: AsteriskConfig) -> AsteriskCdr | Rejected:
+    """One ``Master.csv`` line (without its newline). Never raises."""
+    if len(line) > MAX_LINE_BYTES:
+        return Rejected("row", f"longer than {MAX_LINE_BYTES} bytes")
+    if isinstance(line, bytes):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = line.decode("latin-1")  # Asterisk writes the bytes it was given
+    else:
+        text = line
+    line = text.rstrip("\r\n")
+    if "\n" in line or "\r" in line or "\x00" in line:
+        return Rejected("row", "not one CSV line")
+    try:
+        rows = list(csv.reader([line], strict=True))
+    except csv.Error:
+        return Rejected("row", "not valid CSV")
+    if len(rows) != 1:
+        return Rejected("row", "empty")
+    values = rows[0]
+    layout = CSV_LAYOUTS.get(len(values))
+    if layout is None:
+        return Rejected("row", f"{len(values)} columns; cdr_csv writes 16 to 21")
+    return _cdr(dict(zip(layout, values, strict=True)), config)
+
+
+def parse_ami_event(headers: Mapping[str, str], config: AsteriskConfig) -> AsteriskCdr | Rejected:
+    """The CDR of one ``Event: Cdr`` (headers as sent). Never raises."""
+    values = {column: headers[name] for name, column in AMI_HEADERS.items() if name in headers}
+    for column in BASE_COLUMNS:
+        if column not in values:
+            return Rejected(_ami_name(column), "missing")
+    return _cdr(values, config)
+
+
+def _ami_name(column: str) -> str:
+    return next(name for name, col in AMI_HEADERS.items() if col == column)
+
+
+def _local_instants(text: str, zone: ZoneInfo) -> tuple[int, ...] | None:
+    """UTC ms of a zone-less local time: one instant, two in a fall-back hour."""
+    match = _TIME.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        naive = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    instants = []
+    for fold in (0, 1):
+        ms = int(naive.replace(tzinfo=zone, fold=fold).timestamp()) * 1000
+        if ms not in instants:
+            instants.append(ms)
+    return tuple(instants)
+
+
+def _closest(candidates: Sequence[tuple[int, ...]], target_s: int | None) -> tuple[int, ...]:
+    """The combination of instants whose span (last - first, s) is closest to target."""
+    combos: list[tuple[int, ...]] = [()]
+    for options in candidates:
+        combos = [(*combo, option) for combo in combos for option in options]
+    if target_s is None or len(combos) == 1:
+        return combos[0]
+    return min(combos, key=lambda c: abs((c[-1] - c[0]) / 1000 - target_s))
+
+
+def _cdr(values: Mapping[str, str], config: AsteriskConfig) -> AsteriskCdr | Rejected:
+    numbers: dict[str, int] = {}
+    for column in ("duration", "billsec"):
+        seconds = values.get(column, "").strip()
+        if _SECONDS.fullmatch(seconds) is None or int(seconds) < 0:
+            return Rejected(column, "not a whole number of seconds")
+        numbers[column] = int(seconds)
+    parsed: dict[str, tuple[int, ...] | None] = {}
+    for column in ("start", "answer", "end"):
+        when = values.get(column, "").strip()
+        if not when:
+            if column != "answer":
+                return Rejected(column, "missing")
+            parsed[column] = None
+            continue
+        instants = _local_instants(when, config.zone)
+        if instants is None:
+            return Rejected(column, "not a time like 2026-11-25 09:14:03")
+        parsed[column] = instants
+    start_options, end_options = parsed["start"], parsed["end"]
+    assert start_options is not None and end_options is not None
+    start, end = _closest([start_options, end_options], numbers["duration"])
+    answer_options = parsed["answer"]
+    answer: int | None = None
+    if answer_options is not None:
+        answer = _closest([answer_options, (end,)], numbers["billsec"])[0]
+    disposition = " ".join(values.get("disposition", "").upper().split())
+    text: dict[str, str] = {name: values.get(name, "") for name in AMI_HEADERS.values()}
+    return AsteriskCdr(
+        accountcode=text["accountcode"].strip(),
+        src=text["src"],
+        dst=text["dst"],
+        dcontext=text["dcontext"],
+        clid=text["clid"],
+        channel=text["channel"].strip(),
+        dstchannel=text["dstchannel"].strip(),
+        lastapp=text["lastapp"].strip(),
+        lastdata=text["lastdata"],
+        start_ms=start,
+        answer_ms=answer,
+        end_ms=end,
+        duration=numbers["duration"],
+        billsec=numbers["billsec"],
+        disposition=disposition,
+        amaflags=text["amaflags"].strip(),
+        uniqueid=text["uniqueid"].strip(),
+        userfield=text["userfield"],
+        linkedid=text["linkedid"].strip(),
+        sequence=text["sequence"].strip(),
+    )
+
+
+# --- channels ---------------------------------------------------------------------------
+
+
+def channel_parts(channel: str) -> tuple[str, str]:
+    """``PJSIP/provider-0000001a`` -> (``PJSIP``, ``provider``); ``Local/201@ctx-0001;1`` ->
+    (``Local``, ``201@ctx``); ``DAHDI/1-1`` -> (``DAHDI``, ``1``)."""
+    tech, _, rest = channel.partition("/")
+    rest = rest.split(";", 1)[0]
+    endpoint = rest.rpartition("-")[0] if "-" in rest else rest
+    return tech, endpoint
+
+
+def is_trunk(channel: str, trunks: frozenset[str]) -> bool:
+    """Whether ``channel`` is a PSTN trunk channel (module docstring)."""
+    if not channel:
+        return False
+    tech, endpoint = channel_parts(channel)
+    if trunks:
+        return endpoint in trunks or f"{tech}/{endpoint}" in trunks
+    if tech.lower() == "local" or not endpoint:
+        return False
+    return _EXTENSION.fullmatch(endpoint) is None
+
+
+def _endpoint_extension(channel: str) -> str | None:
+    _tech, endpoint = channel_parts(channel)
+    endpoint = endpoint.split("@", 1)[0]
+    return endpoint if _EXTENSION.fullmatch(endpoint) else None
+
+
+def _dialled_number(lastdata: str) -> str | None:
+    """The number in a ``Dial`` argument: ``PJSIP/0612345678@provider,30`` or
+    ``SIP/provider/0612345678``."""
+    target = lastdata.split(",", 1)[0].split("&", 1)[0]
+    _, _, rest = target.partition("/")
+    for part in (rest.split("@", 1)[0], rest.rpartition("/")[2]):
+        if part.startswith("sip:"):
+            part = part[4:].split("@", 1)[0]
+        if _DIAL_NUMBER.fullmatch(part):
+            return part
+    return None
+
+
+# --- chains -> events -------------------------------------------------------------------
+
+
+def pstn_legs(chain: Sequence[AsteriskCdr], trunks: frozenset[str]) -> dict[str, list[int]]:
+    """Trunk channel -> indexes of the chain's CDRs on that PSTN leg."""
+    legs: dict[str, list[int]] = {}
+    for index, cdr in enumerate(chain):
+        if is_trunk(cdr.channel, trunks):
+            legs.setdefault(cdr.channel, []).append(index)
+        if is_trunk(cdr.dstchannel, trunks):  # also when Party A is a trunk: a forward
+            legs.setdefault(cdr.dstchannel, []).append(index)
+    return legs
+
+
+def chain_events(chain: Sequence[AsteriskCdr], config: AsteriskConfig) -> list[Result]:
+    """One result per PSTN leg of a chain of CDRs (module docstring); an empty list when
+    the chain has no trunk channel. Never raises."""
+    try:
+        legs = pstn_legs(chain, config.trunks)
+        return [
+            _leg_event([chain[i] for i in indexes], trunk, config)
+            for trunk, indexes in legs.items()
+        ]
+    except Exception as exc:  # pragma: no cover - a bug: a refusal, never a crash
+        return [Rejected("row", f"could not be read ({type(exc).__name__})")]
+
+
+def _strongest(dispositions: Sequence[str]) -> str:
+    for word in _DISPOSITION_STRENGTH:
+        if word in dispositions:
+            return word
+    return dispositions[0] if dispositions else ""
+
+
+def _routed_to(rows: Sequence[AsteriskCdr], trunks: frozenset[str]) -> str | None:
+    apps = {row.lastapp.lower() for row in rows}
+    if apps & _QUEUE_APPS:
+        return "queue"
+    if any(
+        row.answered and row.dstchannel and not is_trunk(row.dstchannel, trunks) for row in rows
+    ):
+        return "extension"
+    if apps & _VOICEMAIL_APPS:
+        return "voicemail"
+    if apps & _CONFERENCE_APPS:
+        return "conference"
+    if apps & _IVR_APPS:
+        return "ivr"
+    if any(row.dstchannel for row in rows):
+        return "extension"
+    return None
+
+
+def _leg_event(rows: list[AsteriskCdr], trunk: str, config: AsteriskConfig) -> Result:
+    first = rows[0]
+    key = first.chain_key
+    if not printable_id(key) or len(trunk) > 120 or not trunk.isprintable():
+        return Rejected("uniqueid", "not 1-200 visible ASCII characters")
+    inbound = first.channel == trunk
+    answered = [row for row in rows if row.answered]
+    tenant = next((row.accountcode for row in rows if row.accountcode), config.default_tenant)
+    if not tenant:
+        return Rejected("accountcode", "no tenant: set the accountcode, or a default tenant")
+    event: dict[str, Any] = {
+        "event_id": f"ast:{key}:{trunk}",
+        "tenant_id": tenant,
+        "call_id": f"{key}:{trunk}",
+        "started_at": min(row.start_ms for row in rows),
+        "ended_at": max(row.end_ms for row in rows),
+        "caller": first.src,
+        "direction": "inbound" if inbound else "outbound",
+    }
+    if answered:
+        event["answered_at"] = min(row.answer_ms or row.start_ms for row in answered)
+        event["duration"] = sum(row.billsec for row in answered)
+        event["disposition"] = "answered"
+    else:
+        event["duration"] = 0
+        word = _strongest([row.disposition for row in rows])
+        event["disposition"] = _DISPOSITIONS.get(word, word.lower())
+    extension: str | None
+    if inbound:
+        event["callee"] = first.dst
+        routed_to = _routed_to(rows, config.trunks)
+        if routed_to:
+            event["routed_to"] = routed_to
+        phones = [
+            row.dstchannel
+            for row in (answered or rows)
+            if row.dstchannel and not is_trunk(row.dstchannel, config.trunks)
+        ]
+        extension = _endpoint_extension(phones[-1]) if phones else None
+    else:
+        out = next(row for row in rows if row.dstchannel == trunk)
+        forwarded = is_trunk(out.channel, config.trunks)
+        dialled = _dialled_number(out.lastdata) if out.lastapp.lower() == "dial" else None
+        event["callee"] = (dialled or out.dst) if forwarded else out.dst
+        extension = None if forwarded else _endpoint_extension(out.channel)
+        extension = extension or (None if forwarded else _extension_like(out.src))
+    if extension:
+        event["extension"] = extension
+    return checked(event, _SOURCE_FIELDS)
+
+
+class Chains(Generic[T]):
+    """Groups CDRs, in the order they come, into chains: consecutive CDRs with the same
+    `AsteriskCdr.chain_key` (Asterisk dispatches a chain in one go). No I/O: the shells
+    decide when a chain is complete (the next chain starts, the input ends, or it has been
+    quiet for a while)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[AsteriskCdr, T]] = []
+
+    @property
+    def pending(self) -> list[tuple[AsteriskCdr, T]]:
+        return self._pending
+
+    def add(self, cdr: AsteriskCdr, tag: T) -> list[tuple[AsteriskCdr, T]]:
+        """Add one CDR (``tag``: whatever the shell needs back, e.g. the line and its
+        offset); returns the chain it completed, if any (else an empty list)."""
+        done: list[tuple[AsteriskCdr, T]] = []
+        if self._pending and self._pending[0][0].chain_key != cdr.chain_key:
+            done, self._pending = self._pending, []
+        self._pending.append((cdr, tag))
+        return done
+
+    def take(self) -> list[tuple[AsteriskCdr, T]]:
+        """The chain in progress, now taken as complete."""
+        done, self._pending = self._pending, []
+        return done
+
+
+def _extension_like(text: str) -> str | None:
+    text = text.strip()
+    return text if _EXTENSION.fullmatch(text) else None

@@ -1,0 +1,146 @@
+"""The adapters' Kafka producer (a shell): an event keyed by its tenant, a dead letter with
+its reason; each call returns only once the broker acknowledged (``acks=all``).
+
+The producer connects in the background and keeps trying while Kafka is away, so a
+receiver can start (and say "not ready") before Kafka does. A send while disconnected, or
+one Kafka does not acknowledge within `SEND_TIMEOUT_S`, raises `Unavailable`: the caller
+answers 503 (FreeSWITCH retries) or waits and tries again (the file tailer, the AMI client).
+A send that timed out may still be delivered later; the event id is the same when it is
+sent again, so the store counts the second one as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from cdrstream.ingest.metrics import PRODUCE
+from cdrstream.settings import Settings
+
+log = logging.getLogger("cdrstream.ingest")
+
+SEND_TIMEOUT_S = 10.0
+_RETRY_FIRST_S = 0.5
+_RETRY_MAX_S = 10.0
+
+
+class Unavailable(Exception):
+    """Kafka did not acknowledge (down, unreachable, or too slow)."""
+
+
+class EventProducer:
+    def __init__(self, settings: Settings, *, source: str) -> None:
+        self._settings = settings
+        self._source = source
+        self._producer: Any = None
+        self._started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._started.is_set()
+
+    async def start(self) -> None:
+        """Begin connecting in the background (returns at once)."""
+        self._task = asyncio.create_task(self._connect(), name="kafka-producer-connect")
+
+    async def wait_connected(self, timeout_s: float | None = None) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._started.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _connect(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        delay = _RETRY_FIRST_S
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=0,
+                request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
+                client_id=f"cdrstream-ingest-{self._source}",
+            )
+            try:
+                await producer.start()
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                log.warning(
+                    "kafka %s not reachable (%s); retrying in %.1f s",
+                    self._settings.kafka_bootstrap,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            self._producer = producer
+            self._started.set()
+            log.info("producing to kafka %s", self._settings.kafka_bootstrap)
+            return
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self._producer.stop()
+
+    async def ready(self) -> bool:
+        """Connected, and the call-ended topic has partitions."""
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(2.0):
+                partitions = await self._producer.partitions_for(self._settings.topic)
+        except Exception:
+            return False
+        return bool(partitions)
+
+    async def _send(
+        self, topic: str, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        if self._producer is None:
+            raise Unavailable("not connected to kafka")
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await self._producer.send_and_wait(
+                    topic, value=value, key=key, headers=list(headers) or None
+                )
+        except Exception as exc:
+            raise Unavailable(type(exc).__name__) from exc
+        PRODUCE.observe(time.perf_counter() - began)
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        """Produce one event onto the call-ended topic, keyed by its tenant id."""
+        await self._send(
+            self._settings.topic,
+            orjson.dumps(event),
+            str(event["tenant_id"]).encode(),
+            (("cdrstream.source", self._source.encode()),),
+        )
+
+    async def send_dead_letter(self, value: bytes, reason: str, **where: str) -> None:
+        """Produce an unreadable record (as read) onto the dead-letter topic, with
+        ``cdrstream.reason``, ``cdrstream.source`` and ``cdrstream.source.<name>`` headers."""
+        headers = [
+            ("cdrstream.reason", reason.encode()),
+            ("cdrstream.source", self._source.encode()),
+        ]
+        headers += [(f"cdrstream.source.{name}", text.encode()) for name, text in where.items()]
+        await self._send(self._settings.dlq_topic, value[:900_000], None, headers)
