@@ -15,17 +15,12 @@ import logging
 import shutil
 import subprocess
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from cdrstream.stack.processes import (
-    StackError,
-    ensure_port_free,
-    read_pid,
-    start_detached,
-    stop,
-    wait_ready,
-)
+from cdrstream.stack.processes import LocalServer, StackError
 
 LOG4J_VERSION = "2.25.3"
 DEPENDENCY_PLUGIN_VERSION = "3.8.1"
@@ -114,7 +109,11 @@ def cluster_id() -> str:
 
 
 @dataclass
-class KafkaNode:
+class KafkaNode(LocalServer):
+    name: ClassVar[str] = "kafka"
+    start_timeout_s: ClassVar[float] = 90.0
+    stop_timeout_s: ClassVar[float] = 30.0
+
     base_dir: Path
     port: int
     controller_port: int
@@ -125,14 +124,6 @@ class KafkaNode:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.base_dir / "kafka.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.base_dir / "kafka.log"
 
     def _properties(self) -> str:
         return "\n".join(
@@ -160,18 +151,18 @@ class KafkaNode:
             ]
         )
 
-    def up(self, timeout_s: float = 90.0) -> None:
-        if read_pid(self.pid_file) is not None and self.ready():
-            return
+    def listens_on(self) -> Sequence[tuple[str, int, str]]:
+        return [
+            ("kafka", self.port, "CDRSTREAM_KAFKA_PORT"),
+            ("kafka controller", self.controller_port, "CDRSTREAM_KAFKA_CONTROLLER_PORT"),
+        ]
+
+    def command(self) -> list[str]:
+        """Fetch the jars (once), write the broker's files, format its storage (once)."""
         java = shutil.which("java")
         if java is None:
             raise StackError("java not found: OpenJDK 17 is needed for the local Kafka")
-        ensure_port_free("kafka", self.port, "CDRSTREAM_KAFKA_PORT")
-        ensure_port_free(
-            "kafka controller", self.controller_port, "CDRSTREAM_KAFKA_CONTROLLER_PORT"
-        )
         libs = fetch_kafka_jars(self.cache_dir, self.version)
-        self.base_dir.mkdir(parents=True, exist_ok=True)
         props = self.base_dir / "server.properties"
         props.write_text(self._properties())
         log4j = self.base_dir / "log4j2.properties"
@@ -198,7 +189,7 @@ class KafkaNode:
                 raise StackError(
                     f"kafka storage format failed:\n{formatted.stdout}{formatted.stderr}"
                 )
-        argv = [
+        return [
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",
@@ -210,20 +201,10 @@ class KafkaNode:
             "kafka.Kafka",
             str(props),
         ]
-        pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
-        wait_ready("kafka", pid, self.ready, log_file=self.log_file, timeout_s=timeout_s)
 
     def ready(self) -> bool:
         """A real metadata request answered by the broker (an open port is not enough)."""
         return asyncio.run(broker_answers(self.bootstrap))
-
-    def down(self) -> bool:
-        return stop(self.pid_file, timeout_s=30.0)
-
-    def status(self) -> str:
-        if read_pid(self.pid_file) is None:
-            return "stopped"
-        return "ready" if self.ready() else "starting"
 
 
 async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
