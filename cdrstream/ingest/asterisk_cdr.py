@@ -236,7 +236,10 @@ def parse_ami_event(headers: Mapping[str, str], config: AsteriskConfig) -> Aster
     for column in BASE_COLUMNS:
         if column not in values:
             return Rejected(_ami_name(column), "missing")
-    return _cdr(values, config)
+    parsed = _cdr(values, config)
+    if isinstance(parsed, Rejected) and parsed.field in values:
+        return Rejected(_ami_name(parsed.field), parsed.reason)
+    return parsed
 
 
 def _ami_name(column: str) -> str:

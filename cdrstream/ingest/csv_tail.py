@@ -16,8 +16,10 @@ truncated and is read from its start. A position saved for another path or file 
 (logged), and the file is read from its start.
 
 With ``follow`` false the file is read to its end once and the command exits (an import,
-resumable); with ``follow`` it keeps reading, and a chain counts as complete when the next
-chain starts or no row arrived for `settle_s` seconds.
+resumable); with ``follow`` it keeps reading. A chain counts as complete when the next
+chain starts, or, while no line is half written, at the end of the file (an import) or
+when no row arrived for `settle_s` seconds (following). A chain held back is not produced
+and the position stays before it: the next run reads it again.
 """
 
 from __future__ import annotations
@@ -265,7 +267,8 @@ class CsvTailer:
         while not stop.is_set():
             await self._read_available(stop)
             if not self.follow:
-                await self._flush(stop)
+                if not self._partial:  # else Asterisk is writing: its chain may go on
+                    await self._flush(stop)
                 self._save(force=True)
                 return 0
             if self._replaced():
@@ -277,7 +280,8 @@ class CsvTailer:
                 self._open(None)
                 self._save(force=True)
                 continue
-            if self._chains.pending and time.monotonic() - self._last_row_at >= self.settle_s:
+            quiet = time.monotonic() - self._last_row_at >= self.settle_s
+            if self._chains.pending and quiet and not self._partial:
                 await self._flush(stop)
             if not self._chains.pending:
                 self._save(force=True)
