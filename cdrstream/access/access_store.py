@@ -1,12 +1,16 @@
-"""The access file: hashed tokens, each with its partner, contracts and reseller flag.
+"""The access file: hashed tokens, each with its partner, contracts and grant.
 
 Format (JSON, ``settings.access_file``)::
 
     {"version": 1,
      "tokens": [{"token_id": "3f2a9c0b1d4e", "token_hash": "<sha256 hex>",
                  "partner": "acme-telecom", "tenants": ["t-100", "t-200"],
-                 "airtime_reseller": true, "created_at": "2026-11-25T08:14:03Z",
-                 "revoked_at": null}]}
+                 "airtime_reseller": true, "masked_numbers": false,
+                 "created_at": "2026-11-25T08:14:03Z", "revoked_at": null}]}
+
+``masked_numbers`` (``token issue --mask``): the token is served every number masked
+(`cdrstream.core.masking`). An entry written before the flag existed has no such key and
+reads as ``false``; a key that is there must be ``true`` or ``false``.
 
 The file holds no token, only hashes; it is still created 0600 because it names who may
 read whose calls. ``token issue`` and ``token revoke`` change it under an exclusive lock
@@ -38,9 +42,9 @@ from typing import Any
 import orjson
 
 from cdrstream.access import tokens
-from cdrstream.core.event import TENANT_ID as TENANT_ID_RE
+from cdrstream.core.event import TENANT_ID
 
-log = logging.getLogger("cdrstream.access")
+log = logging.getLogger(__name__)
 
 PARTNER_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -60,6 +64,7 @@ class TokenEntry:
     airtime_reseller: bool
     created_at: str
     revoked_at: str | None = None
+    masked_numbers: bool = False  # every number it is served is masked
 
     @property
     def revoked(self) -> bool:
@@ -72,6 +77,7 @@ class TokenEntry:
             "partner": self.partner,
             "tenants": sorted(self.tenants),
             "airtime_reseller": self.airtime_reseller,
+            "masked_numbers": self.masked_numbers,
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
         }
@@ -100,6 +106,7 @@ def _entry(raw: object) -> TokenEntry:
     token_id, token_hash, partner = raw.get("token_id"), raw.get("token_hash"), raw.get("partner")
     tenants, reseller = raw.get("tenants"), raw.get("airtime_reseller")
     created_at, revoked_at = raw.get("created_at"), raw.get("revoked_at")
+    masked = raw.get("masked_numbers", False)
     if not (isinstance(token_id, str) and _TOKEN_ID_RE.fullmatch(token_id)):
         raise AccessFileError(f"bad token_id {token_id!r}")
     if not (isinstance(token_hash, str) and _HASH_RE.fullmatch(token_hash)):
@@ -110,6 +117,8 @@ def _entry(raw: object) -> TokenEntry:
         raise AccessFileError(f"token {token_id}: tenants is not a list of strings")
     if not isinstance(reseller, bool):
         raise AccessFileError(f"token {token_id}: airtime_reseller is not true/false")
+    if not isinstance(masked, bool):
+        raise AccessFileError(f"token {token_id}: masked_numbers is not true/false")
     if not isinstance(created_at, str) or not (revoked_at is None or isinstance(revoked_at, str)):
         raise AccessFileError(f"token {token_id}: bad created_at/revoked_at")
     return TokenEntry(
@@ -120,6 +129,7 @@ def _entry(raw: object) -> TokenEntry:
         airtime_reseller=reseller,
         created_at=created_at,
         revoked_at=revoked_at,
+        masked_numbers=masked,
     )
 
 
@@ -193,14 +203,19 @@ def _update(path: str | Path, change: Callable[[AccessData], AccessData]) -> Acc
 
 
 def issue_token(
-    path: str | Path, *, partner: str, tenants: Sequence[str], airtime_reseller: bool
+    path: str | Path,
+    *,
+    partner: str,
+    tenants: Sequence[str],
+    airtime_reseller: bool,
+    masked_numbers: bool = False,
 ) -> tuple[str, TokenEntry]:
     """Store a new token's hash and return ``(token, entry)``: the only time the token exists."""
     if not PARTNER_RE.fullmatch(partner):
         raise ValueError(f"partner must match {PARTNER_RE.pattern}: {partner!r}")
-    bad = [t for t in tenants if not TENANT_ID_RE.fullmatch(t)]
+    bad = [t for t in tenants if not TENANT_ID.fullmatch(t)]
     if bad:
-        raise ValueError(f"tenant ids must match {TENANT_ID_RE.pattern}: {bad!r}")
+        raise ValueError(f"tenant ids must match {TENANT_ID.pattern}: {bad!r}")
     token_id, token = tokens.new_token()
     entry = TokenEntry(
         token_id=token_id,
@@ -209,6 +224,7 @@ def issue_token(
         tenants=frozenset(tenants),
         airtime_reseller=airtime_reseller,
         created_at=_utc_now(),
+        masked_numbers=masked_numbers,
     )
 
     def add(access: AccessData) -> AccessData:

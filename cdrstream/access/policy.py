@@ -1,6 +1,6 @@
 """May the bearer of this Authorization header read this tenant? A pure decision.
 
-SPEC rule 9: only a partner that resells airtime (wholesale) and holds an airtime
+Contract §3 rule 9: only a partner that resells airtime (wholesale) and holds an airtime
 contract with the tenant may read the tenant's records.
 
 - ``unauthenticated`` (401): no header, not ``Bearer``, a malformed token, an unknown
@@ -8,8 +8,9 @@ contract with the tenant may read the tenant's records.
   apart in the answer.
 - ``forbidden`` (403): a valid token whose partner is not an airtime reseller, or has no
   contract with the tenant. Whether the tenant exists plays no part (the decision never
-  looks at the store), so the 403 is the same for real and made-up tenants.
-- ``allowed``.
+  looks at the store), so the 403 is the same for real and made-up tenants. A token with
+  masked numbers is decided exactly like any other.
+- ``allowed``, with the token's entry: its partner and its grant (``masked_numbers``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,9 @@ Verdict = Literal["allowed", "unauthenticated", "forbidden"]
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class AccessDecision:
     verdict: Verdict
     entry: TokenEntry | None = None  # the authenticated token, when there is one
-
-    @property
-    def status(self) -> int:
-        return {"allowed": 200, "unauthenticated": 401, "forbidden": 403}[self.verdict]
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -65,14 +62,14 @@ def may_read(entry: TokenEntry, tenant_id: str) -> bool:
     return entry.airtime_reseller and tenant_id in entry.tenants
 
 
-def decide(
+def decide_access(
     authorization: str | None,
     tenant_id: str,
     lookup: Callable[[str], TokenEntry | None],
-) -> Decision:
+) -> AccessDecision:
     entry = authenticate(authorization, lookup)
     if entry is None:
-        return Decision("unauthenticated")
+        return AccessDecision("unauthenticated")
     if not may_read(entry, tenant_id):
-        return Decision("forbidden", entry)
-    return Decision("allowed", entry)
+        return AccessDecision("forbidden", entry)
+    return AccessDecision("allowed", entry)

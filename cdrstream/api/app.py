@@ -40,7 +40,7 @@ from cdrstream.store.connection import prepare
 from cdrstream.store.reader import RecordReader
 from cdrstream.tenant_profiles import load_tenant_profiles
 
-log = logging.getLogger("cdrstream.api")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

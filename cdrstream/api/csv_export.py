@@ -1,9 +1,11 @@
 """CSV rows of call records, fast enough to stream well over 100,000 rows a second.
 
-Columns (``CSV_COLUMNS``): the record fields, each time twice, in UTC and in the display
-zone (``started_at_utc``, ``started_at_local``, ...). The formats are those of the JSON
-records (``2026-11-25T08:14:03.120Z``, ``2026-11-25T09:14:03.120+01:00``); an absent
-``answered_at`` is an empty field.
+Columns (``CSV_COLUMNS``): the record fields of `cdrstream.core.record_view.FIELDS`, each
+time twice, in UTC and in the display zone (``started_at_utc``, ``started_at_local``, ...).
+The formats are those of the JSON records (``2026-11-25T08:14:03.120Z``,
+``2026-11-25T09:14:03.120+01:00``); an absent ``answered_at`` is an empty field. Records
+are shown through the reader's `RecordView`: for a token with masked numbers, the masked
+numbers and empty raw-number fields.
 
 Text fields (ids, numbers, raw numbers, extension, direction, disposition) are always
 quoted (a ``"`` inside is doubled), and one that starts with ``=``, ``+``, ``-``, ``@``, a
@@ -15,6 +17,8 @@ file is UTF-8. Times and the duration are never quoted (they cannot hold a comma
 Speed: the text of each minute (UTC and display zone, with the zone's offset) is cached,
 seconds and milliseconds come from a table, and the apostrophe is chosen by a table
 lookup on the first character, so a row is one f-string with no Python function call.
+The f-string spells out the columns in `FIELDS` order; the unit tests hold every column
+of a row to the JSON view of the same record.
 """
 
 from __future__ import annotations
@@ -24,24 +28,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cdrstream.core.record import CallRecord
+from cdrstream.core.record_view import FIELDS, RecordView
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "id",
-    "call_id",
-    "started_at_utc",
-    "started_at_local",
-    "answered_at_utc",
-    "answered_at_local",
-    "ended_at_utc",
-    "ended_at_local",
-    "duration",
-    "source",
-    "source_raw",
-    "destination",
-    "destination_raw",
-    "extension",
-    "direction",
-    "disposition",
+CSV_COLUMNS: tuple[str, ...] = tuple(
+    column
+    for f in FIELDS
+    for column in ((f"{f.name}_utc", f"{f.name}_local") if f.kind == "time" else (f.name,))
 )
 
 _HM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
@@ -62,12 +54,6 @@ class _Defuse(dict[str, str]):
 
 
 _DEFUSE = _Defuse()
-
-
-def text(value: str | None) -> str:
-    """A quoted CSV text field, defused against formula injection."""
-    value = value or ""
-    return f'"{_DEFUSE[value[:1]]}{value.replace(_Q, _QQ)}"'
 
 
 def _offset_suffix(offset: timedelta) -> str:
@@ -120,34 +106,22 @@ class _Minutes(dict[int, tuple[str, str, str]]):
         return f"{day_text}T{_HM[minute_of_day]}:"
 
 
-class TimeFormatter:
-    """UTC and display-zone strings of epoch milliseconds, in the formats of the records."""
-
-    def __init__(self, zone: ZoneInfo) -> None:
-        self.minutes = _Minutes(zone)
-
-    def utc(self, ms: int) -> str:
-        minute, rest = divmod(ms, 60_000)
-        return self.minutes[minute][0] + _SS_MS[rest] + "Z"
-
-    def local(self, ms: int) -> str:
-        minute, rest = divmod(ms, 60_000)
-        entry = self.minutes[minute]
-        return entry[1] + _SS_MS[rest] + entry[2]
-
-
 class CsvFormatter:
-    """Header and rows for one export; keeps its caches for the whole stream."""
+    """Header and rows for one export, as ``view`` shows records; keeps its caches for the
+    whole stream."""
 
-    def __init__(self, zone: ZoneInfo) -> None:
-        self.times = TimeFormatter(zone)
+    def __init__(self, view: RecordView) -> None:
+        self._view = view
+        self._minutes = _Minutes(view.display_tz)
 
     @staticmethod
     def header() -> str:
         return ",".join(CSV_COLUMNS) + "\r\n"
 
     def rows(self, records: Sequence[CallRecord]) -> str:
-        minutes, ss_ms, p, q, qq = self.times.minutes, _SS_MS, _DEFUSE, _Q, _QQ
+        if self._view.masked_numbers:
+            records = [self._view.served(r) for r in records]
+        minutes, ss_ms, p, q, qq = self._minutes, _SS_MS, _DEFUSE, _Q, _QQ
         lines: list[str] = []
         append = lines.append
         for r in records:

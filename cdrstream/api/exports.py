@@ -69,6 +69,3 @@ class ExportSlots:
         self._running[partner] -= 1
         if self._running[partner] <= 0:
             del self._running[partner]
-
-    def running(self, partner: str) -> int:
-        return self._running[partner]

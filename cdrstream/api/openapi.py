@@ -1,50 +1,189 @@
-"""The OpenAPI 3.1 document, built from ``ROUTES`` and the parameter definitions the parser
-validates with (``cdrstream.api.params``), so what is documented is what is accepted."""
+"""The OpenAPI 3.1 document, and every description in it.
+
+Built from ``ROUTES`` (what the server registers), the query parameters the parser validates
+with (``cdrstream.api.params``: names, schemas, examples) and the record's fields
+(``cdrstream.core.record_view.FIELDS``), so what is documented is what is accepted and
+served. The words (summaries, descriptions, responses) live here; a route, parameter or
+field without them fails the build of the document (and the unit tests).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cdrstream import __version__
 from cdrstream.api.csv_export import CSV_COLUMNS
-from cdrstream.api.params import DEFAULT_LIMIT, MAX_LIMIT
-from cdrstream.api.routes import ROUTES
-from cdrstream.core.record_view import RECORD_FIELDS
+from cdrstream.api.params import DEFAULT_LIMIT, MAX_LIMIT, ParamSpec
+from cdrstream.api.problems import PROBLEM_JSON
+from cdrstream.api.routes import PATH_PATTERNS, ROUTES, Route
+from cdrstream.core.masking import MASK
+from cdrstream.core.record_view import FIELDS, RecordField
 
 _STRING = {"type": "string"}
-_TIME = {"type": "string", "format": "date-time"}
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_MASKED = (
+    f"For a token with masked numbers: its country code and at most its last four digits "
+    f"('+31 {MASK} 4567'), 'anonymous' as is, '{MASK}' for anything else."
+)
 
-_RECORD_PROPERTIES: dict[str, dict[str, Any]] = {
-    "id": {**_STRING, "description": "stable id of the (tenant, call) record"},
-    "call_id": {**_STRING, "description": "the PBX's call id"},
-    "started_at": {**_TIME, "description": "UTC, e.g. 2026-11-25T08:14:03.120Z"},
-    "started_at_local": {
-        **_TIME,
-        "description": "the same instant in the display zone, e.g. 2026-11-25T09:14:03.120+01:00",
-    },
-    "answered_at": {"type": ["string", "null"], "format": "date-time", "description": "UTC"},
-    "ended_at": {**_TIME, "description": "UTC"},
-    "duration": {"type": "integer", "minimum": 0, "description": "talk time, seconds"},
-    "source": {**_STRING, "description": "A number, E.164 (or 'anonymous')"},
-    "source_raw": {**_STRING, "description": "A number as the PBX sent it"},
-    "destination": {**_STRING, "description": "B number, E.164"},
-    "destination_raw": {**_STRING, "description": "B number as the PBX sent it"},
-    "extension": {**_STRING, "description": "the tenant's extension; 0 for calls to a service"},
-    "direction": {"type": "string", "enum": ["inbound", "outbound"]},
-    "disposition": {
-        "type": ["string", "null"],
-        "description": "answered, no_answer, busy, failed, cancelled",
-    },
+
+def _json(description: str, schema_ref: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": {"$ref": schema_ref}} if schema_ref else {"schema": {}}
+    return {"description": description, "content": {"application/json": content}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _PROBLEM}
+
+
+def _text(description: str, media_type: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": _STRING}}}
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    summary: str
+    tag: str
+    responses: Mapping[str, Mapping[str, Any]]
+
+
+_HTML = _text("the web page", "text/html")
+
+#: What each route of ``ROUTES`` is, by path.
+_OPERATIONS: dict[str, _Operation] = {
+    "/v1/tenants/{tenant_id}/cdrs": _Operation(
+        "A tenant's call data records, newest first (JSON pages, or all of them as CSV)",
+        "records",
+        {
+            "200": {
+                "description": "a page of records (JSON) or every matching record (CSV)",
+                "headers": {
+                    "Content-Disposition": {
+                        "description": "CSV only: attachment; filename=cdrs-<tenant>-<date>.csv",
+                        "schema": _STRING,
+                    }
+                },
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RecordPage"}},
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "description": "header row + one row per record: "
+                            + ",".join(CSV_COLUMNS),
+                        }
+                    },
+                },
+            },
+            "400": _problem("a parameter is invalid (each one named in invalid_params)"),
+            "401": _problem("token missing or invalid (WWW-Authenticate: Bearer)"),
+            "403": _problem(
+                "the token's partner may not read this tenant (same answer whether or not the "
+                "tenant exists)"
+            ),
+            "429": _problem("the partner already runs the most CSV exports at a time"),
+            "503": _problem("the record store (Redis) did not answer"),
+        },
+    ),
+    "/v1/config": _Operation(
+        "What the web page needs: display zone and its label, limits, retention",
+        "page",
+        {"200": _json("settings for clients", "#/components/schemas/Config")},
+    ),
+    "/openapi.json": _Operation(
+        "This OpenAPI document", "meta", {"200": _json("OpenAPI 3.1 document")}
+    ),
+    "/healthz": _Operation("Liveness: 200 while the process runs", "ops", {"200": _json("alive")}),
+    "/readyz": _Operation(
+        "Readiness: 200 when Redis answers PING (the query role has no Kafka consumer, so "
+        "Kafka is not checked here; the worker's /readyz checks it)",
+        "ops",
+        {"200": _json("ready"), "503": _json("not ready; checks names what is down")},
+    ),
+    "/metrics": _Operation(
+        "Prometheus metrics (text exposition format)",
+        "ops",
+        {"200": _text("metrics", "text/plain")},
+    ),
+    "/": _Operation("The web page (choose a tenant)", "page", {"200": _HTML}),
+    "/tenants/{tenant_id}": _Operation(
+        "The web page for one tenant: the CDR table, filters and CSV download",
+        "page",
+        {"200": _HTML},
+    ),
+    "/static/app.js": _Operation(
+        "The web page's script", "page", {"200": _text("script", "text/javascript")}
+    ),
+    "/static/app.css": _Operation(
+        "The web page's style sheet", "page", {"200": _text("style sheet", "text/css")}
+    ),
 }
+
+_PATH_PARAMETERS: dict[str, str] = {
+    "tenant_id": "The tenant (customer) id. A path that does not match the pattern is not a "
+    "route (404).",
+}
+
+_PARAMETERS: dict[str, str] = {
+    "from": "Oldest call start to include (inclusive), RFC 3339 with offset. "
+    "Default: the start of the retention window.",
+    "to": "Newest call start to include (inclusive), RFC 3339 with offset. Default: now.",
+    "direction": "Only inbound (from the PSTN) or outbound (to the PSTN) calls.",
+    "extension": "Only calls made or taken by this extension (0: inbound calls routed to a "
+    "service).",
+    "number": "Only calls whose source or destination starts with this number, typed in any "
+    "form (E.164, national, with spaces); normalized with the tenant's region. A prefix such "
+    "as +3120 matches every number that starts with it. A token with masked numbers may only "
+    "give a whole country code (+31, 0031); anything longer is a 400 naming number.",
+    "limit": f"Records per page, 1-{MAX_LIMIT}. JSON only; a CSV export has no page limit.",
+    "cursor": "Opaque cursor from the previous page's next_cursor. JSON only. It is bound to "
+    "the same filters; a changed or forged cursor is a 400.",
+    "format": "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
+}
+
+#: What each JSON key of a record is (``RECORD_FIELDS``).
+_FIELDS: dict[str, str] = {
+    "id": "stable id of the (tenant, call) record",
+    "call_id": "the PBX's call id",
+    "started_at": "UTC, e.g. 2026-11-25T08:14:03.120Z",
+    "started_at_local": "the same instant in the display zone, e.g. 2026-11-25T09:14:03.120+01:00",
+    "answered_at": "UTC; null when the call was not answered",
+    "ended_at": "UTC",
+    "duration": "talk time, seconds",
+    "source": "A number, E.164 (or 'anonymous'). " + _MASKED,
+    "source_raw": "A number as the PBX sent it; null for a token with masked numbers",
+    "destination": "B number, E.164. " + _MASKED,
+    "destination_raw": "B number as the PBX sent it; null for a token with masked numbers",
+    "extension": "the tenant's extension; 0 for calls to a service",
+    "direction": "inbound or outbound",
+    "disposition": "answered, no_answer, busy, failed, cancelled",
+}
+
+
+def _field_schema(field: RecordField, key: str) -> dict[str, Any]:
+    kinds: dict[str, dict[str, Any]] = {
+        "text": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "seconds": {"type": "integer", "minimum": 0},
+        "number": {"type": "string"},
+        "raw_number": {"type": ["string", "null"]},
+        "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+    }
+    schema = dict(kinds[field.kind])
+    if field.nullable:
+        schema["type"] = [schema["type"], "null"]
+    return {**schema, "description": _FIELDS[key]}
+
+
+def _record_schema() -> dict[str, Any]:
+    properties = {key: _field_schema(f, key) for f in FIELDS for key in f.json_keys}
+    return {"type": "object", "required": list(properties), "properties": properties}
 
 
 def _schemas() -> dict[str, Any]:
     return {
-        "Record": {
-            "type": "object",
-            "required": list(RECORD_FIELDS),
-            "properties": {name: _RECORD_PROPERTIES[name] for name in RECORD_FIELDS},
-        },
+        "Record": _record_schema(),
         "RecordPage": {
             "type": "object",
             "required": ["records", "next_cursor"],
@@ -88,6 +227,40 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    path_parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": _PATH_PARAMETERS[name],
+            "schema": {"type": "string", "pattern": f"^{pattern}$"},
+            "example": "t-100",
+        }
+        for name, pattern in PATH_PATTERNS.items()
+        if "{" + name + "}" in route.path
+    ]
+    return path_parameters + [_query_parameter(spec) for spec in route.params]
+
+
+def _query_parameter(spec: ParamSpec) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": spec.name,
+        "in": "query",
+        "required": False,
+        "description": _PARAMETERS[spec.name],
+        "schema": spec.schema,
+    }
+    if spec.example:
+        document["example"] = spec.example
+    return document
+
+
+def _operation_id(route: Route) -> str:
+    words = route.path.strip("/").replace(".", "/").split("/")
+    return route.handler + "".join(w.title() for w in words if w and not w.startswith("{"))
+
+
 def _head(get: dict[str, Any]) -> dict[str, Any]:
     """HEAD of a GET operation: the same checks and status codes, headers only."""
     responses = {
@@ -107,26 +280,22 @@ def _head(get: dict[str, Any]) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in ROUTES:
+        doc = _OPERATIONS[route.path]
         operation: dict[str, Any] = {
-            "operationId": route.handler
-            + "".join(
-                part.title()
-                for part in route.path.strip("/").replace(".", "/").split("/")
-                if part and not part.startswith("{")
-            ),
-            "summary": route.summary,
-            "tags": [route.tag],
+            "operationId": _operation_id(route),
+            "summary": doc.summary,
+            "tags": [doc.tag],
             "responses": {
-                **route.responses,
+                **doc.responses,
                 "404": {"$ref": "#/components/responses/NotFound"},
                 "405": {"$ref": "#/components/responses/MethodNotAllowed"},
             },
         }
-        if route.params:
-            operation["parameters"] = [p.openapi() for p in route.params]
+        parameters = _parameters(route)
+        if parameters:
+            operation["parameters"] = parameters
         operation["security"] = [{"bearer": []}] if route.secured else []
         paths[route.path] = {"get": operation, "head": _head(operation)}
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -137,6 +306,8 @@ def openapi_document() -> dict[str, Any]:
                 "them airtime. Authenticate with 'Authorization: Bearer <token>' (issued by "
                 "`cdrstream token issue`). Errors are application/problem+json. CSV columns: "
                 + ",".join(CSV_COLUMNS)
+                + ". A token issued with --mask is served every number masked and no raw "
+                "number (see Record)."
             ),
         },
         "paths": paths,
@@ -150,10 +321,10 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "responses": {
-                "NotFound": {"description": "no such route", "content": problem},
+                "NotFound": {"description": "no such route", "content": _PROBLEM},
                 "MethodNotAllowed": {
                     "description": "only GET and HEAD are served",
-                    "content": problem,
+                    "content": _PROBLEM,
                 },
             },
         },

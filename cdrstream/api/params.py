@@ -1,5 +1,6 @@
-"""The query parameters of the API: one definition each, used by the parser AND the OpenAPI
-document, so the two cannot drift.
+"""The query parameters of the API: one definition each (name, parser, schema, example),
+used by the parser AND the OpenAPI document (``cdrstream.api.openapi``, where their
+descriptions are), so the two cannot drift.
 
 Rules (documented in docs/api.md):
 
@@ -13,29 +14,33 @@ Rules (documented in docs/api.md):
   without an offset does not name an instant and is refused; ``from`` must not be after
   ``to``. Both bounds are inclusive, to the millisecond;
 - ``number`` accepts what a user types (E.164, national form, with spaces or dashes, or a
-  prefix such as ``+3120`` or ``020``) and is normalized with the tenant's region;
+  prefix such as ``+3120`` or ``020``) and is normalized with the tenant's region. For a
+  token with masked numbers it must normalize to exactly one country code (``+31``,
+  ``0031``): anything longer would tell digits the mask hides
+  (`cdrstream.core.masking.is_country_code`);
 - ``limit`` and ``cursor`` page the JSON list; a CSV export always holds every matching
   record and ignores both.
+
+Times are passed on as they were given (``to`` made exclusive); the store clamps them to
+the range it can hold (``RecordReader``), the one place that does.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cdrstream.core.event import TENANT_ID as TENANT_ID_RE
+from cdrstream.core.masking import is_country_code
 from cdrstream.core.timestamps import parse_rfc3339
 from cdrstream.store.cursor import MAX_CURSOR_CHARS
-from cdrstream.store.layout import MAX_MS
 from cdrstream.store.reader import RecordQuery
 
 Format = Literal["json", "csv"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-TENANT_ID_PATTERN = TENANT_ID_RE.pattern  # SPEC section 2
 _LIMIT_RE = re.compile(r"[0-9]{1,7}")
 _EXTENSION_RE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _MAX_NUMBER_LEN = 64
@@ -57,31 +62,21 @@ class InvalidParam:
 
 @dataclass(frozen=True, slots=True)
 class ParseContext:
-    """What parsing needs from outside: the tenant's number normalization."""
+    """What parsing needs from outside: the tenant's number normalization, and whether the
+    token's numbers are masked (no default: the caller says)."""
 
     normalize_number: Callable[[str], str | None]
+    masked_numbers: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
+    """One query parameter: its parser, and the schema and example OpenAPI shows."""
+
     name: str
-    description: str
     schema: dict[str, object]
     example: str
     parse: Callable[[str, ParseContext], object] = field(repr=False)
-    location: Literal["query", "path"] = "query"
-
-    def openapi(self) -> dict[str, object]:
-        document: dict[str, object] = {
-            "name": self.name,
-            "in": self.location,
-            "required": self.location == "path",
-            "description": self.description,
-            "schema": self.schema,
-        }
-        if self.example:
-            document["example"] = self.example
-        return document
 
 
 def _time(value: str, _ctx: ParseContext) -> int:
@@ -106,10 +101,18 @@ def _extension(value: str, _ctx: ParseContext) -> str:
     return value
 
 
+MASKED_NUMBER_REASON = (
+    "this token is served masked numbers: only a whole country code (e.g. +31) may be given, "
+    "since a longer number would tell digits the mask hides"
+)
+
+
 def _number(value: str, ctx: ParseContext) -> str:
     normalized = ctx.normalize_number(value) if len(value) <= _MAX_NUMBER_LEN else None
     if normalized is None:
         raise _Invalid("not a phone number or number prefix (e.g. +31201234567, 020 123, +3120)")
+    if ctx.masked_numbers and not is_country_code(normalized):
+        raise _Invalid(MASKED_NUMBER_REASON)
     return normalized
 
 
@@ -134,81 +137,29 @@ def _format(value: str, _ctx: ParseContext) -> str:
     return value
 
 
-def _tenant_id(value: str, _ctx: ParseContext) -> str:  # enforced by the route pattern
-    if not TENANT_ID_RE.fullmatch(value):
-        raise _Invalid(f"must match {TENANT_ID_PATTERN}")
-    return value
-
-
-TENANT_ID = ParamSpec(
-    "tenant_id",
-    "The tenant (customer) id. A path that does not match the pattern is not a route (404).",
-    {"type": "string", "pattern": f"^{TENANT_ID_PATTERN}$"},
-    "t-100",
-    _tenant_id,
-    location="path",
-)
-
 CDRS_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
-        "from",
-        "Oldest call start to include (inclusive), RFC 3339 with offset. "
-        "Default: the start of the retention window.",
-        {"type": "string", "format": "date-time"},
-        "2026-11-25T00:00:00+01:00",
-        _time,
+        "from", {"type": "string", "format": "date-time"}, "2026-11-25T00:00:00+01:00", _time
     ),
     ParamSpec(
-        "to",
-        "Newest call start to include (inclusive), RFC 3339 with offset. Default: now.",
-        {"type": "string", "format": "date-time"},
-        "2026-11-25T23:59:59.999+01:00",
-        _time,
+        "to", {"type": "string", "format": "date-time"}, "2026-11-25T23:59:59.999+01:00", _time
     ),
     ParamSpec(
-        "direction",
-        "Only inbound (from the PSTN) or outbound (to the PSTN) calls.",
-        {"type": "string", "enum": ["inbound", "outbound"]},
-        "inbound",
-        _direction,
+        "direction", {"type": "string", "enum": ["inbound", "outbound"]}, "inbound", _direction
     ),
+    ParamSpec("extension", {"type": "string", "minLength": 1, "maxLength": 64}, "201", _extension),
     ParamSpec(
-        "extension",
-        "Only calls made or taken by this extension (0: inbound calls routed to a service).",
-        {"type": "string", "minLength": 1, "maxLength": 64},
-        "201",
-        _extension,
-    ),
-    ParamSpec(
-        "number",
-        "Only calls whose source or destination starts with this number, typed in any form "
-        "(E.164, national, with spaces); normalized with the tenant's region. A prefix such "
-        "as +3120 matches every number that starts with it.",
-        {"type": "string", "minLength": 1, "maxLength": _MAX_NUMBER_LEN},
-        "+3120",
-        _number,
+        "number", {"type": "string", "minLength": 1, "maxLength": _MAX_NUMBER_LEN}, "+3120", _number
     ),
     ParamSpec(
         "limit",
-        f"Records per page, 1-{MAX_LIMIT}. JSON only; a CSV export has no page limit.",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
         "100",
         _limit,
     ),
+    ParamSpec("cursor", {"type": "string", "maxLength": MAX_CURSOR_CHARS}, "", _cursor),
     ParamSpec(
-        "cursor",
-        "Opaque cursor from the previous page's next_cursor. JSON only. It is bound to the "
-        "same filters; a changed or forged cursor is a 400.",
-        {"type": "string", "maxLength": MAX_CURSOR_CHARS},
-        "",
-        _cursor,
-    ),
-    ParamSpec(
-        "format",
-        "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
-        {"type": "string", "enum": ["json", "csv"], "default": "json"},
-        "csv",
-        _format,
+        "format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "csv", _format
     ),
 )
 
@@ -252,9 +203,9 @@ def parse_cdrs_params(
     if problems:
         return problems
     query = RecordQuery(
-        from_ms=_clamp(from_ms) if isinstance(from_ms, int) else None,
+        from_ms=from_ms if isinstance(from_ms, int) else None,
         # ``to`` is inclusive to the millisecond; the store's upper bound is exclusive.
-        to_ms=_clamp(to_ms + 1) if isinstance(to_ms, int) else None,
+        to_ms=to_ms + 1 if isinstance(to_ms, int) else None,
         direction=values.get("direction"),  # type: ignore[arg-type]
         extension=values.get("extension"),  # type: ignore[arg-type]
         number_prefix=values.get("number"),  # type: ignore[arg-type]
@@ -265,11 +216,6 @@ def parse_cdrs_params(
         cursor=values.get("cursor"),  # type: ignore[arg-type]
         format=values.get("format"),  # type: ignore[arg-type]
     )
-
-
-def _clamp(ms: int) -> int:
-    """Into the store's range of times (1970 to year 10889): nothing lies outside it."""
-    return min(max(ms, 0), MAX_MS)
 
 
 def _printable(name: str) -> str:
@@ -311,7 +257,3 @@ def choose_format(format_param: Format | None, accept: str | None) -> Format:
         elif media == "*/*":
             json_q = max(json_q, q * 0.99)
     return "csv" if csv_q > json_q else "json"
-
-
-def all_specs() -> Mapping[str, ParamSpec]:
-    return {TENANT_ID.name: TENANT_ID, **_BY_NAME}

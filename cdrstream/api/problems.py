@@ -23,7 +23,6 @@ _TITLES: dict[int, tuple[str, str]] = {
     403: ("forbidden", "Not allowed to read this tenant"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
-    406: ("not-acceptable", "Not acceptable"),
     429: ("too-many-exports", "Too many exports"),
     500: ("internal-error", "Internal error"),
     503: ("unavailable", "Service unavailable"),

@@ -4,9 +4,11 @@
 document describes, so a route cannot exist without being documented.
 
 Order of checks on a tenant route: the path must match (else 404, like any unknown path),
-then the token (401), then the contract (403), then the parameters (400), and only then
-is Redis read. A caller without access therefore learns nothing, not even which of its
-parameters would have been wrong for this tenant.
+then the token (401), then the contract (403), both in ``Api.authorize``, whose `Grant`
+carries the token's `RecordView` (masked numbers or not), then the parameters (400), and
+only then is Redis read. A caller without access therefore learns nothing, not even which
+of its parameters would have been wrong for this tenant. Records reach a token only
+through its `RecordView`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any, cast
@@ -27,7 +28,7 @@ from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
 from cdrstream.access.access_store import AccessCache
-from cdrstream.access.policy import decide
+from cdrstream.access.policy import decide_access
 from cdrstream.api import csv_export, problems
 from cdrstream.api.exports import (
     CHUNK_ROWS,
@@ -41,23 +42,23 @@ from cdrstream.api.params import (
     CDRS_PARAMS,
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    TENANT_ID,
-    TENANT_ID_PATTERN,
     InvalidParam,
     ParamSpec,
     ParseContext,
     choose_format,
     parse_cdrs_params,
 )
+from cdrstream.core.clock import now_ms
+from cdrstream.core.event import TENANT_ID
 from cdrstream.core.numbers import normalize_query_number
 from cdrstream.core.record import CallRecord
-from cdrstream.core.record_view import record_to_dict
+from cdrstream.core.record_view import RecordView
 from cdrstream.observability import health
 from cdrstream.observability.api_metrics import CSV_EXPORTS, CSV_ROWS
 from cdrstream.store.cursor import InvalidCursor
 from cdrstream.store.reader import RecordQuery, RecordReader
 
-log = logging.getLogger("cdrstream.api")
+log = logging.getLogger(__name__)
 
 #: What a Redis that is down, slow or failing over raises: answered 503, not 500.
 #: OSError covers socket errors and the TimeoutError of ``asyncio.timeout``.
@@ -87,159 +88,51 @@ class _ClientStalled(Exception):
     """The client of an export read nothing for the write timeout."""
 
 
+#: Path parameters and the patterns they must match; a path that does not is no route (404).
+PATH_PATTERNS: Mapping[str, str] = {"tenant_id": TENANT_ID.pattern}
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One GET route: its aiohttp pattern, its OpenAPI description, its handler's name."""
+    """One GET route (HEAD too): its path (OpenAPI form, ``{name}`` for a path parameter of
+    :data:`PATH_PATTERNS`), its handler's name, its query parameters, and whether it needs a
+    token. What OpenAPI says of it lives in ``cdrstream.api.openapi``."""
 
-    path: str  # OpenAPI form: /v1/tenants/{tenant_id}/cdrs
+    path: str
     handler: str
-    summary: str
-    tag: str
-    responses: Mapping[str, Mapping[str, Any]]
     params: tuple[ParamSpec, ...] = ()
     secured: bool = False
-    patterns: Mapping[str, str] = field(default_factory=dict)  # path param -> regex
 
     @property
     def aiohttp_path(self) -> str:
         path = self.path
-        for name, regex in self.patterns.items():
+        for name, regex in PATH_PATTERNS.items():
             path = path.replace("{" + name + "}", "{" + name + ":" + regex + "}")
         return path
 
 
-def _json_response(description: str, schema_ref: str | None = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": {"$ref": schema_ref}} if schema_ref else {"schema": {}}
-    return {"description": description, "content": {"application/json": content}}
-
-
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-
-
-_HTML = {"description": "the web page", "content": {"text/html": {"schema": {"type": "string"}}}}
-_TENANT = {TENANT_ID.name: TENANT_ID_PATTERN}
-
 ROUTES: tuple[Route, ...] = (
-    Route(
-        "/v1/tenants/{tenant_id}/cdrs",
-        "cdrs",
-        "A tenant's call data records, newest first (JSON pages, or all of them as CSV)",
-        "records",
-        {
-            "200": {
-                "description": "a page of records (JSON) or every matching record (CSV)",
-                "headers": {
-                    "Content-Disposition": {
-                        "description": "CSV only: attachment; filename=cdrs-<tenant>-<date>.csv",
-                        "schema": {"type": "string"},
-                    }
-                },
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/RecordPage"}},
-                    "text/csv": {
-                        "schema": {
-                            "type": "string",
-                            "description": "header row + one row per record: "
-                            + ",".join(csv_export.CSV_COLUMNS),
-                        }
-                    },
-                },
-            },
-            "400": _problem_response("a parameter is invalid (each one named in invalid_params)"),
-            "401": _problem_response("token missing or invalid (WWW-Authenticate: Bearer)"),
-            "403": _problem_response(
-                "the token's partner may not read this tenant (same answer whether or not the "
-                "tenant exists)"
-            ),
-            "503": _problem_response("the record store (Redis) did not answer"),
-        },
-        params=(TENANT_ID, *CDRS_PARAMS),
-        secured=True,
-        patterns=_TENANT,
-    ),
-    Route(
-        "/v1/config",
-        "config",
-        "What the web page needs: display zone and its label, limits, retention",
-        "page",
-        {"200": _json_response("settings for clients", "#/components/schemas/Config")},
-    ),
-    Route(
-        "/openapi.json",
-        "openapi",
-        "This OpenAPI document",
-        "meta",
-        {"200": _json_response("OpenAPI 3.1 document")},
-    ),
-    Route(
-        "/healthz",
-        "healthz",
-        "Liveness: 200 while the process runs",
-        "ops",
-        {"200": _json_response("alive")},
-    ),
-    Route(
-        "/readyz",
-        "readyz",
-        "Readiness: 200 when Redis answers PING (the query role has no Kafka consumer, so "
-        "Kafka is not checked here; the worker's /readyz checks it)",
-        "ops",
-        {
-            "200": _json_response("ready"),
-            "503": _problem_response("not ready; detail names what is down"),
-        },
-    ),
-    Route(
-        "/metrics",
-        "metrics",
-        "Prometheus metrics (text exposition format)",
-        "ops",
-        {
-            "200": {
-                "description": "metrics",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
-    ),
-    Route("/", "page", "The web page (choose a tenant)", "page", {"200": _HTML}),
-    Route(
-        "/tenants/{tenant_id}",
-        "page",
-        "The web page for one tenant: the CDR table, filters and CSV download",
-        "page",
-        {"200": _HTML},
-        params=(TENANT_ID,),
-        patterns=_TENANT,
-    ),
-    Route(
-        "/static/app.js",
-        "static",
-        "The web page's script",
-        "page",
-        {
-            "200": {
-                "description": "script",
-                "content": {"text/javascript": {"schema": {"type": "string"}}},
-            }
-        },
-    ),
-    Route(
-        "/static/app.css",
-        "static",
-        "The web page's style sheet",
-        "page",
-        {
-            "200": {
-                "description": "style sheet",
-                "content": {"text/css": {"schema": {"type": "string"}}},
-            }
-        },
-    ),
+    Route("/v1/tenants/{tenant_id}/cdrs", "cdrs", CDRS_PARAMS, secured=True),
+    Route("/v1/config", "config"),
+    Route("/openapi.json", "openapi"),
+    Route("/healthz", "healthz"),
+    Route("/readyz", "readyz"),
+    Route("/metrics", "metrics"),
+    Route("/", "page"),
+    Route("/tenants/{tenant_id}", "page"),
+    Route("/static/app.js", "static"),
+    Route("/static/app.css", "static"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an authorized request may read: a tenant's records, shown through ``view``."""
+
+    tenant_id: str
+    partner: str
+    view: RecordView
+
 
 _STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
@@ -253,9 +146,9 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     return out
 
 
-def zone_label(zone: ZoneInfo, now_ms: int) -> str:
+def zone_label(zone: ZoneInfo, at_ms: int) -> str:
     """``CET/CEST`` for Europe/Amsterdam: the zone's winter/summer abbreviations, else its name."""
-    year = datetime.fromtimestamp(now_ms / 1000, zone).year
+    year = datetime.fromtimestamp(at_ms / 1000, zone).year
     names = []
     for month in (1, 7):
         name = datetime(year, month, 1, 12, tzinfo=zone).tzname() or ""
@@ -281,7 +174,6 @@ class Api:
         retention_days: int,
         openapi_document: Callable[[], dict[str, Any]],
         export_limits: ExportLimits | None = None,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._reader = reader
         self._redis = redis
@@ -291,44 +183,57 @@ class Api:
         self._retention_days = retention_days
         self._openapi = openapi_document
         self._openapi_body: bytes | None = None
-        self._now_ms = clock_ms
         self._static = _load_static()
         self._export_limits = export_limits or ExportLimits()
         self._exports = ExportSlots(self._export_limits.per_partner)
 
     # -- records -------------------------------------------------------------------------
 
-    async def cdrs(self, request: web.Request) -> web.StreamResponse:
+    def authorize(self, request: web.Request) -> Grant | web.Response:
+        """The grant of the route's tenant, or the 401/403 answer (module docstring). Every
+        tenant route starts here, and shows records only through ``Grant.view``."""
         tenant_id = request.match_info["tenant_id"]
-        decision = decide(request.headers.get("Authorization"), tenant_id, self._access.lookup)
+        decision = decide_access(
+            request.headers.get("Authorization"), tenant_id, self._access.lookup
+        )
         if decision.verdict == "unauthenticated":
             return problems.unauthenticated()
-        if decision.verdict == "forbidden":
+        if decision.verdict != "allowed" or decision.entry is None:
             return problems.forbidden()
+        view = RecordView(self._tz, masked_numbers=decision.entry.masked_numbers)
+        return Grant(tenant_id, decision.entry.partner, view)
+
+    async def cdrs(self, request: web.Request) -> web.StreamResponse:
+        grant = self.authorize(request)
+        if isinstance(grant, web.Response):
+            return grant
+        tenant_id = grant.tenant_id
         region = self._region_of(tenant_id)
         parsed = parse_cdrs_params(
             request.query.items(),
-            ParseContext(normalize_number=lambda text: normalize_query_number(text, region)),
+            ParseContext(
+                normalize_number=lambda text: normalize_query_number(text, region),
+                masked_numbers=grant.view.masked_numbers,
+            ),
         )
         if isinstance(parsed, list):
             return problems.bad_request(parsed)
-        now_ms = self._now_ms()
+        now = now_ms()
         if choose_format(parsed.format, request.headers.get("Accept")) == "csv":
             if request.method == "HEAD":  # the headers of the export, nothing streamed
-                return await self._csv(request, tenant_id, parsed.query, now_ms)
-            partner = decision.entry.partner if decision.entry is not None else ""
-            if not self._exports.try_acquire(partner):
+                return await self._csv(request, grant, parsed.query, now)
+            if not self._exports.try_acquire(grant.partner):
                 return problems.too_many_exports(self._exports.per_partner, RETRY_AFTER_S)
             CSV_EXPORTS.inc()
             try:
-                return await self._csv(request, tenant_id, parsed.query, now_ms)
+                return await self._csv(request, grant, parsed.query, now)
             finally:
                 CSV_EXPORTS.dec()
-                self._exports.release(partner)
+                self._exports.release(grant.partner)
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 page = await self._reader.page(
-                    tenant_id, parsed.query, limit=parsed.limit, cursor=parsed.cursor, now_ms=now_ms
+                    tenant_id, parsed.query, limit=parsed.limit, cursor=parsed.cursor, now_ms=now
                 )
         except InvalidCursor:
             return problems.bad_request(
@@ -336,7 +241,7 @@ class Api:
             )
         body = orjson.dumps(
             {
-                "records": [record_to_dict(r, self._tz) for r in page.records],
+                "records": [grant.view.to_dict(r) for r in page.records],
                 "next_cursor": page.next_cursor,
             }
         )
@@ -345,19 +250,20 @@ class Api:
         )
 
     async def _csv(
-        self, request: web.Request, tenant_id: str, query: RecordQuery, now_ms: int
+        self, request: web.Request, grant: Grant, query: RecordQuery, now: int
     ) -> web.StreamResponse:
         """Every matching record as CSV, streamed (see ``exports`` for the limits)."""
+        tenant_id = grant.tenant_id
         chunks = cast(
             AsyncGenerator[list[CallRecord], None],
-            self._reader.stream(tenant_id, query, now_ms=now_ms, chunk=CHUNK_ROWS),
+            self._reader.stream(tenant_id, query, now_ms=now, chunk=CHUNK_ROWS),
         )
         async with contextlib.aclosing(chunks):
             # The first chunk is read before the answer starts, so a Redis that is down
             # still gets a clean 503 instead of a cut-off 200.
             records = await self._next_chunk(chunks)
-            formatter = csv_export.CsvFormatter(self._tz)
-            name = csv_export.filename(tenant_id, self._tz, now_ms)
+            formatter = csv_export.CsvFormatter(grant.view)
+            name = csv_export.filename(tenant_id, self._tz, now)
             response = web.StreamResponse(
                 status=200,
                 headers={
@@ -460,11 +366,10 @@ class Api:
         )
 
     async def config(self, request: web.Request) -> web.Response:
-        now_ms = self._now_ms()
         return web.json_response(
             {
                 "display_tz": self._tz.key,
-                "display_tz_label": zone_label(self._tz, now_ms),
+                "display_tz_label": zone_label(self._tz, now_ms()),
                 "retention_days": self._retention_days,
                 "default_limit": DEFAULT_LIMIT,
                 "max_limit": MAX_LIMIT,

@@ -38,9 +38,9 @@ from cdrstream.api import problems
 from cdrstream.api.app import add_security_headers
 from cdrstream.observability.api_metrics import REQUESTS
 
-log = logging.getLogger("cdrstream.api")
-http_log = logging.getLogger("cdrstream.api.http")
-access_log = logging.getLogger("cdrstream.api.access")
+log = logging.getLogger(__name__)
+http_log = logging.getLogger(f"{__name__}.http")
+access_log = logging.getLogger(f"{__name__}.access")
 
 #: Longest request target (path and query string), bytes: beyond it, 414.
 MAX_URL_BYTES = 8192

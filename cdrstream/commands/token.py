@@ -18,10 +18,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the partner resells airtime (wholesale); without it the token reads nothing (403)",
     )
+    issue.add_argument(
+        "--mask",
+        action="store_true",
+        help="serve every number masked (its country code and last digits only), no raw "
+        "number, and no number filter beyond a whole country code",
+    )
     revoke = sub.add_parser("revoke", help="revoke all of a partner's tokens, or one token")
     revoke.add_argument("--partner", help="revoke every token of this partner")
     revoke.add_argument("--token-id", help="revoke this token (the id is the part after cdrs_)")
-    sub.add_parser("list", help="list tokens (ids, partners, tenants; never the tokens)")
+    sub.add_parser("list", help="list tokens (ids, partners, tenants, grants; never the tokens)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,12 +47,17 @@ def run(args: argparse.Namespace) -> int:
                 print("--tenants: name at least one tenant", file=sys.stderr)
                 return 2
             token, entry = issue_token(
-                path, partner=args.partner, tenants=tenants, airtime_reseller=args.airtime_reseller
+                path,
+                partner=args.partner,
+                tenants=tenants,
+                airtime_reseller=args.airtime_reseller,
+                masked_numbers=args.mask,
             )
             print(token)
             hint = (
                 f"token {entry.token_id} for partner {entry.partner} "
                 f"(tenants {', '.join(sorted(entry.tenants))}"
+                f"{'; numbers masked' if entry.masked_numbers else ''}"
                 f"{'' if entry.airtime_reseller else '; NOT an airtime reseller: reads nothing'}). "
                 f"Stored hashed in {path}: this is the only time it is shown. "
                 "Send it as 'Authorization: Bearer <token>'."
@@ -67,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
         for e in read_access(path).tokens:
             state = f"revoked {e.revoked_at}" if e.revoked else "live"
             reseller = "airtime-reseller" if e.airtime_reseller else "not-reseller"
+            numbers = "masked-numbers" if e.masked_numbers else "full-numbers"
             print(
                 f"{e.token_id}  {e.partner}  {','.join(sorted(e.tenants))}  "
-                f"{reseller}  created {e.created_at}  {state}"
+                f"{reseller}  {numbers}  created {e.created_at}  {state}"
             )
         return 0
     except (ValueError, AccessFileError, OSError) as exc:

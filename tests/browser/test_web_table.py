@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import time
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -22,6 +22,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from cdrstream.access.access_store import issue_token
 from cdrstream.api.csv_export import CSV_COLUMNS
+from cdrstream.core.clock import DAY_MS, now_ms
+from cdrstream.core.masking import MASK, mask_number
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.processes import free_port
@@ -46,9 +48,9 @@ NEW_YORK = ZoneInfo("America/New_York")
 SUFFIX = uuid.uuid4().hex[:6]
 TENANT = f"web-{SUFFIX}"
 OTHER = f"web-other-{SUFFIX}"
-NOW_MS = time.time_ns() // 1_000_000
+NOW_MS = now_ms()
 # A fixed second (x.120 s), two days ago, so the expected strings are easy to compute.
-NEWEST_MS = (NOW_MS - 2 * 86_400_000) // 1000 * 1000 + 120
+NEWEST_MS = (NOW_MS - 2 * DAY_MS) // 1000 * 1000 + 120
 TOTAL = 130  # more than one page of 100
 
 
@@ -104,6 +106,7 @@ class Site:
     base: str
     token: str
     other_token: str
+    masked_token: str
     settings: Settings
 
 
@@ -124,9 +127,16 @@ def site(redis_node: RedisNode, tmp_path_factory: pytest.TempPathFactory) -> Ite
     other, _ = issue_token(
         settings.access_file, partner="web-other", tenants=[OTHER], airtime_reseller=True
     )
+    masked, _ = issue_token(
+        settings.access_file,
+        partner="web-noc",
+        tenants=[TENANT],
+        airtime_reseller=True,
+        masked_numbers=True,
+    )
     process = RoleProcess(["api"], env=settings_env(settings), log_file=work / "api.log")
     process.start().wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", timeout_s=60)
-    yield Site(f"http://127.0.0.1:{settings.api_port}", token, other, settings)
+    yield Site(f"http://127.0.0.1:{settings.api_port}", token, other, masked, settings)
     assert process.stop() == 0, process.log_tail()
 
 
@@ -138,7 +148,7 @@ async def loaded_site(site: Site) -> Site:
     redis = connect(site.settings)
     try:
         writer = RecordWriter(redis, retention_ms=site.settings.retention_ms)
-        await writer.write_batch(RECORDS, time.time_ns() // 1_000_000)
+        await writer.write_batch(RECORDS, now_ms())
     finally:
         await redis.aclose()
     return site
@@ -281,3 +291,60 @@ async def test_empty_state_and_messages(loaded_site: Site, page: Page) -> None:
     stored = await p.evaluate("sessionStorage.getItem('cdrstream.token')")
     assert stored == loaded_site.token
     assert await p.evaluate("localStorage.length") == 0
+
+
+async def test_a_masked_token_sees_masked_numbers_in_the_table_and_the_csv(
+    loaded_site: Site, page: Page
+) -> None:
+    p = page
+    await open_with_token(p, loaded_site, loaded_site.masked_token)
+    rows = p.locator("#rows tr")
+    await expect(rows).to_have_count(100)
+
+    def masked_row(r: CallRecord) -> list[str]:
+        texts = row_texts(r)
+        return [texts[0], mask_number(r.source), mask_number(r.destination), *texts[3:]]
+
+    shown = await table(p)
+    assert shown == [masked_row(r) for r in RECORDS[:100]]
+    assert shown[0][1] == f"+31 {MASK} {RECORDS[0].source[-4:]}"
+    # Hovering a number says why there is no raw form, and holds none.
+    title = await rows.nth(0).locator("td").nth(1).get_attribute("title")
+    assert title is not None and "masked" in title
+    html = await p.content()
+    full = (
+        {r.source for r in RECORDS}
+        | {r.destination for r in RECORDS}
+        | {r.source_raw for r in RECORDS}
+    )
+    assert [n for n in full if n in html or n[1:] in html] == []
+
+    # The number filter takes a country code only; anything longer is shown as refused.
+    await p.fill("#f-number", "020")
+    await p.click("#apply")
+    await expect(p.locator('[data-error-for="number"]')).to_contain_text("country code")
+    await expect(rows).to_have_count(0)
+    await p.fill("#f-number", "+31")
+    await p.select_option("#f-direction", "inbound")
+    await p.click("#apply")
+    inbound = [r for r in RECORDS if r.direction == "inbound"]
+    await expect(rows).to_have_count(len(inbound))
+    await expect(p.locator('[data-error-for="number"]')).to_be_empty()
+
+    # The CSV download: the same masked numbers, the raw columns empty, nothing in full.
+    async with p.expect_download() as info:
+        await p.click("#csv")
+    download = await info.value
+    content = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
+    lines = list(csv.reader(io.StringIO(content, newline="")))
+    assert tuple(lines[0]) == CSV_COLUMNS
+    assert len(lines) - 1 == len(inbound)
+    columns = {name: i for i, name in enumerate(CSV_COLUMNS)}
+    assert [line[columns["source"]] for line in lines[1:]] == [
+        "'" + mask_number(r.source) for r in inbound
+    ]
+    assert {line[columns["source_raw"]] for line in lines[1:]} == {""}
+    assert {line[columns["destination_raw"]] for line in lines[1:]} == {""}
+    assert not re.search(r"[0-9]{5}", "".join(
+        line[columns[c]] for line in lines[1:] for c in ("source", "destination")
+    ))  # fmt: skip

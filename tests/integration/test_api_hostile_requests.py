@@ -63,6 +63,7 @@ class Hostile:
     token: str
     revoked: str
     other_partner: str
+    masked: str
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,13 @@ def hostile(redis_node: RedisNode, tmp_path_factory: pytest.TempPathFactory) -> 
     other, _ = issue_token(
         settings.access_file, partner="hostile-other", tenants=[OTHER], airtime_reseller=True
     )
+    masked, _ = issue_token(
+        settings.access_file,
+        partner="hostile-noc",
+        tenants=[TENANT],
+        airtime_reseller=True,
+        masked_numbers=True,
+    )
     records = [
         make_record(TENANT, n, NOW_MS - (n + 1) * 60_000, number=NUMBERS[n % len(NUMBERS)])
         for n in range(50)
@@ -95,6 +103,7 @@ def hostile(redis_node: RedisNode, tmp_path_factory: pytest.TempPathFactory) -> 
         token,
         revoked,
         other,
+        masked,
     )
     _stop(process)
 
@@ -197,6 +206,21 @@ def test_hostile_requests_answer_problems_and_leave_no_trace_in_the_log(
     # ... and what succeeds, with records full of the numbers, must not be logged either.
     answers["200 page"] = (get(h.base, cdrs_path(TENANT, number=number[:6]), token), 200)
     answers["200 csv"] = (get(h.base, cdrs_path(TENANT, format="csv"), token), 200)
+    # A token with masked numbers probing for them: refused, and never in the log either.
+    for n, form in enumerate(forms(number)):
+        probe = get(h.base, f"{path}?number={urllib.parse.quote(form, safe='%')}", h.masked)
+        answers[f"400 masked probe {n}"] = (probe, 400)
+    masked_answers = {
+        "200 masked page": get(h.base, cdrs_path(TENANT, limit="1000"), h.masked),
+        "200 masked csv": get(h.base, cdrs_path(TENANT, format="csv"), h.masked),
+        "200 masked country code": get(h.base, cdrs_path(TENANT, number="+31"), h.masked),
+    }
+    for name, answer in masked_answers.items():
+        assert answer.status == 200, (name, answer.body[:200])
+        text = answer.body.decode()
+        shown = sorted({f for n in NUMBERS for f in forms(n) if f in text})
+        assert shown == [], (name, shown)
+        assert "\u2022" in text, name
 
     for name, (answer, status) in answers.items():
         if status == 200:
@@ -214,6 +238,7 @@ def test_hostile_requests_answer_problems_and_leave_no_trace_in_the_log(
     log = h.log_file.read_text(errors="replace")
     secret = token.rsplit("_", 1)[-1]
     assert token not in log and secret not in log and h.revoked not in log
+    assert h.masked.rsplit("_", 1)[-1] not in log
     leaked = sorted({f for n in NUMBERS for f in forms(n) if f in log})
     assert leaked == [], leaked
     # The log is not silent: every refusal and every answer left a line (without data).

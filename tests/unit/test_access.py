@@ -5,8 +5,10 @@ from __future__ import annotations
 import hmac
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from cdrstream.access import tokens
@@ -21,7 +23,7 @@ from cdrstream.access.access_store import (
     revoke_tokens,
     write_access,
 )
-from cdrstream.access.policy import authenticate, bearer_token, decide
+from cdrstream.access.policy import AccessDecision, authenticate, bearer_token, decide_access
 
 # ------------------------------------------------------------------------------- tokens
 
@@ -246,7 +248,7 @@ def test_policy_matrix() -> None:
     forged = good[:-1] + ("A" if good[-1] != "A" else "B")  # right id, wrong secret
 
     def verdict(header: str | None, tenant: str = "t1") -> str:
-        return decide(header, tenant, lookup).verdict
+        return decide_access(header, tenant, lookup).verdict
 
     assert verdict(None) == "unauthenticated"
     assert verdict("Bearer nonsense") == "unauthenticated"
@@ -258,9 +260,8 @@ def test_policy_matrix() -> None:
     assert verdict(f"Bearer {no_contract}") == "forbidden"
     assert verdict(f"Bearer {good}", "no-such-tenant") == "forbidden"
     assert verdict(f"Bearer {good}") == "allowed"
-    assert decide(f"Bearer {good}", "t1", lookup).status == 200
-    assert decide(f"Bearer {no_contract}", "t1", lookup).status == 403
-    assert decide(None, "t1", lookup).status == 401
+    assert decide_access(f"Bearer {good}", "t1", lookup).entry == entries[good.split("_")[1]]
+    assert decide_access(None, "t1", lookup).entry is None
 
 
 def test_authenticate_never_looks_up_a_malformed_token() -> None:
@@ -272,3 +273,118 @@ def test_authenticate_never_looks_up_a_malformed_token() -> None:
 
     assert authenticate("Bearer not-a-token", lookup) is None
     assert looked_up == []
+
+
+# ------------------------------------------------------------------------------- masked numbers
+
+
+def test_masked_flag_is_part_of_the_stored_grant(tmp_path: Path) -> None:
+    path = tmp_path / "access.json"
+    token, masked = issue_token(
+        path, partner="acme", tenants=["t1"], airtime_reseller=True, masked_numbers=True
+    )
+    _, full = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
+    access = read_access(path)
+    assert access.by_id[masked.token_id].masked_numbers is True
+    assert access.by_id[full.token_id].masked_numbers is False
+    text = path.read_text()
+    assert '"masked_numbers": true' in text and '"masked_numbers": false' in text
+    assert token not in text
+    # revoking keeps the flag (the audit trail says what the token could see)
+    revoke_tokens(path, token_id=masked.token_id)
+    assert read_access(path).by_id[masked.token_id].masked_numbers is True
+
+
+def test_an_entry_written_before_the_flag_reads_as_full_numbers(tmp_path: Path) -> None:
+    _, token = tokens.new_token()
+    entry = _entry(token, reseller=True, tenants={"t1"}).to_json()
+    del entry["masked_numbers"]
+    access = parse_access(orjson.dumps({"version": 1, "tokens": [entry]}))
+    assert access.tokens[0].masked_numbers is False
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0, None, "", [], {}])
+def test_a_masked_flag_that_is_not_a_boolean_refuses_the_file(value: object) -> None:
+    """A hand-edited "masked_numbers": "true" must not silently read as anything."""
+    _, token = tokens.new_token()
+    entry = {**_entry(token, reseller=True, tenants={"t1"}).to_json(), "masked_numbers": value}
+    with pytest.raises(AccessFileError, match="masked_numbers"):
+        parse_access(orjson.dumps({"version": 1, "tokens": [entry]}))
+
+
+def test_the_cache_keeps_a_masked_grant_when_the_file_turns_bad(tmp_path: Path) -> None:
+    """An edit that breaks the file must not turn a masked token into a full one."""
+    path = tmp_path / "access.json"
+    clock = FakeClock()
+    cache = AccessCache(path, clock=clock)
+    _, entry = issue_token(
+        path, partner="acme", tenants=["t1"], airtime_reseller=True, masked_numbers=True
+    )
+    assert cache.lookup(entry.token_id) == entry
+    path.write_text(path.read_text().replace('"masked_numbers": true', '"masked_numbers": 0'))
+    clock.now += 2
+    cached = cache.lookup(entry.token_id)
+    assert cached is not None and cached.masked_numbers is True
+
+
+def test_masked_tokens_are_decided_like_any_other() -> None:
+    """Masking changes what is shown, never who gets in: the same 401/403 matrix."""
+    made = {name: tokens.new_token()[1] for name in ("good", "non", "none", "gone")}
+    entries = {
+        e.token_id: e
+        for e in (
+            replace(_entry(made["good"], reseller=True, tenants={"t1"}), masked_numbers=True),
+            replace(_entry(made["non"], reseller=False, tenants={"t1"}), masked_numbers=True),
+            replace(_entry(made["none"], reseller=True, tenants={"t2"}), masked_numbers=True),
+            replace(
+                _entry(made["gone"], reseller=True, tenants={"t1"}, revoked=True),
+                masked_numbers=True,
+            ),
+        )
+    }
+
+    def decision(name: str, tenant: str = "t1") -> AccessDecision:
+        return decide_access(f"Bearer {made[name]}", tenant, entries.get)
+
+    allowed = decision("good")
+    assert allowed.verdict == "allowed"
+    assert allowed.entry is not None and allowed.entry.masked_numbers
+    assert decision("good", "t2").verdict == "forbidden"
+    assert decision("non").verdict == "forbidden"
+    assert decision("none").verdict == "forbidden"
+    assert decision("gone").verdict == "unauthenticated"
+    forged = made["good"][:-1] + ("A" if made["good"][-1] != "A" else "B")
+    assert decide_access(f"Bearer {forged}", "t1", entries.get).verdict == "unauthenticated"
+
+
+def _token_command(access_file: Path, *argv: str) -> tuple[int, str, str]:
+    import argparse
+    import contextlib
+    import io
+
+    from cdrstream.commands import token as command
+
+    parser = argparse.ArgumentParser()
+    command.configure(parser)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = command.run(parser.parse_args(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_token_issue_mask_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "access.json"
+    monkeypatch.setenv("CDRSTREAM_ACCESS_FILE", str(path))
+    issue = ("issue", "--partner", "noc", "--tenants", "t1", "--airtime-reseller")
+    code, token, hint = _token_command(path, *issue, "--mask")
+    assert code == 0 and "numbers masked" in hint
+    code, full, hint = _token_command(path, *issue)
+    assert code == 0 and "masked" not in hint
+    masked_id, full_id = tokens.token_id_of(token.strip()), tokens.token_id_of(full.strip())
+    assert masked_id and full_id
+    assert read_access(path).by_id[masked_id].masked_numbers
+    code, listed, _ = _token_command(path, "list")
+    lines = {line.split()[0]: line for line in listed.splitlines()}
+    assert "masked-numbers" in lines[masked_id].split()
+    assert "full-numbers" in lines[full_id].split()
+    assert token.strip() not in listed

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import replace
+from zoneinfo import ZoneInfo
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdrstream.api.csv_export import CSV_COLUMNS, CsvFormatter
 from cdrstream.api.params import (
     CDRS_PARAMS,
     DEFAULT_LIMIT,
@@ -16,9 +22,19 @@ from cdrstream.api.params import (
     parse_cdrs_params,
 )
 from cdrstream.core.numbers import normalize_query_number
+from cdrstream.core.record import CallRecord
+from cdrstream.core.record_view import FIELDS, RecordView
+from cdrstream.core.timestamps import format_local, format_utc
 from cdrstream.store.reader import RecordQuery
 
-NL = ParseContext(normalize_number=lambda text: normalize_query_number(text, "NL"))
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+NL = ParseContext(
+    normalize_number=lambda text: normalize_query_number(text, "NL"), masked_numbers=False
+)
+MASKED_NL = ParseContext(
+    normalize_number=lambda text: normalize_query_number(text, "NL"), masked_numbers=True
+)
 
 
 def parse(query: str) -> CdrsRequest | list[InvalidParam]:
@@ -70,13 +86,14 @@ def test_from_equal_to_is_one_millisecond() -> None:
     assert request.query.to_ms == request.query.from_ms + 1  # type: ignore[operator]
 
 
-def test_times_are_clamped_to_what_the_store_can_hold() -> None:
-    from cdrstream.store.layout import MAX_MS
-
+def test_times_outside_the_store_range_are_passed_on_for_the_store_to_clamp() -> None:
+    """The store's reader is the one place that clamps times to what it can hold (the API
+    test ``test_times_far_outside_the_window_are_clamped_by_the_store`` reads them)."""
     query = ok("from=0001-01-01T00:00:00Z&to=0001-01-02T00:00:00+14:00").query
-    assert (query.from_ms, query.to_ms) == (0, 0)
+    assert query.from_ms == -62_135_596_800_000
+    assert query.to_ms == -62_135_560_800_000 + 1
     query = ok("to=9999-12-31T23:59:59.999-23:59").query
-    assert query.to_ms is not None and 0 < query.to_ms <= MAX_MS
+    assert query.to_ms == 253_402_387_139_999 + 1
 
 
 @pytest.mark.parametrize(
@@ -157,7 +174,9 @@ def test_number_is_normalized_with_the_region(typed: str, prefix: str) -> None:
 
 
 def test_number_uses_the_context_region() -> None:
-    be = ParseContext(normalize_number=lambda text: normalize_query_number(text, "BE"))
+    be = ParseContext(
+        normalize_number=lambda text: normalize_query_number(text, "BE"), masked_numbers=False
+    )
     result = parse_cdrs_params([("number", "02 123")], be)
     assert isinstance(result, CdrsRequest)
     assert result.query.number_prefix == "+322123"
@@ -258,45 +277,112 @@ def test_openapi_record_schema_lists_the_record_fields() -> None:
     assert tuple(schema["properties"]) == RECORD_FIELDS
 
 
+# ------------------------------------------------------------------------------- masked tokens
+# A token with masked numbers may give `number` only as one whole country code: the mask
+# shows the country code anyway, and anything longer would answer "is there a call to a
+# number that starts like this?", digit by digit. Decided before Redis is read, so the
+# answer cannot depend on the data.
+
+FULL_NUMBER = "+31201234567"
+
+
+@pytest.mark.parametrize(
+    ("typed", "country_code"),
+    [("+31", "+31"), ("0031", "+31"), ("31", "+31"), ("+ 31", "+31"), ("+1", "+1"),
+     ("+358", "+358"), ("00 44", "+44"), ("\uff0b\uff13\uff12", "+32"),
+     ("0", "+31")],  # the national prefix alone: every number of the tenant's country
+)  # fmt: skip
+def test_a_masked_token_may_filter_by_a_whole_country_code(typed: str, country_code: str) -> None:
+    result = parse_cdrs_params([("number", typed)], MASKED_NL)
+    assert isinstance(result, CdrsRequest), result
+    assert result.query.number_prefix == country_code
+
+
+def _refused_for_masked(typed: str) -> None:
+    result = parse_cdrs_params([("number", typed)], MASKED_NL)
+    assert isinstance(result, list), (typed, result)
+    assert [p.name for p in result] == ["number"], typed
+    # The reason never echoes what was typed.
+    digits = "".join(c for c in typed if c.isdigit())
+    assert len(digits) < 4 or digits not in result[0].reason
+
+
+def test_a_masked_token_cannot_grow_a_prefix_digit_by_digit() -> None:
+    accepted = []
+    for end in range(2, len(FULL_NUMBER) + 1):
+        prefix = FULL_NUMBER[:end]
+        if isinstance(parse_cdrs_params([("number", prefix)], MASKED_NL), CdrsRequest):
+            accepted.append(prefix)
+        else:
+            _refused_for_masked(prefix)
+    assert accepted == ["+31"]  # "+3" is no country code; "+312" says more than the mask
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        FULL_NUMBER,
+        "+31 20 123 4567",
+        "+31 (0)20 123 4567",
+        "0031201234567",
+        "00 31 20 1234567",
+        "31201234567",
+        "020 123 4567",
+        "020-1234567",
+        "0201234567",
+        "201234567",
+        "06",
+        "0612345678",
+        "tel:+31201234567",
+        "sip:+31201234567@pbx.example",
+        '"Bob" <sip:0201234567@pbx.example>',
+        "+31201234567;ext=12",
+        "+31 20 123 4567 ext. 12",
+        "\uff0b\uff13\uff11\uff12\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17",  # fullwidth
+        "+3\u200b1\u200b2\u200b0",  # zero-width spaces
+        "+\u0663\u0661\u0662\u0660",  # Arabic-Indic digits
+        "+3120",
+        "+312",
+        "+3",
+        "+999",  # no country code: nothing the mask shows
+        "+",
+        "%2B31201234567",  # encoded once more than the transport does: not a number
+        "*31#0201234567",  # CLIR prefix
+    ],
+)
+def test_a_masked_token_cannot_name_more_than_a_country_code(typed: str) -> None:
+    _refused_for_masked(typed)
+
+
+def test_the_masked_refusal_does_not_depend_on_the_number() -> None:
+    """Whatever longer number is typed, the same answer: nothing to compare."""
+    reasons = set()
+    for typed in ("+31201234567", "+31209999999", "+3120", "020 123", "+4420794600"):
+        result = parse_cdrs_params([("number", typed)], MASKED_NL)
+        assert isinstance(result, list)
+        reasons.add(tuple(tuple(p.to_json().items()) for p in result))
+    assert len(reasons) == 1
+
+
+def test_the_same_values_are_fine_for_a_full_token() -> None:
+    for typed in (FULL_NUMBER, "020 123", "+3120", "06"):
+        assert isinstance(parse_cdrs_params([("number", typed)], NL), CdrsRequest)
+
+
+@given(st.text(max_size=30))
+def test_whatever_a_masked_token_types_it_filters_by_a_country_code_at_most(typed: str) -> None:
+    from cdrstream.core.masking import is_country_code
+
+    result = parse_cdrs_params([("number", typed)], MASKED_NL)
+    if isinstance(result, CdrsRequest) and result.query.number_prefix is not None:
+        assert is_country_code(result.query.number_prefix), (typed, result)
+
+
 # ------------------------------------------------------------------------------- CSV rows
 
 
-@given(st.integers(min_value=946_684_800_000, max_value=4_133_980_799_999))
-def test_csv_times_match_the_record_formats(ms: int) -> None:
-    from zoneinfo import ZoneInfo
-
-    from cdrstream.api.csv_export import TimeFormatter
-    from cdrstream.core.timestamps import format_local, format_utc
-
-    for zone in ("Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"):
-        formatter = TimeFormatter(ZoneInfo(zone))
-        assert formatter.utc(ms) == format_utc(ms)
-        assert formatter.local(ms) == format_local(ms, ZoneInfo(zone))
-
-
-def test_csv_times_across_a_dst_change() -> None:
-    from zoneinfo import ZoneInfo
-
-    from cdrstream.api.csv_export import TimeFormatter
-    from cdrstream.core.timestamps import format_local
-
-    zone = ZoneInfo("Europe/Amsterdam")
-    formatter = TimeFormatter(zone)
-    change = 1_774_746_000_000  # 2026-03-29T01:00:00Z: CET -> CEST
-    for ms in range(change - 1_800_000, change + 1_800_000, 29_999):
-        assert formatter.local(ms) == format_local(ms, zone)
-
-
-def test_csv_row_quotes_and_defuses_text() -> None:
-    import csv
-    import io
-    from dataclasses import replace
-    from zoneinfo import ZoneInfo
-
-    from cdrstream.api.csv_export import CSV_COLUMNS, CsvFormatter
-    from cdrstream.core.record import CallRecord
-
-    record = CallRecord(
+def _record(**changes: object) -> CallRecord:
+    base = CallRecord(
         id="-abc",
         tenant_id="t",
         call_id='a"b,c\r\nd',
@@ -312,13 +398,55 @@ def test_csv_row_quotes_and_defuses_text() -> None:
         direction="inbound",
         disposition=None,
     )
-    odd = replace(record, disposition="odd,", answered_at_ms=1_795_594_445_000)
-    formatter = CsvFormatter(ZoneInfo("Europe/Amsterdam"))
-    text = formatter.header() + formatter.rows([record, record, odd])
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _csv(view: RecordView, records: list[CallRecord]) -> list[dict[str, str]]:
+    formatter = CsvFormatter(view)
+    text = formatter.header() + formatter.rows(records)
+    assert text.endswith("\r\n")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert rows[1] == rows[2]
-    row = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]]
+
+
+def _expected_csv(view: RecordView, record: CallRecord) -> dict[str, str]:
+    """What the one definition of the fields says a CSV row of ``record`` holds: the JSON
+    view's values, each time in UTC and in the display zone, text defused."""
+    shown = view.to_dict(record)
+    out: dict[str, str] = {}
+    for f in FIELDS:
+        if f.kind == "time":
+            ms = getattr(record, f.attribute)
+            out[f"{f.name}_utc"] = "" if ms is None else format_utc(ms)
+            out[f"{f.name}_local"] = "" if ms is None else format_local(ms, view.display_tz)
+            assert shown[f.name] == (out[f"{f.name}_utc"] or None)
+        else:
+            value = shown[f.name]
+            text = "" if value is None else str(value)
+            out[f.name] = ("'" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else "") + text
+    return out
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_csv_rows_hold_the_json_view_of_each_record(masked: bool) -> None:
+    view = RecordView(AMSTERDAM, masked_numbers=masked)
+    records = [
+        _record(),
+        _record(disposition="odd,", answered_at_ms=1_795_594_445_000, duration=8),
+        _record(source="anonymous", source_raw="", destination="+3224567890", direction="outbound"),
+        _record(source="201", destination="+12125551234", destination_raw="1 212 555 1234"),
+    ]
+    rows = _csv(view, records)
+    assert rows == [_expected_csv(view, r) for r in records]
+
+
+def test_csv_row_quotes_and_defuses_text() -> None:
+    record = _record()
+    odd = _record(disposition="odd,", answered_at_ms=1_795_594_445_000)
+    rows = _csv(RecordView(AMSTERDAM, masked_numbers=False), [record, record, odd])
+    assert rows[0] == rows[1]
+    row = rows[0]
     assert row["id"] == "'-abc"
     assert row["call_id"] == 'a"b,c\r\nd'
     assert row["source"] == "'+31201234567"
@@ -330,9 +458,56 @@ def test_csv_row_quotes_and_defuses_text() -> None:
     assert row["started_at_local"] == "2026-11-25T09:14:03.120+01:00"
     assert row["extension"] == "'\r=1"
     assert row["disposition"] == ""
-    assert text.endswith("\r\n")
-    row = dict(zip(CSV_COLUMNS, rows[3], strict=True))
+    row = rows[2]
     assert row["disposition"] == "odd,"
     assert row["answered_at_utc"] == "2026-11-25T08:14:05.000Z"
     assert row["answered_at_local"] == "2026-11-25T09:14:05.000+01:00"
-    assert len(rows) == 4
+    assert len(rows) == 3
+
+
+def test_csv_of_a_masked_view_keeps_the_columns_and_withholds_the_raw_numbers() -> None:
+    record = _record(source_raw="020 123 4567", destination="+3224567890", destination_raw="x")
+    [row] = _csv(RecordView(AMSTERDAM, masked_numbers=True), [record])
+    assert row["source"] == "'+31 \u2022\u2022\u2022 4567"
+    assert row["destination"] == "'+32 \u2022\u2022\u2022 890"
+    assert row["source_raw"] == row["destination_raw"] == ""
+    assert "1234567" not in ",".join(row.values())
+
+
+@given(st.integers(min_value=946_684_800_000, max_value=4_133_980_799_999))
+def test_csv_times_match_the_record_formats(ms: int) -> None:
+    for zone in ("Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"):
+        view = RecordView(ZoneInfo(zone), masked_numbers=False)
+        record = _record(started_at_ms=ms, answered_at_ms=ms + 1, ended_at_ms=ms + 61_001)
+        [row] = _csv(view, [record])
+        assert row == _expected_csv(view, record)
+
+
+def test_csv_times_across_a_dst_change() -> None:
+    view = RecordView(AMSTERDAM, masked_numbers=False)
+    change = 1_774_746_000_000  # 2026-03-29T01:00:00Z: CET -> CEST
+    records = [
+        _record(started_at_ms=ms, ended_at_ms=ms)
+        for ms in range(change - 1_800_000, change + 1_800_000, 29_999)
+    ]
+    for row, record in zip(_csv(view, records), records, strict=True):
+        assert row["started_at_local"] == format_local(record.started_at_ms, AMSTERDAM)
+
+
+# ------------------------------------------------------------------------------- tenant id
+
+
+def test_the_page_checks_tenant_ids_with_the_core_pattern() -> None:
+    """The page cannot import Python: its two copies of the pattern are held to the core's."""
+    import re
+    from importlib import resources
+
+    from cdrstream.core.event import TENANT_ID
+
+    static = resources.files("cdrstream.api") / "static"
+    script = (static / "app.js").read_text()
+    page = (static / "index.html").read_text()
+    [js] = re.findall(r"const TENANT_RE = /\^(.*?)\$/;", script)
+    [html] = re.findall(r'id="tenant"[^>]*pattern="([^"]*)"', page)
+    assert js == TENANT_ID.pattern
+    assert html.replace("\\-", "-") == TENANT_ID.pattern

@@ -5,7 +5,7 @@
 
 (function () {
   const TOKEN_KEY = "cdrstream.token";
-  const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/;
+  const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/; // cdrstream.core.event.TENANT_ID (a test checks)
   const $ = (id) => document.getElementById(id);
   const browserTz = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
@@ -196,8 +196,10 @@
           td.title = browserTime(r.started_at);
           td.className = "time";
         } else if (i === 1 || i === 2) {
+          // A token with masked numbers is served no raw number (null): say why instead.
+          const raw = i === 1 ? r.source_raw : r.destination_raw;
           td.className = "number";
-          td.title = i === 1 ? r.source_raw : r.destination_raw;
+          td.title = raw === null ? "masked: this token is not shown full numbers" : raw;
         } else if (i === 3) {
           td.className = "duration";
         }
