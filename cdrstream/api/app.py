@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from aiohttp import web
 
 from cdrstream.access.access_store import AccessCache
@@ -182,7 +183,8 @@ def build_api(
         display_tz=ZoneInfo(settings.display_tz),
         region_of=region_lookup(settings),
         retention_days=settings.retention_days,
-        openapi_document=openapi_document,
+        # Built here, once: a route without its OpenAPI words fails the start, not a request.
+        openapi_body=orjson.dumps(openapi_document()),
         export_limits=export_limits,
     )
     for route in ROUTES:  # GET, and HEAD (the same answer without its body)

@@ -172,7 +172,7 @@ class Api:
         display_tz: ZoneInfo,
         region_of: Callable[[str], str],
         retention_days: int,
-        openapi_document: Callable[[], dict[str, Any]],
+        openapi_body: bytes,
         export_limits: ExportLimits | None = None,
     ) -> None:
         self._reader = reader
@@ -181,8 +181,7 @@ class Api:
         self._tz = display_tz
         self._region_of = region_of
         self._retention_days = retention_days
-        self._openapi = openapi_document
-        self._openapi_body: bytes | None = None
+        self._openapi_body = openapi_body
         self._static = _load_static()
         self._export_limits = export_limits or ExportLimits()
         self._exports = ExportSlots(self._export_limits.per_partner)
@@ -378,8 +377,6 @@ class Api:
         )
 
     async def openapi(self, request: web.Request) -> web.Response:
-        if self._openapi_body is None:
-            self._openapi_body = orjson.dumps(self._openapi())
         return web.Response(body=self._openapi_body, content_type="application/json")
 
     # -- operations ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from cdrstream.access.access_store import issue_token
+from cdrstream.core.clock import now_ms
 from cdrstream.core.record import CallRecord
 from cdrstream.settings import load_settings
 from cdrstream.stack.processes import free_port
@@ -180,7 +181,7 @@ async def test_writes_right_after_a_redis_restart_all_succeed(
     records = _records()
     redis = connect(settings)
     writer = RecordWriter(redis, retention_ms=settings.retention_ms)
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     halves = [records[i :: CONCURRENT * 2] for i in range(CONCURRENT * 2)]
     try:
         first = await asyncio.gather(*(writer.write_batch(b, now) for b in halves[:CONCURRENT]))
