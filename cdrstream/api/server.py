@@ -16,7 +16,7 @@ instead, and logs only the peer address and the kind of problem, at INFO:
 The two limits differ by design: aiohttp's ``LineTooLong`` names the limit it exceeded,
 and that is how a URL is told from a header line.
 
-**Access log** (logger ``cdrstream.api.access``, INFO): one line per request with the
+**Access log** (logger ``cdrstream.api.server.access``, INFO): one line per request with the
 method, the route template (``/v1/tenants/{tenant_id}/cdrs``), the status and the time
 taken, and the tenant id as a field. Never the path or the query string, never a header.
 """
