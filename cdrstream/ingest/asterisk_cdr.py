@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -477,10 +478,18 @@ class Chains(Generic[T]):
     """Groups CDRs, in the order they come, into chains: consecutive CDRs with the same
     `AsteriskCdr.chain_key` (Asterisk dispatches a chain in one go). No I/O: the shells
     decide when a chain is complete (the next chain starts, the input ends, or it has been
-    quiet for a while)."""
+    quiet for a while).
+
+    A chain taken as complete too early (its last CDRs arrived after a pause) is not lost:
+    the last `RECENT` completed chains are remembered, and a CDR of one of them reopens it,
+    so the chain is delivered again whole (the same event ids, now with every CDR: the
+    store replaces the first record)."""
+
+    RECENT = 1024
 
     def __init__(self) -> None:
         self._pending: list[tuple[AsteriskCdr, T]] = []
+        self._recent: OrderedDict[str, list[tuple[AsteriskCdr, T]]] = OrderedDict()
 
     @property
     def pending(self) -> list[tuple[AsteriskCdr, T]]:
@@ -491,13 +500,19 @@ class Chains(Generic[T]):
         offset); returns the chain it completed, if any (else an empty list)."""
         done: list[tuple[AsteriskCdr, T]] = []
         if self._pending and self._pending[0][0].chain_key != cdr.chain_key:
-            done, self._pending = self._pending, []
+            done = self.take()
+        if not self._pending:
+            self._pending = self._recent.pop(cdr.chain_key, [])  # a late CDR reopens it
         self._pending.append((cdr, tag))
         return done
 
     def take(self) -> list[tuple[AsteriskCdr, T]]:
         """The chain in progress, now taken as complete."""
         done, self._pending = self._pending, []
+        if done:
+            self._recent[done[0][0].chain_key] = done
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
         return done
 
 

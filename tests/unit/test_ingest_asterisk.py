@@ -417,6 +417,17 @@ def test_chains_group_consecutive_cdrs_of_one_party_a() -> None:
     assert chains.take() == []
 
 
+def test_a_late_cdr_reopens_its_chain_which_is_delivered_again_whole() -> None:
+    chains: Chains[int] = Chains()
+    a1, a2 = cdr(uniqueid="1.1"), cdr(uniqueid="1.1", dstchannel="PJSIP/202-1")
+    chains.add(a1, 1)
+    assert chains.take() == [(a1, 1)]  # quiet for a while: taken as complete
+    assert chains.add(a2, 2) == []  # ... but another CDR of it came
+    assert chains.take() == [(a1, 1), (a2, 2)]
+    (event,) = events(a1, a2)
+    assert event["event_id"] == events(a1)[0]["event_id"]  # the same event, now whole
+
+
 # --- never raises -----------------------------------------------------------------------------
 
 _field = st.one_of(
