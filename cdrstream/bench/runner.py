@@ -216,7 +216,7 @@ async def _latency(settings: Settings, redis_url: str, options: BenchOptions) ->
 
     from cdrstream.simulation.calls import valid_event
     from cdrstream.store.connection import connect
-    from cdrstream.store.layout import records_key
+    from cdrstream.store.layout import hot_key
 
     redis = connect(replace(settings, redis_url=redis_url))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
@@ -227,14 +227,14 @@ async def _latency(settings: Settings, redis_url: str, options: BenchOptions) ->
     done = asyncio.Event()
 
     async def poll() -> None:
-        """Check pending records in one pipelined round trip (HGET of the records hash,
-        what ``RecordReader.get`` reads), every 2 ms."""
+        """Check pending records in one pipelined round trip (HGET of the hot tier, where
+        a new record is readable the moment it is written), every 2 ms."""
         while not (done.is_set() and not pending):
             keys = list(pending)[:2_000]
             if keys:
                 pipe = redis.pipeline(transaction=False)
                 for tenant, rid in keys:
-                    pipe.hget(records_key(tenant), rid)
+                    pipe.hget(hot_key(tenant), rid)
                 found = await pipe.execute()
                 now = time.perf_counter()
                 for key, payload in zip(keys, found, strict=True):

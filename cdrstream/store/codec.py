@@ -18,11 +18,16 @@ Position  content
 11        ``destination_raw``: as ``source_raw`` (omitted when 0)
 ========  ================================================================================
 
-The tenant and the id are not stored: they are the key's hash tag and the hash field.
-Positions 0..3 are what the Lua scripts need to (re)build a record's index members, so
-they come first and are plain JSON scalars (``cjson`` reads them; E.164 ints stay below
-2**53, exact as Lua numbers). The encoding is deterministic, so the write script detects
-an unchanged record by comparing bytes.
+The tenant and the id are not stored: they are the key's hash tag and the hash field
+(hot records, version 1), or the row's first element (sealed rows, ``row``). Positions
+0..3 are what the Lua scripts need to rebuild a version-1 record's index members, so they
+come first and are plain JSON scalars (``cjson`` reads them; E.164 ints stay below 2**53,
+exact as Lua numbers). The encoding is deterministic, so a payload digest identifies a
+record's content (the id map compares digests to detect an unchanged record).
+
+A **sealed row** (``segment.py``) is ``[id, ...payload]``: the payload array with the id in
+front, one JSON text per line of a chunk; ``build_row`` reads it with every position
+shifted by one.
 """
 
 from __future__ import annotations
@@ -121,3 +126,45 @@ def decode_many(
         return []
     arrays = orjson.loads(b"[" + b",".join(payloads) + b"]")
     return [build(tenant_id, rid, f) for rid, f in zip(record_ids, arrays, strict=True)]
+
+
+def row(record_id: str, payload: bytes) -> bytes:
+    """The sealed row of a record: ``[id, ...payload]`` (payload is a JSON array)."""
+    return b"[" + orjson.dumps(record_id) + b"," + payload[1:]
+
+
+def build_row(tenant_id: str, f: list[Any]) -> CallRecord:
+    """The record of a decoded sealed row ``f`` = ``[id, ...payload]`` (export hot path)."""
+    started = f[1]
+    source = f[3] if f[3].__class__ is str else "+" + str(f[3])
+    destination = f[4] if f[4].__class__ is str else "+" + str(f[4])
+    n = len(f)
+    direction: Any = f[5]
+    disposition = f[10]
+    answered = f[8]
+    return CallRecord(
+        f[0],
+        tenant_id,
+        f[6],
+        started,
+        None if answered is None else started + answered,
+        started + f[7],
+        f[9],
+        source,
+        f[11] if n > 11 and f[11] != 0 else source,
+        destination,
+        f[12] if n > 12 and f[12] != 0 else destination,
+        f[2],
+        _DIRECTIONS[direction] if direction.__class__ is int else direction,
+        DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
+    )
+
+
+def number_digits_of(value: int | str) -> bytes | None:
+    """The digits a payload number (positions 2 and 3) is indexed under, or None."""
+    if value.__class__ is int:
+        return str(value).encode("ascii")
+    text = str(value)
+    if text.startswith("+") and text[1:].isascii() and text[1:].isdigit():
+        return text[1:].encode("ascii")
+    return None

@@ -1,123 +1,142 @@
-"""The Redis layout of the CDR store: every key, its type, its encoding, and why.
+"""The Redis layout of the CDR store (version 2): every key, its type, its encoding, and why.
 
-All of one tenant's keys carry the hash tag ``{tenant_id}``, so they live in one hash
-slot: the Lua scripts that touch several of them at once are legal on Redis Cluster, and
-the same code runs on a single Redis. Every script declares, in ``KEYS``, every key it
-touches (the four keys of one tenant below, all fixed names); no key name is ever built
-inside Lua.
+A tenant's records live in three tiers, newest first:
 
-=====================  ========  ==========================================================
-key                    type      content
-=====================  ========  ==========================================================
-``cdr:{T}:r``          HASH      field: record id (``CallRecord.id``, UTF-8, 16 chars as
-                                 made by ``record_id``); value: the record, compact
-                                 encoding of ``codec.py`` (an orjson array; tenant and id
-                                 are not repeated in it). The upsert-by-id table:
-                                 a replayed event finds its id here and adds no row.
-``cdr:{T}:t``          ZSET      time index. Every score is 0; member = ``S6 + id``, where
-                                 ``S6`` is ``started_at_ms`` as 6 bytes big-endian. Member
-                                 order is therefore (started, id); ``ZRANGE ... BYLEX REV``
-                                 walks newest first (started desc, id desc), ``from``/
-                                 ``to`` and the cursor are exact lex bounds, O(log N).
-``cdr:{T}:x``          ZSET      extension index, score 0, member = ``ext + NUL + S6 + id``.
-                                 The members of one extension are contiguous and in time
-                                 order, so an extension page is a lex range walk.
-``cdr:{T}:n``          ZSET      number index, score 0, member = ``digits + NUL + S6 + id``
-                                 for the E.164 source and destination (digits without the
-                                 ``+``; one member when both are the same number; numbers
-                                 that are not E.164, e.g. ``anonymous``, are not indexed).
-                                 An exact number is a time-ordered range
-                                 (``digits + NUL``); a prefix is the range
-                                 ``[digits, digits + 0xFF)``, counted with ZLEXCOUNT to
-                                 choose the plan (see ``reader.py``).
-``cdr:tenants``        SET       tenant ids that have written records: how the sweeper
-                                 and the window gauge find tenants (not tenant-tagged: it
-                                 is touched with one SADD per batch, outside the scripts).
-=====================  ========  ==========================================================
+- **hot**: records written recently, one small hash entry each, no per-record index;
+- **sealed**: once older than ``sealer.SEAL_AGE_MS`` (or when the hot tier of a tenant
+  outgrows ``sealer.HOT_MAX``) records are moved, a day at a time, into one compressed,
+  immutable string per (tenant, UTC day) plus a sorted index string per day: the way
+  time-series stores compact old data;
+- **legacy**: records of the version-1 layout (``legacy.py``) that a worker has not yet
+  migrated (``migrate.py``); read, never written.
 
-Member encodings are built in two places that must agree: ``index_members`` below (the
-writer sends the members of each record it stores) and ``members`` in ``scripts.py``
-(the scripts rebuild the members of a stored record from its payload when it is replaced
-or trimmed). A NUL inside an extension is stored as 0x01 in ``x`` members, by both.
+All of one tenant's keys carry the hash tag ``{tenant_id}``: one hash slot, so the Lua
+scripts that touch several of them run unchanged on Redis Cluster. Every script declares
+every key it touches in ``KEYS``: names that depend on data (an id-map bucket, a day) are
+computed by the client (``bucket_of``, ``day_of``) and checked by the script against the
+state it reads (a stale id-map shape makes the write script answer "retry" and change
+nothing). No key name is built inside Lua.
 
-Why one key per concern, not per extension, number or time bucket: a changed record must
-lose its old index entries in the same script, and its old extension, numbers and start
-are known only after the script has read the old record; with fixed key names every key
-a script may touch is known up front and declared. The price is memory (below).
+======================  ======  ==============================================================
+key                     type    content
+======================  ======  ==============================================================
+``cdr:{T}:m``           HASH    meta: ``L``, ``p`` (id-map shape, below), ``n`` (ids in the
+                                id map), ``wm`` (window watermark: records that started
+                                before it are gone), ``ts`` (tombstone sequence).
+``cdr:{T}:i:<b>``       HASH    id-map bucket ``b``: field ``id8`` (8 bytes of BLAKE2b of the
+                                record id) -> ``S6 + digest6`` (the record's start and 6
+                                bytes of BLAKE2b of its payload). The upsert-by-id table: a
+                                replayed record finds an equal value and adds nothing; a
+                                changed one is found wherever it is stored. Listpack
+                                encoded (<= 128 fields of <= 64 bytes: Redis defaults).
+``cdr:{T}:h``           HASH    hot records: field record id (UTF-8) -> payload
+                                (``codec.encode``, the version-1 JSON array).
+``cdr:{T}:ht``          ZSET    hot time index, score 0, member ``S6 + id``: newest-first
+                                lex walks with exact cursor bounds (as version 1's ``t``).
+``cdr:{T}:k``           HASH    tombstones: field ``S6 + id`` -> sequence number. "No current
+                                version of this id started at S6": set when a record's
+                                start changed or it left the window by an update, so the
+                                stale sealed copy is skipped until the day is sealed again.
+``cdr:{T}:d``           HASH    sealed days: field day number -> records in the segment.
+``cdr:{T}:s:<day>``     STRING  day segment (``segment.py``): a chunk directory and chunks
+                                of 32 records, newest first, each a raw-deflate of
+                                newline-separated JSON rows ``[id, ...payload]``.
+``cdr:{T}:y:<day>``     STRING  day index (``segment.py``): sorted fixed-width entries
+                                (number as 16 BCD nibbles, chunk, row) and (extension hash,
+                                chunk, row), binary-searched by the read script.
+``cdr:{T}:lock``        STRING  the sealer's per-tenant lock (SET NX PX).
+``cdr:tenants``         SET     tenant ids that have written records (not tenant-tagged:
+                                one SADD per batch, outside the scripts).
+======================  ======  ==============================================================
 
-Memory (Redis 7.0, jemalloc, ``used_memory`` before/after 100,000 records of one tenant
-as the benchmark makes them: 52-char call ids, 12-digit numbers, SIP-URI and national
-raw forms, 200 extensions; ``MEMORY USAGE`` per key): about **780 bytes per record**,
+**Id map shape** (linear hashing): with ``L`` and ``p`` from the meta hash there are
+``2**L + p`` buckets; a record's bucket is ``h % 2**L``, or ``h % 2**(L+1)`` when that is
+below ``p``, with ``h`` the first 4 bytes of ``id8``. When the map holds more than
+``ID_TARGET`` ids per bucket, the write script splits bucket ``p`` into ``p`` and
+``p + 2**L`` (the client declares the next ``SPLITS_PER_CALL`` pairs of bucket keys), so
+buckets stay small listpacks whatever the tenant's size: about 20 bytes per id.
 
-=========  =================  =============  ===============================================
-key        encoding           bytes/record   of which
-=========  =================  =============  ===============================================
-``r``      hashtable          ~227           payload ~144 (160-byte allocation), field 16
-                                             (32), dict entry 24 (32), bucket ~10
-``t``      skiplist           ~120           member 22 (32), skiplist node ~54, dict ~42
-``x``      skiplist           ~120           member ~26 (32), node, dict
-``n``      skiplist           ~272           two members of ~35 (48 each), nodes, dicts
-=========  =================  =============  ===============================================
+**Readers never miss a record that moves**: records only move forward (legacy -> hot ->
+sealed), each move is one script, and a reader reads the tiers of a range in that order
+(one pipeline, commands run in order), so a record moved between two of its reads is seen
+in the later tier; the same id seen twice is kept once (hot before sealed).
 
-so the 200-byte target of the spec is missed by ~4x. The fixed cost of a skiplist entry
-(~90 bytes) and of a hashtable entry (~75 bytes) times five entries per record is ~450
-bytes before any data; short key names and short members cannot remove it (ids as 12 raw
-bytes would save 16 bytes on ``r`` only, because of jemalloc's size classes). Listpack
-encodings (~3 bytes of overhead per element) need keys of at most 128 elements, i.e.
-bucketed indexes whose bucket keys the scripts discover (a directory of buckets, splits):
-a quick prototype of such a layout (data in 64-record lists by sequence number, id map and
-indexes in listpack buckets) measured ~270-280 bytes/record with this payload, so it would
-also need a binary payload (~80 bytes instead of ~144) to reach 200; and its scripts would
-build bucket key names inside Lua (same slot, so Redis Cluster 7 runs them, but the keys are
-not declared in ``KEYS``), which this layout deliberately avoids.
+**Window**: reads are bounded by ``now - retention``; the watermark ``wm`` makes records
+that started before it invisible to ``get`` at once; the sweeper deletes hot records
+individually and a sealed day as a whole when all of it has left the window (with the
+id-map entries of its records). Hot, meta, tombstone and day-list keys get a TTL of
+retention + 1 day on each write, segments expire one day after their day leaves the window;
+id-map buckets have no TTL: they empty as days are dropped (an empty hash is deleted).
 
-Window: a record whose ``started_at`` is before ``now - retention`` is never served (the
-reader bounds every range by it) and is deleted by the trim step of every write script
-(bounded, only when the time index has such members) and by ``sweeper.sweep_expired``.
-Every tenant key gets a TTL of retention + 1 day on each write, so an idle tenant's keys
-vanish on their own.
+Memory at 1,000,000 records of the benchmark's tenant (52-character call ids, 12-digit
+numbers, SIP-URI and national raw forms, 200 extensions), Redis 7.0, ``used_memory``:
+see ``docs/pipeline.md`` ("Redis memory") for the measured points; in short, about
+75 bytes per record of segment, 28 of day index, 24 of id map.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 KEY_PREFIX = "cdr"
 TENANTS_KEY = f"{KEY_PREFIX}:tenants"
 
 #: started_at_ms must fit the 6 bytes of ``S6`` (up to the year 10889).
 MAX_MS = (1 << 48) - 1
+DAY_MS = 86_400_000
 NUL = b"\x00"
-#: Greater than any byte that can follow a number's digits in an ``n`` member.
+#: Greater than any byte that can follow a number's digits in a version-1 ``n`` member.
 HIGH = b"\xff"
+
+#: Ids per id-map bucket above which buckets are split (linear hashing keeps unsplit
+#: buckets at up to twice this, well inside the listpack limit of 128 fields).
+ID_TARGET = 40
+#: Bucket splits the write script may do per call (each needs two declared keys).
+SPLITS_PER_CALL = 16
 
 
 def tenant_tag(tenant_id: str) -> str:
     return "{" + tenant_id + "}"
 
 
-def records_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}:{tenant_tag(tenant_id)}:r"
+def _key(tenant_id: str, suffix: str) -> str:
+    return f"{KEY_PREFIX}:{tenant_tag(tenant_id)}:{suffix}"
 
 
-def time_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}:{tenant_tag(tenant_id)}:t"
+def meta_key(tenant_id: str) -> str:
+    return _key(tenant_id, "m")
 
 
-def extension_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}:{tenant_tag(tenant_id)}:x"
+def hot_key(tenant_id: str) -> str:
+    return _key(tenant_id, "h")
 
 
-def number_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}:{tenant_tag(tenant_id)}:n"
+def hot_time_key(tenant_id: str) -> str:
+    return _key(tenant_id, "ht")
 
 
-def tenant_keys(tenant_id: str) -> list[str]:
-    """The four keys of a tenant, in the order every script declares them (KEYS[1..4])."""
-    return [
-        records_key(tenant_id),
-        time_key(tenant_id),
-        extension_key(tenant_id),
-        number_key(tenant_id),
-    ]
+def tombstones_key(tenant_id: str) -> str:
+    return _key(tenant_id, "k")
+
+
+def days_key(tenant_id: str) -> str:
+    return _key(tenant_id, "d")
+
+
+def bucket_key(tenant_id: str, bucket: int) -> str:
+    return _key(tenant_id, f"i:{bucket}")
+
+
+def segment_key(tenant_id: str, day: int) -> str:
+    return _key(tenant_id, f"s:{day}")
+
+
+def day_index_key(tenant_id: str, day: int) -> str:
+    return _key(tenant_id, f"y:{day}")
+
+
+def lock_key(tenant_id: str) -> str:
+    return _key(tenant_id, "lock")
 
 
 def s6(ms: int) -> bytes:
@@ -125,9 +144,8 @@ def s6(ms: int) -> bytes:
     return min(max(ms, 0), MAX_MS).to_bytes(6, "big")
 
 
-def extension_prefix(extension: str) -> bytes:
-    """``ext NUL``; a NUL inside the extension is stored as 0x01 (the scripts do the same)."""
-    return extension.encode("utf-8").replace(NUL, b"\x01") + NUL
+def day_of(ms: int) -> int:
+    return ms // DAY_MS
 
 
 def number_digits(number: str) -> bytes | None:
@@ -137,27 +155,42 @@ def number_digits(number: str) -> bytes | None:
     return None
 
 
-def index_members(
-    started_ms: int, record_id: str, extension: str, source: str, destination: str
-) -> tuple[bytes, bytes, bytes, bytes]:
-    """A record's members of ``t``, ``x`` and ``n`` (b"" where a number is not indexed).
-
-    The write script receives these for the records it stores; for the stored records it
-    replaces or trims it rebuilds them from their payload with the same rules (``members``
-    in ``scripts.py``), so the two must agree (the store's tests check the indexes after
-    replacements and trims).
-    """
-    tail = s6(started_ms) + record_id.encode("utf-8")
-    a, b = number_digits(source), number_digits(destination)
-    return (
-        tail,
-        extension_prefix(extension) + tail,
-        b"" if a is None else a + NUL + tail,
-        b"" if b is None or b == a else b + NUL + tail,
-    )
+def hot_member(started_ms: int, record_id: str) -> bytes:
+    """A record's member of ``ht`` (and of version 1's ``t``)."""
+    return s6(started_ms) + record_id.encode("utf-8")
 
 
 def split_member(member: bytes, keyed: bool) -> tuple[int, bytes]:
     """(started_ms, id bytes) of an index member; ``keyed``: the member has a ``key NUL`` head."""
     start = member.index(NUL) + 1 if keyed else 0
     return int.from_bytes(member[start : start + 6], "big"), member[start + 6 :]
+
+
+def id8(record_id: str) -> bytes:
+    """The 8-byte key of a record id in the id map."""
+    return hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest()
+
+
+def id_value(started_ms: int, payload: bytes) -> bytes:
+    """An id-map value: where the record is (its start) and what it is (a payload digest)."""
+    return s6(started_ms) + hashlib.blake2b(payload, digest_size=6).digest()
+
+
+def bucket_of(key8: bytes, level: int, split: int) -> int:
+    """The id-map bucket of ``key8`` when the map has shape (L, p) = (level, split)."""
+    h = int.from_bytes(key8[:4], "big")
+    bucket = h & ((1 << level) - 1)
+    if bucket < split:
+        bucket = h & ((1 << (level + 1)) - 1)
+    return bucket
+
+
+def split_pairs(level: int, split: int, count: int) -> list[tuple[int, int]]:
+    """The (old, new) buckets of the next ``count`` splits from shape (level, split)."""
+    pairs = []
+    for _ in range(count):
+        pairs.append((split, split + (1 << level)))
+        split += 1
+        if split == 1 << level:
+            level, split = level + 1, 0
+    return pairs

@@ -1,64 +1,82 @@
 """The read path: pages (newest first, signed cursors), the full export stream, get by id.
 
-Every query runs one *plan*, a stream of candidate records in the order
-(started_at desc, id desc), filtered in Python by whatever the plan's index does not
-already guarantee (``_Filter``):
+A query reads three tiers (``layout.py``) and merges them in the order (started_at desc,
+id desc). It runs in *steps*; a step covers a range of positions below an upper bound and
+is one pipeline, in this order:
 
-- ``walk``: a lex range of one index, walked newest first in chunks by one read-only
-  script per chunk (members + their records in one round trip). Used with the time index
-  (no filter, direction only, a dense number prefix), the extension index, and the number
-  index for a single number (its members are in time order). The cursor and
-  ``from``/``to`` are exact lex bounds, so a page costs O(log N + scanned).
-- ``sparse``: for a number prefix with few matches: the (start, id) of every member of
-  the prefix range (at most ``SPARSE_MAX``, from a read-only script that packs them into
-  two bulk strings), sorted by time in Python, then the records of the page by HMGET.
+1. **legacy** (only while the tenant has version-1 keys): a lex walk of version 1's
+   extension index (extension queries) or time index, from the bound;
+2. **hot**: a lex walk of the hot time index from the bound (``FETCH``);
+3. the tenant's **tombstones** (usually none);
+4. **sealed**: per day of the step, one read-only script on the day's segment and index
+   (``SEG``): either the chunks from the bound down (*walk*), or, for an extension or a
+   number, the chunks that hold the index's newest matches (*index*).
 
-The plan for a number prefix is chosen with ZLEXCOUNT (O(log N)): a single number walks
-its own range; few matches go sparse; many matches walk the time index, where they are
-dense. With both an extension and a number, the cheaper of the two indexes leads.
+Records only move forward through these tiers (legacy -> hot -> sealed) and each move is
+atomic, so a record moved while the step runs is seen in the later tier: never missed; the
+same id seen twice is kept once (hot and legacy before sealed). A sealed row whose
+(start, id) has a tombstone is a stale version and is skipped.
 
-A page decodes at most ``MAX_SCAN`` records; when a sparse filter hits that bound the
-page returns what it found (maybe nothing) with a cursor just past the last record it
-looked at, so every request makes progress and a client following cursors always ends.
+Each source reads a bounded amount and reports how far down it is complete; the step
+keeps only what lies above the highest of those floors, and the next step starts there.
+Every filter is tested on every candidate (``RecordFilter``), on decoded arrays, before a
+record is built.
+
+Plans: a first pipeline reads the sealed days (and their record counts) and the day span
+of the hot and legacy tiers; an extension or number query also counts, per day, the index
+entries of its key (``SEG count``). Per day the sealed read is *index* when an extension
+or an E.164 number prefix has few entries there (at most ``INDEX_SHARE`` of the day and
+``INDEX_MAX``), else *walk*; a step spans as many days as its expected matches need.
+
+A page decodes at most ``MAX_SCAN`` records; when a sparse filter hits that bound the page
+returns what it found (maybe nothing) with a cursor just past the last position it looked
+at, so every request makes progress and a client following cursors always ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import struct
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+import math
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
 from cdrstream.core.record import CallRecord
-from cdrstream.store import codec
+from cdrstream.store import codec, legacy, segment
 from cdrstream.store.cursor import decode_cursor, encode_cursor
 from cdrstream.store.layout import (
-    HIGH,
+    DAY_MS,
     MAX_MS,
-    NUL,
-    extension_key,
-    extension_prefix,
+    bucket_key,
+    bucket_of,
+    day_index_key,
+    day_of,
+    days_key,
+    hot_key,
+    hot_time_key,
+    id8,
+    meta_key,
     number_digits,
-    number_key,
-    records_key,
     s6,
+    segment_key,
     split_member,
-    time_key,
+    tombstones_key,
 )
-from cdrstream.store.scripts import FETCH, POSITIONS
+from cdrstream.store.scripts import FETCH, SEG, run_pipeline
 
 #: Most records one page decodes before it answers with what it has and a cursor.
-MAX_SCAN = 3_000
-#: Most number-index members the sparse plan sorts in Python.
-SPARSE_MAX = 3_000
-#: Largest chunk of one index walk (one script call).
-WALK_CHUNK_MAX = 2_000
-#: A member costs about this fraction of a record to read and sort (for plan choice).
-MEMBER_COST = 0.5
+MAX_SCAN = 6_000
+#: Most hot (or legacy) records one step reads.
+TIER_READ_MAX = 4_000
+#: An index read is used for a day when its key has at most this share of the day's
+#: records, and at most ``INDEX_MAX`` entries (else the day is walked and filtered).
+INDEX_SHARE = 0.25
+INDEX_MAX = 3_000
+#: Records per chunk read of one stream step.
+STREAM_STEP = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +108,15 @@ def query_binding(tenant_id: str, query: RecordQuery) -> bytes:
     )
 
 
-Position = tuple[int, bytes]  # (started_ms, id as UTF-8): the sort key, newest = largest
+Position = tuple[int, str]  # (started_ms, id): the sort key, newest = largest
+#: A candidate: start, id, decoded array, offset of the payload in it (0 payload, 1 row).
+Candidate = tuple[int, str, list[Any], int]
 
 
 @dataclass(frozen=True, slots=True)
-class _Walk:
-    key: str
-    prefix: bytes  # members of this range start with it (b"" for the time index)
-    keyed: bool  # members have a "key NUL" head
-
-
-@dataclass(frozen=True, slots=True)
-class _Sparse:
-    positions: list[Position]  # newest first, already bounded by window, range and cursor
-
-
-@dataclass(frozen=True, slots=True)
-class _Filter:
-    """The filters a plan's index does not guarantee, tested on encoded records (``codec``
-    arrays), so that records that do not match are never built."""
+class RecordFilter:
+    """Filters tested on decoded records (``codec`` arrays at offset ``off``: 0 for a
+    payload, 1 for a sealed row), so that records that do not match are never built."""
 
     direction: str | None
     extension: str | None
@@ -118,15 +126,55 @@ class _Filter:
     def empty(self) -> bool:
         return self.direction is None and self.extension is None and self.number_prefix is None
 
-    def __call__(self, f: list[Any]) -> bool:
-        if self.direction is not None and f[4] != codec.direction_code(self.direction):
+    def __call__(self, f: list[Any], off: int = 0) -> bool:
+        if self.direction is not None and f[off + 4] != codec.direction_code(self.direction):
             return False
-        if self.extension is not None and f[1] != self.extension:
+        if self.extension is not None and f[off + 1] != self.extension:
             return False
         prefix = self.number_prefix
         return prefix is None or (
-            codec.number_text(f[2]).startswith(prefix) or codec.number_text(f[3]).startswith(prefix)
+            codec.number_text(f[off + 2]).startswith(prefix)
+            or codec.number_text(f[off + 3]).startswith(prefix)
         )
+
+
+_Filter = RecordFilter  # the name version 1 used
+
+
+@dataclass(slots=True)
+class _Plan:
+    keep: RecordFilter
+    legacy_walk: legacy.Walk | None
+    num: tuple[bytes, bytes] | None  # index key range of a number prefix
+    ext: bytes | None  # index key of an extension
+    days: dict[int, int]  # sealed days in range -> records
+    refs: dict[int, int] = field(default_factory=dict)  # day -> index entries (index plans)
+    hot_span: tuple[int, int] | None = None  # first and last day with hot records
+    legacy_span: tuple[int, int] | None = None
+    density: float = 1.0  # expected share of walked candidates that match
+    residual: float = 1.0  # expected share of index candidates that match
+
+    def mode(self, day: int) -> str:
+        count = self.days.get(day, 0)
+        refs = self.refs.get(day)
+        if refs is None or count == 0:
+            return "walk"
+        return "index" if refs <= INDEX_MAX and refs <= INDEX_SHARE * count else "walk"
+
+    def data_days(self, first: int, last: int) -> list[int]:
+        """Days in [first, last] that may hold records, newest first."""
+        days = {d for d in self.days if first <= d <= last}
+        for span in (self.hot_span, self.legacy_span):
+            if span is not None:
+                days.update(range(max(first, span[0]), min(last, span[1]) + 1))
+        return sorted(days, reverse=True)
+
+
+@dataclass(slots=True)
+class _Step:
+    candidates: list[Candidate]  # above the floor, deduplicated, newest first
+    floor: Position  # everything at or above it (below the step's bound) was read
+    scanned: int
 
 
 class RecordReader:
@@ -135,9 +183,48 @@ class RecordReader:
         self._retention_ms = retention_ms
         self._secret = cursor_secret
 
+    # -- get ------------------------------------------------------------------------
+
     async def get(self, tenant_id: str, record_id: str) -> CallRecord | None:
-        payload = await self._redis.hget(records_key(tenant_id), record_id)
-        return None if payload is None else codec.decode(tenant_id, record_id, payload)
+        """The record with this id, wherever it is stored (None if none or out of window)."""
+        key8 = id8(record_id)
+        for _ in range(3):
+            level, split, wm = await self._redis.hmget(meta_key(tenant_id), ["L", "p", "wm"])
+            shape = (int(level or 0), int(split or 0))
+            bucket = bucket_key(tenant_id, bucket_of(key8, *shape))
+            value, hot, old, meta_again = await run_pipeline(
+                self._redis,
+                [
+                    (None, "HGET", [bucket, key8]),
+                    (None, "HGET", [hot_key(tenant_id), record_id]),
+                    (None, "HGET", [legacy.records_key(tenant_id), record_id]),
+                    (None, "HMGET", [meta_key(tenant_id), "L", "p"]),
+                ],
+            )
+            if value is None:
+                if old is not None:
+                    return codec.decode(tenant_id, record_id, old)
+                if [int(x or 0) for x in meta_again] != list(shape):
+                    continue  # buckets were split in between: look again
+                return None
+            started = int.from_bytes(value[:6], "big")
+            if started < int(wm or 0):
+                return None
+            if hot is not None:
+                return codec.decode(tenant_id, record_id, hot)
+            day = day_of(started)
+            reply = await SEG.run(
+                self._redis,
+                [segment_key(tenant_id, day), day_index_key(tenant_id, day)],
+                ["find", started],
+            )
+            for f in _walk_rows(reply):
+                if f[0] == record_id and f[1] == started:
+                    return codec.build_row(tenant_id, f)
+            return None
+        return None
+
+    # -- page -----------------------------------------------------------------------
 
     async def page(
         self,
@@ -152,73 +239,89 @@ class RecordReader:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         binding = query_binding(tenant_id, query)
-        upper: Position | None = None
+        lo, hi = self._bounds(query, now_ms)
+        upper: Position = (hi, "")
         if cursor is not None:
             at_ms, at_id = decode_cursor(self._secret, binding, cursor)
-            upper = (at_ms, at_id.encode("utf-8"))
-        lo, hi = self._bounds(query, now_ms)
+            upper = min(upper, (at_ms, at_id))
+        if upper <= (lo, ""):
+            return Page([], None)
         need = limit + 1
-        plan, keep = await self._plan(tenant_id, query, lo, hi, upper, need)
         found: list[CallRecord] = []
+        plan = await self._plan(tenant_id, query, lo, upper)
+        keep = plan.keep
         scanned = 0
-        last: Position | None = None
-        complete = False
+        while True:
+            budget = MAX_SCAN - scanned
+            step = await self._step(tenant_id, plan, lo, upper, need - len(found), budget)
+            scanned += step.scanned
+            for _, rid, f, off in step.candidates:
+                if keep.empty or keep(f, off):
+                    found.append(
+                        codec.build_row(tenant_id, f) if off else codec.build(tenant_id, rid, f)
+                    )
+                    if len(found) == need:
+                        tail = found[limit - 1]
+                        return Page(
+                            found[:limit], self._cursor(binding, tail.started_at_ms, tail.id)
+                        )
+            upper = step.floor
+            if upper <= (lo, ""):
+                return Page(found, None)
+            if scanned >= MAX_SCAN:
+                # The scan bound: everything down to the floor was looked at.
+                return Page(found, self._cursor(binding, upper[0], upper[1]))
 
-        def next_size() -> int:
-            # Enough candidates for the records still missing at the density seen so far
-            # (a filter is assumed to keep half before anything was seen), within bounds.
-            missing = need - len(found)
-            if not keep.empty:
-                density = 0.5 if scanned == 0 else max(len(found), 1) / scanned
-                missing = int(missing / density * 1.25) + 16
-            return max(1, min(missing, WALK_CHUNK_MAX, MAX_SCAN - scanned))
-
-        batches = self._candidates(tenant_id, plan, lo, hi, upper, next_size)
-        async with contextlib.aclosing(batches):
-            async for ids, arrays, batch_last in batches:
-                scanned += len(ids)
-                last = batch_last
-                for rid, f in zip(ids, arrays, strict=True):
-                    if f is not None and keep(f):
-                        found.append(codec.build(tenant_id, rid, f))
-                        if len(found) == need:
-                            break
-                if len(found) == need or scanned >= MAX_SCAN:
-                    break
-            else:
-                complete = True
-        if len(found) == need:
-            tail = found[limit - 1]
-            return Page(found[:limit], self._cursor(binding, tail.started_at_ms, tail.id))
-        if complete or last is None:
-            return Page(found, None)
-        # The scan bound: everything down to the batch's last record was looked at.
-        return Page(found, self._cursor(binding, last[0], last[1].decode("utf-8")))
+    # -- stream ---------------------------------------------------------------------
 
     async def stream(
         self, tenant_id: str, query: RecordQuery, *, now_ms: int, chunk: int = 2000
     ) -> AsyncIterator[list[CallRecord]]:
-        """Every matching record, newest first, in lists of up to ``chunk`` records."""
+        """Every matching record, newest first, in lists of up to ``chunk`` records.
+
+        Steps never span days here, so the next day's first step (whose bound is known in
+        advance) is read while this day's records are built and handed out.
+        """
         chunk = max(1, chunk)
         lo, hi = self._bounds(query, now_ms)
-        plan, keep = await self._plan(tenant_id, query, lo, hi, None, chunk)
-        no_filter = keep.empty
-        size = min(chunk, WALK_CHUNK_MAX) if no_filter else WALK_CHUNK_MAX
+        if lo >= hi:
+            return
+        plan = await self._plan(tenant_id, query, lo, (hi, ""))
+        keep = plan.keep
+        build, build_row = codec.build, codec.build_row
         out: list[CallRecord] = []
-        batches = self._candidates(tenant_id, plan, lo, hi, None, lambda: size, prefetch=True)
-        async with contextlib.aclosing(batches):
-            build = codec.build
-            async for ids, arrays, _ in batches:
-                for rid, f in zip(ids, arrays, strict=True):
-                    if f is not None and (no_filter or keep(f)):
-                        out.append(build(tenant_id, rid, f))
-                        if len(out) == chunk:
-                            yield out
-                            out = []
+        days = plan.data_days(day_of(lo), day_of(hi - 1))
+
+        def first_step(day: int) -> asyncio.Task[_Step]:
+            top = (min(hi, (day + 1) * DAY_MS), "")
+            return asyncio.ensure_future(
+                self._step(tenant_id, plan, max(lo, day * DAY_MS), top, STREAM_STEP, None)
+            )
+
+        pending = first_step(days[0]) if days else None
+        try:
+            for n, day in enumerate(days):
+                assert pending is not None
+                step = await pending
+                pending = first_step(days[n + 1]) if n + 1 < len(days) else None
+                day_lo = max(lo, day * DAY_MS)
+                while True:
+                    for _, rid, f, off in step.candidates:
+                        if keep.empty or keep(f, off):
+                            out.append(build_row(tenant_id, f) if off else build(tenant_id, rid, f))
+                            if len(out) == chunk:
+                                yield out
+                                out = []
+                    if step.floor <= (day_lo, ""):
+                        break
+                    step = await self._step(tenant_id, plan, day_lo, step.floor, STREAM_STEP, None)
+        finally:
+            if pending is not None:
+                pending.cancel()
         if out:
             yield out
 
-    # -- planning -----------------------------------------------------------------------
+    # -- planning -------------------------------------------------------------------
 
     def _bounds(self, query: RecordQuery, now_ms: int) -> tuple[int, int]:
         lo = now_ms - self._retention_ms
@@ -227,142 +330,286 @@ class RecordReader:
         hi = MAX_MS if query.to_ms is None else min(query.to_ms, MAX_MS)
         return max(lo, 0), hi
 
-    async def _plan(
-        self,
-        tenant_id: str,
-        query: RecordQuery,
-        lo: int,
-        hi: int,
-        upper: Position | None,
-        need: int,
-    ) -> tuple[_Walk | _Sparse, _Filter]:
-        """The plan and the filter its candidates still need."""
+    async def _plan(self, tenant_id: str, query: RecordQuery, lo: int, upper: Position) -> _Plan:
         ext, prefix = query.extension, query.number_prefix
-        # The extension walk trusts its index, except for the rare extension whose member
-        # prefix it shares with another (a NUL is stored as 0x01).
-        ext_check = ext if ext is not None and ("\x00" in ext or "\x01" in ext) else None
         digits = None if prefix is None else number_digits(prefix)
-        by_time = _Walk(time_key(tenant_id), b"", False)
-        if prefix is None or not digits:
-            # No number, or one the index cannot answer (not "+digits", or just "+"): walk time
-            # or the extension, and test the rest of the filters on each record.
-            if ext is not None:
-                walk = _Walk(extension_key(tenant_id), extension_prefix(ext), True)
-                return walk, _Filter(query.direction, ext_check, prefix)
-            return by_time, _Filter(query.direction, None, prefix)
-
-        n_key = number_key(tenant_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zlexcount(n_key, b"[" + digits, b"(" + digits + HIGH)
-        pipe.zlexcount(n_key, b"[" + digits + NUL, b"(" + digits + NUL + HIGH)
-        pipe.zlexcount(time_key(tenant_id), b"[" + s6(lo), b"(" + s6(hi))
-        if ext is not None:
-            ext_prefix = extension_prefix(ext)
-            pipe.zlexcount(
-                extension_key(tenant_id), b"[" + ext_prefix + s6(lo), b"(" + ext_prefix + s6(hi)
-            )
-        counts = [int(c) for c in await pipe.execute()]
-        count, exact, total = counts[0], counts[1], counts[2]
-        ext_count = counts[3] if ext is not None else None
-
-        ext_walk = None if ext is None else _Walk(extension_key(tenant_id), ext_prefix, True)
-        if exact == count:
-            # One number only (or none): its own range is in time order.
-            if ext_walk is not None and ext_count is not None and ext_count < exact:
-                return ext_walk, _Filter(query.direction, ext_check, prefix)
-            number_walk = _Walk(n_key, digits + NUL, True)
-            return number_walk, _Filter(query.direction, ext, None)
-        # Records a walk would read: the time index (matches spread evenly), or the
-        # extension's own range; the sparse plan reads members, cheaper each.
-        walk_cost = need * total / max(count, 1)
-        if ext_count is not None:
-            walk_cost = min(walk_cost, ext_count)
-        if count <= SPARSE_MAX and count * MEMBER_COST <= walk_cost:
-            positions = await self._sparse_positions(n_key, digits, lo, hi, upper)
-            if positions is not None:
-                return _Sparse(positions), _Filter(query.direction, ext, None)
-        if ext_walk is not None:
-            return ext_walk, _Filter(query.direction, ext_check, prefix)
-        return by_time, _Filter(query.direction, None, prefix)
-
-    async def _sparse_positions(
-        self, n_key: str, digits: bytes, lo: int, hi: int, upper: Position | None
-    ) -> list[Position] | None:
-        """Every record position under a number prefix, newest first; None if too many."""
-        times, ids = await POSITIONS.run(
-            self._redis, [n_key], [b"[" + digits, b"(" + digits + HIGH, SPARSE_MAX + 1]
+        num = None
+        if digits:
+            low, high = segment.number_range(digits)
+            num = (low.to_bytes(8, "big"), high.to_bytes(8, "big"))
+        ext_key = None if ext is None else segment.extension_key(ext).to_bytes(4, "big")
+        first_day, top_day = day_of(lo), _top_day(upper)
+        ht, t = hot_time_key(tenant_id), legacy.time_key(tenant_id)
+        sealed, hot_first, hot_last, old_first, old_last = await run_pipeline(
+            self._redis,
+            [
+                (None, "HGETALL", [days_key(tenant_id)]),
+                (None, "ZRANGE", [ht, 0, 0]),
+                (None, "ZRANGE", [ht, -1, -1]),
+                (None, "ZRANGE", [t, 0, 0]),
+                (None, "ZRANGE", [t, -1, -1]),
+            ],
         )
-        ids = orjson.loads(ids)
-        if len(ids) > SPARSE_MAX:
-            return None
-        starts = struct.unpack(f">{len(ids)}Q", times)
-        top = None if upper is None else (upper[0], upper[1].decode("utf-8"))
-        positions = {
-            (started, rid)
-            for started, rid in zip(starts, ids, strict=True)
-            if lo <= started < hi and (top is None or (started, rid) < top)
+        if isinstance(sealed, list):
+            sealed = dict(zip(sealed[::2], sealed[1::2], strict=True))
+        days = {
+            int(k): int(v) for k, v in sealed.items() if first_day <= int(k) <= top_day and int(v)
         }
-        return [(started, rid.encode("utf-8")) for started, rid in sorted(positions, reverse=True)]
 
-    # -- candidates ---------------------------------------------------------------------
+        def day_span(first: list[bytes], last: list[bytes]) -> tuple[int, int] | None:
+            if not first or not last:
+                return None
+            return day_of(split_member(first[0], False)[0]), day_of(split_member(last[0], False)[0])
 
-    async def _candidates(
+        keep = RecordFilter(query.direction, ext, prefix)
+        legacy_span = day_span(old_first, old_last)
+        legacy_walk = None
+        if legacy_span is not None:
+            if ext is not None:
+                legacy_walk = legacy.Walk(
+                    legacy.extension_key(tenant_id), legacy.extension_prefix(ext), True
+                )
+            else:
+                legacy_walk = legacy.Walk(t, b"", False)
+        plan = _Plan(
+            keep,
+            legacy_walk,
+            num,
+            ext_key,
+            days,
+            hot_span=day_span(hot_first, hot_last),
+            legacy_span=legacy_span,
+        )
+        density = 0.5 if query.direction is not None else 1.0
+        if (num is not None or ext_key is not None) and days:
+            ordered = sorted(days, reverse=True)
+            args = ["count", 0, 0, 0, 0, *(num or (b"", b"")), ext_key or b""]
+            replies = await run_pipeline(
+                self._redis,
+                [
+                    (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], args)
+                    for d in ordered
+                ],
+            )
+            refs_total = count_total = 0
+            for day, reply in zip(ordered, replies, strict=True):
+                if not reply or not reply[0]:
+                    continue
+                counts = [int(x) for x in reply[3:5]]
+                used = [c for c, key in zip(counts, (num, ext_key), strict=True) if key is not None]
+                plan.refs[day] = min(used)
+                refs_total += min(used)
+                count_total += int(reply[2])
+            if count_total:
+                density *= max(refs_total / count_total, 0.001)
+            # Beyond the index used, another filter may drop some of its matches.
+            plan.residual = 0.5 if query.direction is not None or (num and ext_key) else 1.0
+        elif num is not None or ext_key is not None or prefix is not None:
+            density *= 0.05
+        plan.density = min(density, 1.0)
+        return plan
+
+    # -- one step ----------------------------------------------------------------------
+
+    async def _step(
         self,
         tenant_id: str,
-        plan: _Walk | _Sparse,
+        plan: _Plan,
         lo: int,
-        hi: int,
-        upper: Position | None,
-        next_size: Callable[[], int],
-        prefetch: bool = False,
-    ) -> AsyncGenerator[tuple[list[str], list[list[Any] | None], Position], None]:
-        """The plan's records newest first, in batches: ids, encoded records (None if it
-        vanished since the index was read), and the position of the batch's last one."""
-        if isinstance(plan, _Sparse):
-            positions = plan.positions
-            start = 0
-            while start < len(positions):
-                part = positions[start : start + next_size()]
-                start += len(part)
-                ids = [p[1] for p in part]
-                payloads = await self._redis.hmget(records_key(tenant_id), ids)
-                arrays = orjson.loads(b"[" + b",".join(p or b"null" for p in payloads) + b"]")
-                yield [i.decode("utf-8") for i in ids], arrays, part[-1]
-            return
+        upper: Position,
+        want: int,
+        budget: int | None,
+    ) -> _Step:
+        """Read the tiers below ``upper`` (exclusive) and above ``lo`` for about ``want``
+        matches, decoding at most about ``budget`` candidates (None: one whole day, the
+        stream's steps); see the module docstring."""
+        one_day = budget is None
+        density = plan.density
+        tier_want = min(TIER_READ_MAX, math.ceil(want / density * 1.25) + 16)
+        if budget is not None:
+            tier_want = max(1, min(tier_want, budget))
+        # The sealed days this step reads, newest first, and the step's lower bound.
+        top_day = _top_day(upper)
+        step_lo = max(lo, top_day * DAY_MS) if one_day else lo
+        step_days: list[tuple[int, str]] = []
+        expected = 0.0
+        for day in sorted((d for d in plan.days if d <= top_day), reverse=True):
+            if day * DAY_MS + DAY_MS <= step_lo:
+                break
+            mode = plan.mode(day)
+            step_days.append((day, mode))
+            expected += (
+                plan.refs[day] * plan.residual if mode == "index" else plan.days[day] * density
+            )
+            if not one_day and expected >= want:
+                step_lo = max(lo, day * DAY_MS)
+                break
 
-        if lo >= hi:
-            return
-        low = b"[" + plan.prefix + s6(lo)
-        if upper is not None and upper[0] < hi:
-            high = b"(" + plan.prefix + s6(upper[0]) + upper[1]
-        else:
-            high = b"(" + plan.prefix + s6(hi)
-        keys = [plan.key, records_key(tenant_id)]
-        keyed = 1 if plan.keyed else 0
+        chunks_want = math.ceil(tier_want / segment.CHUNK_ROWS) + 1
+        if one_day and plan.keep.empty:
+            chunks_want = segment.MAX_CHUNKS
+        refs_want = math.ceil(want * 1.25 / plan.residual) + 4
+        # A sealed read ends on whole chunks and index entries are in chunk order, so its
+        # newest rows may all lie at or above ``upper`` (the cursor's own chunk): then it is
+        # read again, larger, until it reaches below the bound or has nothing more.
+        boost = 1
+        while True:
+            step = await self._read(
+                tenant_id, plan, lo, step_lo, upper, tier_want, step_days,
+                chunks_want * boost, refs_want * boost,
+            )  # fmt: skip
+            if step is not None:
+                return step
+            boost *= 4
 
-        def fetch(high: bytes, size: int) -> asyncio.Task[Any]:
-            return asyncio.ensure_future(FETCH.run(self._redis, keys, [high, low, size, keyed]))
+    async def _read(
+        self,
+        tenant_id: str,
+        plan: _Plan,
+        lo: int,
+        step_lo: int,
+        upper: Position,
+        tier_want: int,
+        step_days: list[tuple[int, str]],
+        chunks_want: int,
+        refs_want: int,
+    ) -> _Step | None:
+        """One step's pipeline and its merge; None if a sealed read made no progress."""
+        top = s6(upper[0]) + upper[1].encode("utf-8")
+        calls: list[Any] = []
+        if plan.legacy_walk is not None:
+            w = plan.legacy_walk
+            calls.append(
+                (
+                    FETCH,
+                    [w.key, legacy.records_key(tenant_id)],
+                    [b"(" + w.prefix + top, b"[" + w.prefix + s6(step_lo), tier_want, int(w.keyed)],
+                )
+            )
+        calls.append(
+            (
+                FETCH,
+                [hot_time_key(tenant_id), hot_key(tenant_id)],
+                [b"(" + top, b"[" + s6(step_lo), tier_want, 0],
+            )
+        )
+        calls.append((None, "HGETALL", [tombstones_key(tenant_id)]))
+        top_start = upper[0] if upper[1] else upper[0] - 1
+        for day, mode in step_days:
+            keys = [segment_key(tenant_id, day), day_index_key(tenant_id, day)]
+            day_lo = max(step_lo, day * DAY_MS)
+            if mode == "walk":
+                calls.append((SEG, keys, ["walk", top_start, day_lo, chunks_want]))
+            else:
+                index_args = [*(plan.num or (b"", b"")), plan.ext or b""]
+                calls.append(
+                    (SEG, keys, ["index", top_start, day_lo, refs_want, refs_want, *index_args])
+                )
+        replies = await run_pipeline(self._redis, calls)
 
-        size = next_size()
-        pending = fetch(high, size)
-        try:
-            while True:
-                doc, last = await pending
-                ids, arrays = orjson.loads(doc)
-                if not ids:
-                    return
-                more = len(ids) == size
-                if more and prefetch:  # Redis reads the next chunk while this one is used
-                    size = next_size()
-                    pending = fetch(b"(" + last, size)
-                yield ids, arrays, split_member(last, plan.keyed)
-                if not more:
-                    return
-                if not prefetch:  # sized by what the consumer has found so far
-                    size = next_size()
-                    pending = fetch(b"(" + last, size)
-        finally:
-            pending.cancel()
+        candidates: dict[str, Candidate] = {}
+        floors: list[Position] = []
+        at = 0
+        tiers = [plan.legacy_walk.keyed] if plan.legacy_walk is not None else []
+        for keyed in [*tiers, False]:
+            doc, last = replies[at]
+            at += 1
+            ids, arrays = orjson.loads(doc)
+            for rid, f in zip(ids, arrays, strict=True):
+                if f is not None and rid not in candidates:
+                    candidates[rid] = (f[0], rid, f, 0)
+            if len(ids) == tier_want:
+                started, rid_bytes = split_member(last, keyed)
+                floors.append((started, rid_bytes.decode("utf-8")))
+        tombs = replies[at]
+        at += 1
+        dead: set[tuple[int, str]] = set()
+        if tombs:
+            pairs = (
+                tombs.items()
+                if isinstance(tombs, dict)
+                else zip(tombs[::2], tombs[1::2], strict=True)
+            )
+            dead = {(int.from_bytes(k[:6], "big"), k[6:].decode("utf-8")) for k, _ in pairs}
+        sealed_floor: Position | None = None
+        for (_, mode), reply in zip(step_days, replies[at:], strict=True):
+            if sealed_floor is not None:
+                break  # a newer day is not complete: older ones are read again later
+            rows, more = _walk(reply) if mode == "walk" else _index(reply)
+            for f in rows:
+                rid = f[0]
+                if rid not in candidates and (f[1], rid) not in dead:
+                    candidates[rid] = (f[1], rid, f, 1)
+            if more:
+                sealed_floor = min(((f[1], f[0]) for f in rows), default=upper)
+                if sealed_floor >= upper:
+                    return None
+        if sealed_floor is not None:
+            floors.append(sealed_floor)
+        floor = max([(step_lo, ""), *floors])
+        kept = [c for c in candidates.values() if floor <= (c[0], c[1]) < upper and c[0] >= lo]
+        kept.sort(key=_position, reverse=True)
+        return _Step(kept, floor, len(candidates))
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
+
+
+def _position(c: Candidate) -> Position:
+    return (c[0], c[1])
+
+
+def _top_day(upper: Position) -> int:
+    """The day of the newest start below the exclusive bound ``upper``."""
+    return day_of(max(upper[0] - (0 if upper[1] else 1), 0))
+
+
+def _chunk_arrays(data: bytes) -> list[list[Any]]:
+    rows: list[list[Any]] = orjson.loads(
+        b"[" + zlib.decompress(data, segment.WBITS).replace(b"\n", b",") + b"]"
+    )
+    return rows
+
+
+def _walk(reply: list[Any]) -> tuple[list[list[Any]], bool]:
+    """Rows of a ``SEG walk`` reply, and whether older chunks of the range remain."""
+    if not reply or not reply[0] or not reply[4]:
+        return [], False
+    return _split_chunks(reply[4], reply[5]), bool(int(reply[6]))
+
+
+def _walk_rows(reply: list[Any]) -> list[list[Any]]:
+    if not reply or not reply[0] or not reply[4]:
+        return []
+    return _split_chunks(reply[4], reply[5])
+
+
+def _split_chunks(directory: bytes, data: bytes) -> list[list[Any]]:
+    width = segment.DIR_ENTRY.size
+    offsets = [
+        segment.DIR_ENTRY.unpack_from(directory, i)[4] for i in range(0, len(directory), width)
+    ]
+    base = offsets[0]
+    ends = [*offsets[1:], base + len(data)]
+    rows: list[list[Any]] = []
+    for start, end in zip(offsets, ends, strict=True):
+        rows.extend(_chunk_arrays(data[start - base : end - base]))
+    return rows
+
+
+def _index(reply: list[Any]) -> tuple[list[list[Any]], bool]:
+    """Rows an ``SEG index`` reply points at, and whether more index entries remain."""
+    if not reply or not reply[0]:
+        return [], False
+    refs, more = reply[3], bool(int(reply[4]))
+    decoded: dict[int, list[list[Any]]] = {}
+    for i in range(5, len(reply), 3):
+        decoded[int(reply[i])] = _chunk_arrays(reply[i + 2])
+    rows = []
+    for i in range(0, len(refs), 3):
+        chunk = int.from_bytes(refs[i : i + 2], "big")
+        position = refs[i + 2]
+        chunk_rows = decoded.get(chunk)
+        if chunk_rows is not None and position < len(chunk_rows):
+            rows.append(chunk_rows[position])
+    return rows, more

@@ -1,8 +1,12 @@
 """The store's Lua scripts (run by EVALSHA; loaded on NOSCRIPT) and how they are called.
 
-Each script touches only the four keys of one tenant (``layout.tenant_keys``), all passed
-in ``KEYS``; none builds a key name. The member encodings below are the ones documented
-in ``layout.py``; the reader builds its range bounds from the same definitions.
+Every script declares every key it touches in ``KEYS`` (the client computes the names of
+id-map buckets and day keys, see ``layout.py``); none builds a key name. The write-side
+scripts start by checking the id-map shape (``L``, ``p``) the client addressed buckets
+with, and answer ``{-1, L, p}`` without changing anything when it is stale.
+
+Lua here never orders binary strings with ``<`` (Lua 5.1 compares with strcoll, which
+depends on the server's locale): keys and positions are compared as numbers.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-# Helpers shared by the write and trim scripts. KEYS: 1 records, 2 time, 3 ext, 4 number.
-_COMMON = r"""
-local R, T, X, N = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-
+#: Lua: the version-1 members of a stored record and their removal. The including script
+#: defines ``R, T, X, N`` (the four version-1 keys) before this text.
+MEMBERS_LUA = r"""
 -- started_at_ms as 6 bytes big-endian (exact: Lua numbers are doubles, ms < 2^48).
 local function be6(ms)
   local b = {}
@@ -36,11 +39,9 @@ local function digits(v)
   return nil
 end
 
--- Every index member of a stored record (decoded payload): {key, member} pairs; the
--- same rules as layout.index_members in Python.
+-- Every version-1 index member of a stored record (decoded payload): {key, member} pairs.
 local function members(rec, id)
   local tail = be6(rec[1]) .. id
-  -- NUL ends the extension in a member, so a NUL inside it is stored as \1.
   local ext = string.gsub(tostring(rec[2]), "%z", "\1")
   local list = {{T, tail}, {X, ext .. "\0" .. tail}}
   local a, b = digits(rec[3]), digits(rec[4])
@@ -49,108 +50,570 @@ local function members(rec, id)
   return list
 end
 
-local function contains(list, entry)
-  if not list then return false end
-  for _, e in ipairs(list) do
-    if e[1] == entry[1] and e[2] == entry[2] then return true end
-  end
-  return false
-end
-
--- Remove the members of `old` that `new` (may be nil) does not have.
-local function unindex(old, new)
-  for _, e in ipairs(old) do
-    if not contains(new, e) then redis.call("ZREM", e[1], e[2]) end
-  end
-end
-
-local function index(new)
-  for _, e in ipairs(new) do redis.call("ZADD", e[1], 0, e[2]) end
-end
-
--- Delete up to `max` records whose started_at < cutoff (oldest first); their count.
-local function trim(cutoff, max)
-  if max <= 0 or cutoff <= 0 then return 0 end
-  local expired = redis.call("ZRANGE", T, "-", "(" .. be6(cutoff), "BYLEX", "LIMIT", 0, max)
-  for _, m in ipairs(expired) do
-    local id = string.sub(m, 7)
-    local payload = redis.call("HGET", R, id)
-    if payload then
-      unindex(members(cjson.decode(payload), id), nil)
-      redis.call("HDEL", R, id)
-    end
-    redis.call("ZREM", T, m)
-  end
-  return #expired
+-- Remove a version-1 record (its payload is `payload`) from the four keys.
+local function legacy_remove(id, payload)
+  for _, e in ipairs(members(cjson.decode(payload), id)) do redis.call("ZREM", e[1], e[2]) end
+  redis.call("HDEL", R, id)
 end
 """
 
-#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, ttl_ms, trim_max, then one per record:
-#: ``pack_record`` of its id, payload and t, x, n, n members (``layout.index_members``;
-#: b"" for no number), six length-prefixed strings in one argument (one struct.unpack in
-#: Lua; far fewer arguments for the client to pack and the server to parse).
-#: An empty payload means "out of the window": any stored version is deleted.
-#: Returns one integer per record: 1 stored (new or changed), 0 unchanged or not stored.
+#: Lua: helpers of the version-2 write scripts (after ``MEMBERS_LUA``).
+_V2_COMMON = r"""
+local function many(cmd, key, list, width)  -- one command over a long list, in pieces
+  local step = 960 * width
+  for i = 1, #list, step do
+    redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
+  end
+end
+
+local function be48(s, at)  -- the 6-byte big-endian number at position `at` of `s`
+  local hi, lo = struct.unpack(">I2I4", s, at)
+  return hi * 4294967296 + lo
+end
+
+-- Linear hashing: move the ids of bucket P whose bit L is set into bucket Q.
+local function split_bucket(P, Q, L)
+  local all = redis.call("HGETALL", P)
+  local stay, move = {}, {}
+  local bit = 2 ^ L
+  for i = 1, #all, 2 do
+    local h = struct.unpack(">I4", all[i])
+    local list = stay
+    if math.floor(h / bit) % 2 == 1 then list = move end
+    list[#list + 1] = all[i]
+    list[#list + 1] = all[i + 1]
+  end
+  if #move > 0 then
+    redis.call("DEL", P)  -- rebuilt: a bucket that outgrew its listpack becomes one again
+    many("HSET", P, stay, 2)
+    many("HSET", Q, move, 2)
+  end
+end
+
+-- Split while the map holds more than `target` ids per bucket, using the declared
+-- pairs KEYS[first], KEYS[first + 1], ... (at most `count` splits). Returns L, p.
+local function grow(n, L, p, target, first, count)
+  local s = 0
+  while s < count and n > (2 ^ L + p) * target do
+    split_bucket(KEYS[first + 2 * s], KEYS[first + 2 * s + 1], L)
+    s = s + 1
+    p = p + 1
+    if p == 2 ^ L then
+      L = L + 1
+      p = 0
+    end
+  end
+  return L, p
+end
+
+-- The id-map shape and size of the tenant (meta hash M), {L, p, n, wm}.
+local function shape(M)
+  local m = redis.call("HMGET", M, "L", "p", "n", "wm")
+  return tonumber(m[1]) or 0, tonumber(m[2]) or 0, tonumber(m[3]) or 0, tonumber(m[4]) or 0
+end
+
+-- Hot records to add (id -> {member, payload}, ids in `order`) and members to remove.
+local function apply_hot(H, HT, order, final, gone)
+  if #gone > 0 then many("ZREM", HT, gone, 1) end
+  local hs, zs, dels = {}, {}, {}
+  for _, id in ipairs(order) do
+    local f = final[id]
+    if f then
+      hs[#hs + 1] = id
+      hs[#hs + 1] = f[2]
+      zs[#zs + 1] = 0
+      zs[#zs + 1] = f[1]
+    else
+      dels[#dels + 1] = id
+    end
+  end
+  if #dels > 0 then many("HDEL", H, dels, 1) end
+  if #hs > 0 then
+    many("HSET", H, hs, 2)
+    many("ZADD", HT, zs, 2)
+  end
+end
+"""
+
+#: KEYS: 1 meta, 2 hot, 3 hot time, 4 tombstones, 5-8 the version-1 keys (r, t, x, n),
+#: then ``nb`` id-map buckets, then ``2 * ns`` keys of the next splits' bucket pairs.
+#: ARGV: cutoff_ms, ttl_ms, L, p, nb, ns, target, records: the records one after the
+#: other, each ``struct.pack(">H8s12sI", bucket, id8, value, len(id)) + id + len(payload)
+#: + payload`` (``pack_write``; one argument is far cheaper for client and server than one
+#: per record); an empty payload means "out of the window": a stored version is removed.
+#: Returns {L, p, {1 stored (new or changed) | 0 unchanged or not stored, ...}}.
 WRITE_LUA = (
     "#!lua\n"
-    + _COMMON
     + r"""
-local RECORD = ">I4c0I4c0I4c0I4c0I4c0I4c0"
-local out = {}
-for i = 4, #ARGV do
-  local id, payload, tm, xm, n1, n2 = struct.unpack(RECORD, ARGV[i])
-  local new = nil
-  if payload ~= "" then
-    new = {{T, tm}, {X, xm}}
-    if n1 ~= "" then new[#new + 1] = {N, n1} end
-    if n2 ~= "" then new[#new + 1] = {N, n2} end
-  end
-  local old = redis.call("HGET", R, id)
+local M, H, HT, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local R, T, X, N = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+"""
+    + MEMBERS_LUA
+    + _V2_COMMON
+    + r"""
+local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
+local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
+local nb, ns, target = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local mL, mp, n, wm = shape(M)
+if mL ~= L or mp ~= p then return {-1, mL, mp} end
+local legacy = redis.call("EXISTS", R) == 1
+local tombs = redis.call("EXISTS", K) == 1
+local RECORD = ">I2c8c12I4c0I4c0"
+local out, final, order, gone = {}, {}, {}, {}
+
+local function tombstone(at, id)
+  redis.call("HSET", K, at .. id, redis.call("HINCRBY", M, "ts", 1))
+  tombs = true
+end
+
+local blob, pos = ARGV[8], 1
+while pos <= #blob do
+  local bi, key8, value, id, payload, nextpos = struct.unpack(RECORD, blob, pos)
+  pos = nextpos
+  local B = KEYS[9 + bi]
   local result = 0
-  if not old and new then
-    -- A new record (the common case): no old entries to compare, fewest calls.
-    redis.call("HSET", R, id, payload)
-    redis.call("ZADD", T, 0, new[1][2])
-    redis.call("ZADD", X, 0, new[2][2])
-    if new[4] then
-      redis.call("ZADD", N, 0, new[3][2], 0, new[4][2])
-    elseif new[3] then
-      redis.call("ZADD", N, 0, new[3][2])
-    end
+  local lp = nil
+  if legacy then lp = redis.call("HGET", R, id) end
+  if lp and lp == payload then
+    result = 0  -- unchanged and still in the version-1 keys: the migration moves it
+  elseif payload ~= "" and not tombs and redis.call("HSETNX", B, key8, value) == 1 then
+    -- A new id (the common case): one id-map call.
+    if lp then legacy_remove(id, lp) end
+    n = n + 1
+    if final[id] == nil then order[#order + 1] = id end
+    final[id] = {string.sub(value, 1, 6) .. id, payload}
     result = 1
-  elseif old ~= payload then
-    if old then unindex(members(cjson.decode(old), id), new) end
-    if new then
-      redis.call("HSET", R, id, payload)
-      index(new)
+  else
+    if lp then legacy_remove(id, lp) end
+    local old = redis.call("HGET", B, key8)
+    if payload == "" then
+      if old then
+        local was = string.sub(old, 1, 6)
+        tombstone(was, id)
+        gone[#gone + 1] = was .. id
+        if final[id] == nil then order[#order + 1] = id end
+        final[id] = false
+        redis.call("HDEL", B, key8)
+        n = n - 1
+      end
+    elseif old ~= value then
+      local at = string.sub(value, 1, 6)
+      if old then
+        local was = string.sub(old, 1, 6)
+        if was ~= at then
+          tombstone(was, id)
+          gone[#gone + 1] = was .. id
+        end
+      else
+        n = n + 1
+      end
+      if tombs then redis.call("HDEL", K, at .. id) end
+      redis.call("HSET", B, key8, value)
+      if final[id] == nil then order[#order + 1] = id end
+      final[id] = {at .. id, payload}
       result = 1
-    elseif old then
-      redis.call("HDEL", R, id)
     end
   end
   out[#out + 1] = result
 end
-trim(tonumber(ARGV[1]), tonumber(ARGV[3]))
-for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ARGV[2]) end
+apply_hot(H, HT, order, final, gone)
+L, p = grow(n, L, p, target, 9 + nb, ns)
+if cutoff > wm then wm = cutoff end
+redis.call("HSET", M, "L", L, "p", p, "n", n, "wm", wm)
+for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
+return {L, p, out}
+"""
+)
+
+#: KEYS: 1 meta, then ``2 * ns`` keys of the next splits' bucket pairs. ARGV: L, p, ns,
+#: target. Splits while the map is over target. Returns {L, p} ({-1, L, p}: stale shape).
+SPLIT_LUA = (
+    "#!lua\n"
+    + _V2_COMMON
+    + r"""
+local M = KEYS[1]
+local L, p = tonumber(ARGV[1]), tonumber(ARGV[2])
+local mL, mp, n = shape(M)
+if mL ~= L or mp ~= p then return {-1, mL, mp} end
+L, p = grow(n, L, p, tonumber(ARGV[4]), 2, tonumber(ARGV[3]))
+redis.call("HSET", M, "L", L, "p", p)
+return {L, p}
+"""
+)
+
+#: Moves version-1 records into the hot tier (``migrate.py``). KEYS: as WRITE_LUA without
+#: split pairs. ARGV: cutoff_ms, ttl_ms, L, p, records (as WRITE_LUA's, with their current
+#: version-1 payloads). A record is moved only if its version-1 payload is still the one
+#: given; one that left the window is only deleted; one the id map already has (written
+#: by version 2 meanwhile) is dropped from the version-1 keys. Returns {L, p, moved}.
+MIGRATE_LUA = (
+    "#!lua\n"
+    + r"""
+local M, H, HT, K = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local R, T, X, N = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+"""
+    + MEMBERS_LUA
+    + _V2_COMMON
+    + r"""
+local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
+local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
+local mL, mp, n = shape(M)
+if mL ~= L or mp ~= p then return {-1, mL, mp} end
+local RECORD = ">I2c8c12I4c0I4c0"
+local final, order, moved = {}, {}, 0
+local blob, pos = ARGV[5], 1
+while pos <= #blob do
+  local bi, key8, value, id, payload, nextpos = struct.unpack(RECORD, blob, pos)
+  pos = nextpos
+  local B = KEYS[9 + bi]
+  if redis.call("HGET", R, id) == payload then
+    legacy_remove(id, payload)
+    if be48(value, 1) >= cutoff and not redis.call("HGET", B, key8) then
+      redis.call("HSET", B, key8, value)
+      n = n + 1
+      order[#order + 1] = id
+      final[id] = {string.sub(value, 1, 6) .. id, payload}
+      moved = moved + 1
+    end
+  end
+end
+apply_hot(H, HT, order, final, {})
+redis.call("HSET", M, "L", L, "p", p, "n", n)
+for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
+return {L, p, moved}
+"""
+)
+
+#: Advances the window watermark to ``cutoff`` and removes hot records that left the
+#: window, with their id-map entries. KEYS: 1 meta, 2 hot, 3 hot time, then id-map
+#: buckets. ARGV: L, p, cutoff_ms, then per record ``struct.pack(">H8s", bucket, id8) +
+#: member`` (member: ``S6 + id`` of ``ht``). Returns {L, p, removed}.
+TRIM_HOT_LUA = (
+    "#!lua\n"
+    + _V2_COMMON
+    + r"""
+local M, H, HT = KEYS[1], KEYS[2], KEYS[3]
+local L, p = tonumber(ARGV[1]), tonumber(ARGV[2])
+local mL, mp, n, wm = shape(M)
+if mL ~= L or mp ~= p then return {-1, mL, mp} end
+local exists = redis.call("EXISTS", M) == 1
+if exists and tonumber(ARGV[3]) > wm then redis.call("HSET", M, "wm", ARGV[3]) end
+local removed = 0
+for i = 4, #ARGV do
+  local bi, key8 = struct.unpack(">I2c8", ARGV[i])
+  local member = string.sub(ARGV[i], 11)
+  if redis.call("ZREM", HT, member) == 1 then
+    redis.call("HDEL", H, string.sub(member, 7))
+    local B = KEYS[4 + bi]
+    local v = redis.call("HGET", B, key8)
+    if v and string.sub(v, 1, 6) == string.sub(member, 1, 6) then
+      redis.call("HDEL", B, key8)
+      n = n - 1
+    end
+    removed = removed + 1
+  end
+end
+if removed > 0 and exists then redis.call("HSET", M, "n", n) end
+return {L, p, removed}
+"""
+)
+
+#: Forgets the id-map entries of a sealed day that left the window. KEYS: 1 meta,
+#: 2 the day's segment, then id-map buckets. ARGV: L, p, the segment's nonce, then per
+#: record ``struct.pack(">H8s6s", bucket, id8, S6)``: an entry is removed only if it still
+#: points at that start (a record moved to another day keeps its entry).
+#: Returns {L, p, removed}, {-1, L, p} (stale shape) or {-2} (the segment changed).
+FORGET_LUA = (
+    "#!lua\n"
+    + _V2_COMMON
+    + r"""
+local M = KEYS[1]
+local L, p = tonumber(ARGV[1]), tonumber(ARGV[2])
+local mL, mp, n = shape(M)
+if mL ~= L or mp ~= p then return {-1, mL, mp} end
+if redis.call("GETRANGE", KEYS[2], 2, 9) ~= ARGV[3] then return {-2} end
+local removed = 0
+for i = 4, #ARGV do
+  local bi, key8, at = struct.unpack(">I2c8c6", ARGV[i])
+  local B = KEYS[3 + bi]
+  local v = redis.call("HGET", B, key8)
+  if v and string.sub(v, 1, 6) == at then
+    redis.call("HDEL", B, key8)
+    n = n - 1
+    removed = removed + 1
+  end
+end
+redis.call("HSET", M, "n", n)
+return {L, p, removed}
+"""
+)
+
+#: Installs a sealed day (``sealer.py``). KEYS: 1 meta, 2 hot, 3 hot time, 4 tombstones,
+#: 5 the day's segment, 6 its index, 7 the sealed-days hash. ARGV: the nonce the sealer
+#: read (b"" for none), mode ("set": new segment and index, "drop": the day is empty,
+#: "keep": unchanged), segment, index, day, records, expire-at ms, the hot records sealed
+#: (one argument: ``pack_record(member, payload)`` each; one is removed from the hot tier
+#: only if its payload is still the one sealed), then the tombstones applied as (field,
+#: sequence) pairs (each deleted only if unchanged). Returns 1, or 0 when the segment
+#: changed since.
+SEAL_LUA = (
+    "#!lua\n"
+    + _V2_COMMON
+    + r"""
+local H, HT, K, S, Y, D = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+if redis.call("GETRANGE", S, 2, 9) ~= ARGV[1] then return 0 end
+local mode = ARGV[2]
+if mode == "set" then
+  redis.call("SET", S, ARGV[3], "PXAT", ARGV[7])
+  redis.call("SET", Y, ARGV[4], "PXAT", ARGV[7])
+  redis.call("HSET", D, ARGV[5], ARGV[6])
+  local at = redis.call("PEXPIRETIME", D)
+  if at < tonumber(ARGV[7]) then redis.call("PEXPIREAT", D, ARGV[7]) end
+elseif mode == "drop" then
+  redis.call("DEL", S, Y)
+  redis.call("HDEL", D, ARGV[5])
+end
+local blob, pos = ARGV[8], 1
+local ids, members, payloads = {}, {}, {}
+while pos <= #blob do
+  local member, payload, nextpos = struct.unpack(">I4c0I4c0", blob, pos)
+  pos = nextpos
+  members[#members + 1] = member
+  ids[#ids + 1] = string.sub(member, 7)
+  payloads[#payloads + 1] = payload
+end
+local nh = #ids
+if nh > 0 then
+  local now = {}
+  for j = 1, nh, 960 do
+    local part = redis.call("HMGET", H, unpack(ids, j, math.min(j + 959, nh)))
+    for q = 1, #part do now[j + q - 1] = part[q] end
+  end
+  local del, mem = {}, {}
+  for j = 1, nh do
+    if now[j] == payloads[j] then
+      del[#del + 1] = ids[j]
+      mem[#mem + 1] = members[j]
+    end
+  end
+  if #del > 0 then
+    many("HDEL", H, del, 1)
+    many("ZREM", HT, mem, 1)
+  end
+end
+local t0 = 9
+local fields = {}
+for j = t0, #ARGV, 2 do fields[#fields + 1] = ARGV[j] end
+if #fields > 0 then
+  local dels = {}
+  for j = 1, #fields, 960 do
+    local part = redis.call("HMGET", K, unpack(fields, j, math.min(j + 959, #fields)))
+    for q = 1, #part do
+      local f = j + q - 1
+      if part[q] == ARGV[t0 + 2 * (f - 1) + 1] then dels[#dels + 1] = fields[f] end
+    end
+  end
+  if #dels > 0 then many("HDEL", K, dels, 1) end
+end
+return 1
+"""
+)
+
+#: Reads one sealed day (read-only). KEYS: 1 the day's segment, 2 its index. ARGV[1] is
+#: the mode; every reply starts with the segment's nonce ("" when there is no segment),
+#: its chunk count and its record count:
+#:
+#: - ``count`` (4 unused, number low, number high, extension): {.., .., .., number refs,
+#:   extension refs}: index entries in the number key range [low, high] (8-byte keys, ""
+#:   for none) and with the extension key (4 bytes, "" for none); the arguments sit where
+#:   ``index`` has them.
+#: - ``walk`` (upper, lower, most chunks): the chunks that may hold records started in
+#:   [lower, upper], newest first, at most that many: {.., .., .., first chunk number,
+#:   their directory entries, their data (both in chunk order, oldest first), 1 if older
+#:   chunks of the range remain}.
+#: - ``index`` (upper, lower, most refs, most chunks, number low, number high, extension):
+#:   the index entries of the range (or of the extension; of whichever has fewer entries
+#:   when both are given) whose chunk may hold records started in [lower, upper], newest
+#:   first, at most that many and within that many chunks: {.., .., .., refs (chunk 2 +
+#:   row 1 bytes each, newest first), 1 if entries remain, then per chunk: number,
+#:   directory entry, data}.
+#: - ``find`` (start): the chunks whose range holds ``start`` (to get one record):
+#:   {.., .., .., first chunk number, directory entries, data}.
+#: - ``from`` (cutoff): {.., .., .., rows of chunks wholly at or after cutoff, then the
+#:   data of the chunks that straddle it}.
+SEG_LUA = r"""#!lua flags=no-writes
+local S, Y = KEYS[1], KEYS[2]
+local mode = ARGV[1]
+local head = redis.call("GETRANGE", S, 0, 17)
+if #head < 18 then return {""} end
+local _, nonce, nchunks, count = struct.unpack(">c2c8I4I4", head)
+local W = 17
+local base = 18 + W * nchunks
+local dirs = redis.call("GETRANGE", S, 18, base - 1)
+local total = redis.call("STRLEN", S) - base
+
+local function entry(i)  -- chunk i (0-based): oldest, newest, data offset, rows
+  local a, b, c, d, off, rows = struct.unpack(">I2I4I2I4I4B", dirs, W * i + 1)
+  return a * 4294967296 + b, c * 4294967296 + d, off, rows
+end
+local function offset(i)
+  if i >= nchunks then return total end
+  local _, _, off = entry(i)
+  return off
+end
+-- Number of chunks whose oldest start is <= t (chunks are ordered by time).
+local function upto(t)
+  local lo, hi = 0, nchunks
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local o = entry(mid)
+    if o <= t then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+-- Number of chunks whose newest start is < t.
+local function below(t)
+  local lo, hi = 0, nchunks
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local _, n = entry(mid)
+    if n < t then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+local function data(first, last)  -- chunks first..last (inclusive), one string
+  return redis.call("GETRANGE", S, base + offset(first), base + offset(last + 1) - 1)
+end
+local function dir_bytes(first, last)
+  return string.sub(dirs, W * first + 1, W * (last + 1))
+end
+
+if mode == "walk" then
+  local upper, lower, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  local last = upto(upper) - 1
+  local bottom = below(lower)
+  local first = math.max(bottom, last - most + 1)
+  if last < first then return {nonce, nchunks, count, 0, "", "", 0} end
+  local more = 0
+  if first > bottom then more = 1 end
+  return {nonce, nchunks, count, first, dir_bytes(first, last), data(first, last), more}
+end
+
+if mode == "find" then
+  local t = tonumber(ARGV[2])
+  local first, last = below(t), upto(t) - 1
+  if last < first then return {nonce, nchunks, count, 0, "", ""} end
+  return {nonce, nchunks, count, first, dir_bytes(first, last), data(first, last)}
+end
+
+if mode == "from" then
+  local cutoff = tonumber(ARGV[2])
+  local whole = 0
+  local parts = {nonce, nchunks, count, 0}
+  for i = below(cutoff), nchunks - 1 do
+    local o, _, _, rows = entry(i)
+    if o >= cutoff then whole = whole + rows else parts[#parts + 1] = data(i, i) end
+  end
+  parts[4] = whole
+  return parts
+end
+
+-- The index: sections of fixed-width entries, keys compared as unsigned 32-bit numbers.
+local ih = redis.call("GETRANGE", Y, 0, 9)
+if #ih < 10 then return {nonce, nchunks, count, 0, 0} end
+local _, nnum, next_ = struct.unpack(">c2I4I4", ih)
+local NUM_AT, NUM_W = 10, 11
+local EXT_AT, EXT_W = 10 + 11 * nnum, 7
+
+-- First entry (0-based) of a section whose key is >= (strict: >) the target.
+local function bound(at, cnt, w, words, t1, t2, strict)
+  local lo, hi = 0, cnt
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local k = redis.call("GETRANGE", Y, at + w * mid, at + w * mid + 4 * words - 1)
+    local a, b = struct.unpack(words == 2 and ">I4I4" or ">I4", k)
+    local less
+    if a ~= t1 then less = a < t1
+    elseif words == 2 and b ~= t2 then less = b < t2
+    else less = strict end
+    if less then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+local function range(spec)  -- {at, width, first, end} of the entries of a key spec
+  if spec == "num" then
+    local l1, l2 = struct.unpack(">I4I4", ARGV[6])
+    local h1, h2 = struct.unpack(">I4I4", ARGV[7])
+    return {NUM_AT, NUM_W, bound(NUM_AT, nnum, NUM_W, 2, l1, l2, false),
+            bound(NUM_AT, nnum, NUM_W, 2, h1, h2, true)}
+  end
+  local e = struct.unpack(">I4", ARGV[8])
+  return {EXT_AT, EXT_W, bound(EXT_AT, next_, EXT_W, 1, e, 0, false),
+          bound(EXT_AT, next_, EXT_W, 1, e, 0, true)}
+end
+
+if mode == "count" then
+  local nr, xr = 0, 0
+  if ARGV[6] ~= "" then
+    local r = range("num")
+    nr = r[4] - r[3]
+  end
+  if ARGV[8] ~= "" then
+    local r = range("ext")
+    xr = r[4] - r[3]
+  end
+  return {nonce, nchunks, count, nr, xr}
+end
+
+-- mode == "index"
+local upper, lower = tonumber(ARGV[2]), tonumber(ARGV[3])
+local most_refs, most_chunks = tonumber(ARGV[4]), tonumber(ARGV[5])
+local r
+if ARGV[6] ~= "" and ARGV[8] ~= "" then
+  local rn, rx = range("num"), range("ext")
+  if rn[4] - rn[3] <= rx[4] - rx[3] then r = rn else r = rx end
+elseif ARGV[6] ~= "" then
+  r = range("num")
+else
+  r = range("ext")
+end
+local at, w, first, stop = r[1], r[2], r[3], r[4]
+local top = upto(upper) - 1  -- chunks above this hold only records after `upper`
+local bottom = below(lower)  -- chunks below this hold only records before `lower`
+local refs = {}
+if stop > first then
+  local raw = redis.call("GETRANGE", Y, at + w * first, at + w * stop - 1)
+  for i = 0, stop - first - 1 do
+    local c, row = struct.unpack(">I2B", raw, w * i + w - 2)
+    if c <= top and c >= bottom then refs[#refs + 1] = c * 256 + row end
+  end
+end
+table.sort(refs, function(x, y) return x > y end)
+local out = {nonce, nchunks, count, "", 0}
+local taken, chunks, last = {}, 0, -1
+for i = 1, #refs do
+  local c = math.floor(refs[i] / 256)
+  if c ~= last then
+    if chunks == most_chunks then break end
+    chunks = chunks + 1
+    last = c
+    out[#out + 1] = c
+    out[#out + 1] = dir_bytes(c, c)
+    out[#out + 1] = data(c, c)
+  end
+  if #taken == most_refs then break end
+  taken[#taken + 1] = struct.pack(">I2B", c, refs[i] % 256)
+end
+out[4] = table.concat(taken)
+if #taken < #refs then out[5] = 1 end
 return out
 """
-)
 
-#: KEYS: the tenant's 4 keys. ARGV: cutoff_ms, max. Returns {removed, records left}.
-TRIM_LUA = (
-    "#!lua\n"
-    + _COMMON
-    + r"""
-local removed = trim(tonumber(ARGV[1]), tonumber(ARGV[2]))
-return {removed, redis.call("HLEN", R)}
-"""
-)
-
-#: KEYS: 1 an index zset, 2 the records hash. ARGV: max, min (lex bounds), count,
-#: keyed ("1" when members start with "key NUL"). Walks the index newest first; returns
-#: {json, last member}: json is ``[[id, ...], [payload, ...]]`` (a payload is null if its
-#: record vanished), one bulk string that the reader parses with a single orjson call
-#: instead of thousands of RESP replies.
+#: KEYS: 1 an index zset (members ``[key NUL] S6 + id``), 2 the records hash. ARGV: max,
+#: min (lex bounds), count, keyed ("1" when members start with "key NUL"). Walks the
+#: index newest first; returns {json, last member}: json is ``[[id, ...], [payload, ...]]``
+#: (a payload is null if its record vanished), one bulk string that the reader parses with
+#: a single orjson call. Used on the hot tier (``ht``, ``h``) and on version 1's keys.
 FETCH_LUA = r"""#!lua flags=no-writes
 local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "REV", "LIMIT", 0, ARGV[3])
 local n = #ms
@@ -168,24 +631,6 @@ for i = 1, n do
   if not ps[i] then ps[i] = "null" end
 end
 return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n]}
-"""
-
-
-#: KEYS: 1 the number index. ARGV: min, max (lex bounds), most members. Returns the
-#: (started, id) of every member in the range as {8-byte big-endian start times, one
-#: after the other; JSON array of the ids}: two bulk strings, cheap to parse, however many.
-POSITIONS_LUA = r"""#!lua flags=no-writes
-local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "LIMIT", 0, ARGV[3])
-local n = #ms
-if n == 0 then return {"", "[]"} end
-local times, ids = {}, {}
-for i = 1, n do
-  local m = ms[i]
-  local p = string.find(m, "\0", 1, true)
-  times[i] = "\0\0" .. string.sub(m, p + 1, p + 6)
-  ids[i] = string.sub(m, p + 7)
-end
-return {table.concat(times), cjson.encode(ids)}
 """
 
 
@@ -211,44 +656,69 @@ class Script:
 
 
 _LENGTH = struct.Struct(">I").pack
+_WRITE_HEAD = struct.Struct(">H8s12sI").pack
 
 
 def pack_record(*parts: bytes) -> bytes:
-    """Six strings as one write-script argument: each as a 4-byte length and its bytes."""
+    """Strings as one script argument: each as a 4-byte length and its bytes."""
     out: list[bytes] = []
     for part in parts:
         out += (_LENGTH(len(part)), part)
     return b"".join(out)
 
 
-async def run_many(
-    redis: Any, script: Script, calls: list[tuple[list[str], list[Any]]]
-) -> list[Any]:
-    """EVALSHA ``script`` once per (keys, args), pipelined: one round trip (per node).
+def pack_write(bucket: int, key8: bytes, value: bytes, record_id: bytes, payload: bytes) -> bytes:
+    """One record of the write and migrate scripts (``RECORD`` in their Lua)."""
+    return b"".join(
+        (
+            _WRITE_HEAD(bucket, key8, value, len(record_id)),
+            record_id,
+            _LENGTH(len(payload)),
+            payload,
+        )
+    )
 
-    On NOSCRIPT the script is loaded and the calls that failed are sent again; any other
-    error is raised (the scripts are idempotent, so the caller may retry them all).
-    """
 
-    async def send(todo: list[tuple[list[str], list[Any]]]) -> list[Any]:
+async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[Any]]]) -> list[Any]:
+    """Commands in one pipeline (one round trip per node), in order: ``(script, keys,
+    args)`` is an EVALSHA, ``(None, name, args)`` a plain command. On NOSCRIPT the scripts
+    are loaded and the whole pipeline is sent again (callers only pipeline reads and
+    idempotent scripts); any other error is raised."""
+
+    async def send() -> list[Any]:
         pipe = redis.pipeline(transaction=False)
-        for keys, args in todo:
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        for script, keys, args in calls:
+            if script is None:
+                pipe.execute_command(keys, *args)
+            else:
+                # execute_command: redis-py blocks pipe.evalsha() on cluster pipelines, but
+                # routes a raw EVALSHA by its first key (all keys share the tenant's slot).
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
-    results = await send(calls)
-    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-    if missing:
-        await script.load(redis)
-        for i, r in zip(missing, await send([calls[i] for i in missing]), strict=True):
-            results[i] = r
+    results = await send()
+    if any(isinstance(r, NoScriptError) for r in results):
+        for script in {c[0] for c in calls if c[0] is not None}:
+            await script.load(redis)
+        results = await send()
     for r in results:
         if isinstance(r, Exception):
             raise r
     return results
 
 
+async def run_many(
+    redis: Any, script: Script, calls: list[tuple[list[str], list[Any]]]
+) -> list[Any]:
+    """EVALSHA ``script`` once per (keys, args), pipelined: one round trip (per node)."""
+    return await run_pipeline(redis, [(script, keys, args) for keys, args in calls])
+
+
 WRITE = Script(WRITE_LUA)
-TRIM = Script(TRIM_LUA)
+SPLIT = Script(SPLIT_LUA)
+MIGRATE = Script(MIGRATE_LUA)
+TRIM_HOT = Script(TRIM_HOT_LUA)
+FORGET = Script(FORGET_LUA)
+SEAL = Script(SEAL_LUA)
+SEG = Script(SEG_LUA)
 FETCH = Script(FETCH_LUA)
-POSITIONS = Script(POSITIONS_LUA)

@@ -1,25 +1,66 @@
-"""The window: removing records older than the retention, and counting those inside it.
+"""The window and the tiers' upkeep: trimming, sealing, migrating; counting the window.
 
-``sweep_expired`` runs on a timer in every worker (concurrent sweeps are safe: each trim
-is one script on one tenant's keys). Writes already trim their tenant a little on every
-batch; the sweeper does the bulk (a quiet tenant, or a retention that was shortened) and
-forgets tenants whose keys are gone (their TTL ran out). A tenant forgotten just as it
-writes again is re-added by that write's SADD; until then only its own writes trim it.
+``sweep_expired`` runs on a timer in every worker (concurrent sweeps are safe: every
+change is one script on one tenant's keys, checked against what it read, and the sealer
+takes a per-tenant lock). For each known tenant, bounded work:
+
+1. advance the watermark and delete hot records that left the window (with their id-map
+   entries);
+2. delete version-1 records that left the window (while the tenant still has some);
+3. drop every sealed day that has wholly left the window: forget its records' id-map
+   entries (those still pointing at it), then delete its segment and index;
+4. migrate up to ``migrate.MIGRATE_PER_SWEEP`` version-1 records (``migrate.py``);
+5. seal what is due (``sealer.py``).
+
+Tenants whose keys are all gone are forgotten; a tenant forgotten just as it writes again
+is re-added by that write's SADD.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from cdrstream.store.layout import TENANTS_KEY, s6, tenant_keys, time_key
-from cdrstream.store.scripts import TRIM, run_many
+from cdrstream.store import legacy, segment
+from cdrstream.store.idmap import Shape, read_shape, run_shaped
+from cdrstream.store.layout import (
+    DAY_MS,
+    TENANTS_KEY,
+    bucket_key,
+    bucket_of,
+    day_index_key,
+    days_key,
+    hot_key,
+    hot_time_key,
+    id8,
+    meta_key,
+    s6,
+    segment_key,
+    tombstones_key,
+)
+from cdrstream.store.migrate import MIGRATE_PER_SWEEP, migrate_tenant
+from cdrstream.store.scripts import FORGET, SEAL, SEG, TRIM_HOT, run_pipeline
+from cdrstream.store.sealer import HOT_MAX, SEAL_AGE_MS, parse_tombstones, seal_tenant
 
-#: Records one script call may delete: bounds the time it holds Redis (~10 us a record).
+#: Records one script call may delete: bounds the time it holds Redis.
 TRIM_PER_CALL = 500
 #: Records one ``sweep_expired`` call deletes at most; the next call continues.
 SWEEP_BUDGET = 200_000
-#: Tenants per pipeline.
+#: Hot records one sweep seals per tenant at most.
+SEAL_PER_SWEEP = 50_000
+#: Tenants per survey pipeline.
 TENANT_BATCH = 500
+
+
+@dataclass(slots=True)
+class _Survey:
+    tenant: str
+    oldest_hot: int | None
+    hot: int
+    days: dict[int, int]
+    legacy: bool
+    meta: bool
+    watermark: int
 
 
 async def _tenants(redis: Any) -> list[str]:
@@ -27,44 +68,226 @@ async def _tenants(redis: Any) -> list[str]:
     return sorted({m.decode("utf-8") if isinstance(m, bytes) else str(m) for m in members})
 
 
-async def sweep_expired(redis: Any, *, now_ms: int, retention_ms: int) -> int:
-    """Delete out-of-window records of every known tenant, from every index; the count.
+def _as_dict(value: Any) -> dict[bytes, bytes]:
+    if isinstance(value, dict):
+        return value
+    return dict(zip(value[::2], value[1::2], strict=True))
 
-    Bounded: at most ``SWEEP_BUDGET`` records (plus one cheap check per tenant) per call.
-    """
+
+async def _survey(redis: Any, tenants: list[str]) -> list[_Survey]:
+    calls: list[Any] = []
+    for t in tenants:
+        ht = hot_time_key(t)
+        calls += [
+            (None, "ZRANGE", [ht, 0, 0]),
+            (None, "ZCARD", [ht]),
+            (None, "HGETALL", [days_key(t)]),
+            (None, "EXISTS", [legacy.time_key(t), legacy.records_key(t)]),
+            (None, "HMGET", [meta_key(t), "n", "wm"]),
+        ]
+    replies = await run_pipeline(redis, calls)
+    out = []
+    for i, t in enumerate(tenants):
+        first, hot, days, old, meta = replies[5 * i : 5 * i + 5]
+        out.append(
+            _Survey(
+                t,
+                int.from_bytes(first[0][:6], "big") if first else None,
+                int(hot),
+                {int(k): int(v) for k, v in _as_dict(days).items()},
+                int(old) > 0,
+                meta[0] is not None,
+                int(meta[1] or 0),
+            )
+        )
+    return out
+
+
+async def sweep_expired(redis: Any, *, now_ms: int, retention_ms: int) -> int:
+    """Trim, migrate and seal every known tenant (bounded); the records deleted."""
     cutoff = now_ms - retention_ms
-    if cutoff <= 0:
-        return 0
     removed = 0
-    todo = await _tenants(redis)
     gone: list[str] = []
-    while todo and removed < SWEEP_BUDGET:
-        again: list[str] = []
-        for start in range(0, len(todo), TENANT_BATCH):
-            part = todo[start : start + TENANT_BATCH]
-            calls = [(tenant_keys(t), [cutoff, TRIM_PER_CALL]) for t in part]
-            for tenant, (count, left) in zip(part, await run_many(redis, TRIM, calls), strict=True):
-                removed += int(count)
-                if int(count) == TRIM_PER_CALL:
-                    again.append(tenant)
-                elif int(left) == 0:
-                    gone.append(tenant)
+    tenants = await _tenants(redis)
+    for start in range(0, len(tenants), TENANT_BATCH):
+        for s in await _survey(redis, tenants[start : start + TENANT_BATCH]):
             if removed >= SWEEP_BUDGET:
                 break
-        todo = again
+            if not s.hot and not s.days and not s.legacy:
+                if not s.meta:
+                    gone.append(s.tenant)
+                continue
+            removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff)
     if gone:
         await redis.srem(TENANTS_KEY, *gone)
     return removed
 
 
+async def _sweep_tenant(redis: Any, s: _Survey, now_ms: int, retention_ms: int, cutoff: int) -> int:
+    tenant = s.tenant
+    removed = 0
+    shape = await read_shape(redis, tenant) if s.meta else (0, 0)
+    if s.meta and (s.watermark < cutoff or (s.oldest_hot is not None and s.oldest_hot < cutoff)):
+        trimmed, shape = await trim_hot(redis, tenant, cutoff, shape)
+        removed += trimmed
+    if s.legacy:
+        while True:
+            count, _ = await legacy.TRIM.run(
+                redis, legacy.tenant_keys(tenant), [cutoff, TRIM_PER_CALL]
+            )
+            removed += int(count)
+            if int(count) < TRIM_PER_CALL:
+                break
+    for day in sorted(s.days):
+        if (day + 1) * DAY_MS <= cutoff:
+            removed += await drop_day(redis, tenant, day, shape)
+    if s.legacy:
+        await migrate_tenant(
+            redis,
+            tenant,
+            now_ms=now_ms,
+            retention_ms=retention_ms,
+            budget=MIGRATE_PER_SWEEP,
+        )
+    due = s.oldest_hot is not None and s.oldest_hot < now_ms - SEAL_AGE_MS
+    if due or s.hot > HOT_MAX or s.legacy:
+        await seal_tenant(
+            redis, tenant, now_ms=now_ms, retention_ms=retention_ms, budget=SEAL_PER_SWEEP
+        )
+    return removed
+
+
+async def trim_hot(redis: Any, tenant: str, cutoff: int, shape: Shape) -> tuple[int, Shape]:
+    """Advance the watermark; delete hot records that started before ``cutoff``."""
+    removed = 0
+    while True:
+        members = list(
+            await redis.zrange(
+                hot_time_key(tenant),
+                b"-",
+                b"(" + s6(cutoff),
+                bylex=True,
+                offset=0,
+                num=TRIM_PER_CALL,
+            )
+        )
+
+        def build(shape: Shape, members: list[bytes] = members) -> tuple[list[str], list[Any]]:
+            buckets: dict[int, int] = {}
+            packed = []
+            for member in members:
+                key8 = id8(member[6:].decode("utf-8"))
+                index = buckets.setdefault(bucket_of(key8, *shape), len(buckets))
+                packed.append(index.to_bytes(2, "big") + key8 + member)
+            keys = [meta_key(tenant), hot_key(tenant), hot_time_key(tenant)]
+            keys += [bucket_key(tenant, b) for b in buckets]
+            return keys, [shape[0], shape[1], cutoff, *packed]
+
+        answer = await run_shaped(redis, tenant, TRIM_HOT, build, shape)
+        shape = (int(answer[0]), int(answer[1]))
+        removed += int(answer[2])
+        if len(members) < TRIM_PER_CALL:
+            return removed, shape
+
+
+async def drop_day(redis: Any, tenant: str, day: int, shape: Shape) -> int:
+    """Delete a sealed day that has left the window, and its records' id-map entries."""
+    s_key, y_key = segment_key(tenant, day), day_index_key(tenant, day)
+    raw, tombs = await run_pipeline(
+        redis, [(None, "GET", [s_key]), (None, "HGETALL", [tombstones_key(tenant)])]
+    )
+    nonce = segment.nonce_of(raw)
+    rows: list[tuple[str, int]] = []
+    if raw:
+        for chunk in segment.Segment.parse(raw).chunks:
+            rows += [(r.id, r.started) for r in segment.chunk_rows(chunk.data)]
+    for start in range(0, len(rows), TRIM_PER_CALL):
+        part = rows[start : start + TRIM_PER_CALL]
+
+        def build(shape: Shape, part: list[tuple[str, int]] = part) -> tuple[list[str], list[Any]]:
+            buckets: dict[int, int] = {}
+            packed = []
+            for rid, started in part:
+                key8 = id8(rid)
+                index = buckets.setdefault(bucket_of(key8, *shape), len(buckets))
+                packed.append(index.to_bytes(2, "big") + key8 + s6(started))
+            keys = [meta_key(tenant), s_key] + [bucket_key(tenant, b) for b in buckets]
+            return keys, [shape[0], shape[1], nonce, *packed]
+
+        answer = await run_shaped(redis, tenant, FORGET, build, shape)
+        if int(answer[0]) == -2:
+            return 0  # sealed again meanwhile (a late record): the next sweep drops it
+        shape = (int(answer[0]), int(answer[1]))
+    dead = parse_tombstones(_as_dict(tombs)).get(day, [])
+    args: list[Any] = [nonce, "drop", b"", b"", day, 0, 0, b""]
+    for fieldname, seq, _, _ in dead:
+        args += [fieldname, seq]
+    keys = [
+        meta_key(tenant),
+        hot_key(tenant),
+        hot_time_key(tenant),
+        tombstones_key(tenant),
+        s_key,
+        y_key,
+        days_key(tenant),
+    ]
+    if not int(await SEAL.run(redis, keys, args)):
+        return 0
+    return len(rows)
+
+
 async def count_in_window(redis: Any, *, now_ms: int, retention_ms: int) -> int:
-    """Records inside the window over all tenants: one ZLEXCOUNT (O(log N)) per tenant."""
-    low = b"[" + s6(now_ms - retention_ms)
+    """Records inside the window over all tenants: started at or after ``now - retention``
+    and after the tenant's watermark (a record changed since its day was sealed may count
+    twice until the next seal of that day)."""
+    window = now_ms - retention_ms
     total = 0
     tenants = await _tenants(redis)
     for start in range(0, len(tenants), TENANT_BATCH):
-        pipe = redis.pipeline(transaction=False)
-        for tenant in tenants[start : start + TENANT_BATCH]:
-            pipe.zlexcount(time_key(tenant), low, b"+")
-        total += sum(int(c) for c in await pipe.execute())
+        part = tenants[start : start + TENANT_BATCH]
+        calls: list[Any] = []
+        for t in part:
+            calls += [(None, "HGET", [meta_key(t), "wm"]), (None, "HGETALL", [days_key(t)])]
+        replies = await run_pipeline(redis, calls)
+        counts: list[Any] = []
+        for i, t in enumerate(part):
+            cutoff = max(window, int(replies[2 * i] or 0))
+            low = b"[" + s6(cutoff)
+            counts += [
+                (None, "ZLEXCOUNT", [hot_time_key(t), low, b"+"]),
+                (None, "ZLEXCOUNT", [legacy.time_key(t), b"[" + s6(window), b"+"]),
+            ]
+            for day, count in _as_dict(replies[2 * i + 1]).items():
+                d = int(day)
+                if d * DAY_MS >= cutoff:
+                    total += int(count)
+                elif (d + 1) * DAY_MS > cutoff:
+                    keys = [segment_key(t, d), day_index_key(t, d)]
+                    counts.append((SEG, keys, ["from", cutoff]))
+        for call, reply in zip(counts, await run_pipeline(redis, counts), strict=True):
+            if call[0] is None:
+                total += int(reply)
+            elif reply and reply[0]:
+                total += int(reply[3])
+                cutoff = int(call[2][1])
+                for data in reply[4:]:
+                    total += sum(1 for r in segment.chunk_rows(data) if r.started >= cutoff)
+    return total
+
+
+async def count_stored(redis: Any, tenants: list[str]) -> int:
+    """Records stored for ``tenants`` in every tier, window or not: a cheap progress probe
+    (no decoding; a record changed since its day was sealed may count twice)."""
+    calls: list[Any] = []
+    for t in tenants:
+        calls += [
+            (None, "ZCARD", [hot_time_key(t)]),
+            (None, "ZCARD", [legacy.time_key(t)]),
+            (None, "HGETALL", [days_key(t)]),
+        ]
+    replies = await run_pipeline(redis, calls) if calls else []
+    total = 0
+    for i in range(0, len(replies), 3):
+        hot, old, days = replies[i : i + 3]
+        total += int(hot) + int(old) + sum(int(v) for v in _as_dict(days).values())
     return total

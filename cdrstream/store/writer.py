@@ -1,46 +1,83 @@
 """The write path: a batch of records upserted by id, in one network round trip.
 
-A batch becomes one pipeline: per tenant, one ``SADD cdr:tenants`` (with every tenant of
-the batch) and one EVALSHA of the write script per chunk of that tenant's records, in
-batch order. The script (``scripts.WRITE_LUA``) upserts each record by id, keeps every
-index in step (a changed record loses its old index entries), trims the tenant's records
-that left the window (bounded, and only when there are some) and refreshes the TTL of the
-tenant's keys. On a single Redis the pipeline is one round trip; on Redis Cluster it is
-one (non-transactional) round trip per node, the nodes in parallel.
+A batch becomes one pipeline: per tenant, one EVALSHA of the write script per chunk of
+that tenant's records (in batch order), one of the split script, and one ``SADD
+cdr:tenants`` with every tenant of the batch. The write script (``scripts.WRITE_LUA``)
+looks each record up in the id map, reports an unchanged one as a duplicate, and puts a
+new or changed one into the tenant's hot tier (two hash fields and a sorted-set member:
+``layout.py``); the split script keeps the id map's buckets small. On a single Redis the
+pipeline is one round trip; on Redis Cluster it is one (non-transactional) round trip per
+node, the nodes in parallel.
+
+Id-map buckets are addressed with the tenant's id-map shape, cached here per tenant; a
+script that finds the shape changed (another worker split buckets) changes nothing and
+answers with the current shape, and that call and the tenant's later calls are sent again.
 
 Records already outside the window (``started_at < now - retention``) are not stored:
 the worker counts such events as ``expired`` before it calls ``write_batch``; one that
 slips through (the clock moved in between) is reported ``"duplicate"`` (nothing new
 becomes visible) and any stored version of it is removed.
 
-Replaying a batch is harmless: each record is compared byte for byte with the stored one
-and reported ``"duplicate"`` when equal, so the worker may retry a whole batch after any
-error (a redis error is raised to the caller; part of the batch may have been applied).
+Replaying a batch is harmless: each record's content digest is compared with the one the
+id map holds and reported ``"duplicate"`` when equal, so the worker may retry a whole batch
+after any error (a redis error is raised to the caller; part of the batch may have been
+applied).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.exceptions import NoScriptError
 
 from cdrstream.core.record import CallRecord
 from cdrstream.store import codec
-from cdrstream.store.layout import MAX_MS, TENANTS_KEY, index_members, tenant_keys
-from cdrstream.store.scripts import WRITE, pack_record
+from cdrstream.store.layout import (
+    ID_TARGET,
+    MAX_MS,
+    TENANTS_KEY,
+    bucket_key,
+    bucket_of,
+    hot_key,
+    hot_time_key,
+    id8,
+    id_value,
+    meta_key,
+    split_pairs,
+    tombstones_key,
+)
+from cdrstream.store.legacy import tenant_keys as legacy_keys
+from cdrstream.store.scripts import SPLIT, WRITE, pack_write
 
 WriteResult = Literal["stored", "duplicate"]
 
 log = logging.getLogger("cdrstream.store")
 
-#: Records per script call: bounds the time one call holds Redis (~10 us a record).
+#: Records per script call: bounds the time one call holds Redis (~5 us a record).
 CHUNK = 500
-#: Expired records one write call may delete (the sweeper does bulk removals).
-TRIM_PER_CALL = 200
 #: Keys live this long after the tenant's last write (retention + 1 day).
 TTL_MARGIN_MS = 86_400_000
+#: Most bucket splits one split call does (two declared keys each).
+MAX_SPLITS = 512
+#: Rounds of "the shape changed, send again" before giving up on a batch.
+MAX_ROUNDS = 8
+
+Shape = tuple[int, int]
+
+
+def tenant_fixed_keys(tenant_id: str) -> list[str]:
+    """KEYS[1..8] of the write and migrate scripts."""
+    return [
+        meta_key(tenant_id),
+        hot_key(tenant_id),
+        hot_time_key(tenant_id),
+        tombstones_key(tenant_id),
+        *legacy_keys(tenant_id),
+    ]
 
 
 def _encode(record: CallRecord) -> bytes:
@@ -61,10 +98,50 @@ def _encode(record: CallRecord) -> bytes:
         return b""
 
 
+@dataclass(slots=True)
+class _Item:
+    position: int  # in the batch
+    key8: bytes
+    value: bytes  # S6 + digest (b"" for a record out of the window)
+    rid: bytes
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _Call:
+    tenant: str
+    items: list[_Item]
+    keys: list[str]
+    args: list[Any]
+
+
+def build_call(
+    tenant: str, items: Sequence[_Item], shape: Shape, cutoff: int, ttl: int
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``."""
+    level, split = shape
+    buckets: dict[int, int] = {}
+    packed = []
+    for item in items:
+        bucket = bucket_of(item.key8, level, split)
+        index = buckets.setdefault(bucket, len(buckets))
+        packed.append(pack_write(index, item.key8, item.value, item.rid, item.payload))
+    keys = tenant_fixed_keys(tenant) + [bucket_key(tenant, b) for b in buckets]
+    return keys, [cutoff, ttl, level, split, len(buckets), 0, ID_TARGET, b"".join(packed)]
+
+
+def split_call(tenant: str, shape: Shape, count: int) -> tuple[list[str], list[Any]]:
+    level, split = shape
+    pairs = split_pairs(level, split, count)
+    keys = [meta_key(tenant)] + [bucket_key(tenant, b) for pair in pairs for b in pair]
+    return keys, [level, split, count, ID_TARGET]
+
+
 class RecordWriter:
     def __init__(self, redis: Any, *, retention_ms: int) -> None:
         self._redis = redis
         self._retention_ms = retention_ms
+        self._shapes: dict[str, Shape] = {}
 
     async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> list[WriteResult]:
         """Upsert ``records`` (same id twice: in order, last wins); one result per record."""
@@ -72,69 +149,97 @@ class RecordWriter:
             return []
         cutoff = now_ms - self._retention_ms
         ttl = self._retention_ms + TTL_MARGIN_MS
-        by_tenant: dict[str, list[int]] = {}
-        payloads: list[bytes] = []
+        by_tenant: dict[str, list[_Item]] = {}
         for position, record in enumerate(records):
             payload = _encode(record)
-            payloads.append(payload)
-            if payload:
-                by_tenant.setdefault(record.tenant_id, []).append(position)
-        if not by_tenant:
-            return ["duplicate"] * len(records)
-
-        calls: list[tuple[str, list[str], list[Any], list[int]]] = []
-        for tenant, positions in by_tenant.items():
-            keys = tenant_keys(tenant)
-            for start in range(0, len(positions), CHUNK):
-                chunk = positions[start : start + CHUNK]
-                args: list[Any] = [cutoff, ttl, TRIM_PER_CALL]
-                for p in chunk:
-                    r = records[p]
-                    rid = r.id.encode("utf-8")
-                    if r.started_at_ms < cutoff:
-                        args.append(pack_record(rid, b"", b"", b"", b"", b""))
-                    else:
-                        members = index_members(
-                            r.started_at_ms, r.id, r.extension, r.source, r.destination
-                        )
-                        args.append(pack_record(rid, payloads[p], *members))
-                calls.append((tenant, keys, args, chunk))
-
-        results = await self._execute(list(by_tenant), calls)
+            if not payload:
+                continue
+            rid = record.id.encode("utf-8")
+            if record.started_at_ms < cutoff:
+                item = _Item(position, id8(record.id), b"\0" * 12, rid, b"")
+            else:
+                item = _Item(
+                    position, id8(record.id), id_value(record.started_at_ms, payload), rid, payload
+                )
+            by_tenant.setdefault(record.tenant_id, []).append(item)
         out: list[WriteResult] = ["duplicate"] * len(records)
-        for (_, _, _, chunk), flags in zip(calls, results, strict=True):
-            for p, flag in zip(chunk, flags, strict=True):
-                out[p] = "stored" if flag else "duplicate"
-        return out
+        if not by_tenant:
+            return out
 
-    async def _execute(
-        self, tenants: list[str], calls: list[tuple[str, list[str], list[Any], list[int]]]
-    ) -> list[list[int]]:
-        first = await self._pipeline(tenants, calls)
-        if any(isinstance(r, NoScriptError) for r in first):
-            # A restarted or flushed Redis: load the script and replay the whole batch in
-            # order (idempotent), keeping the first answers of the calls that did run.
-            await WRITE.load(self._redis)
-            second = await self._pipeline(tenants, calls)
-            first = [
-                b if isinstance(a, NoScriptError) else a for a, b in zip(first, second, strict=True)
-            ]
-        for result in first:
-            if isinstance(result, Exception):
-                raise result
-        return [[int(x) for x in r] for r in first]
+        todo: list[_Call] = []
+        for tenant, items in by_tenant.items():
+            for start in range(0, len(items), CHUNK):
+                part = items[start : start + CHUNK]
+                keys, args = build_call(tenant, part, self._shape(tenant), cutoff, ttl)
+                todo.append(_Call(tenant, part, keys, args))
+        tenants = list(by_tenant)
+        first_round = True
+        for _ in range(MAX_ROUNDS):
+            answers = await self._send(todo, tenants if first_round else [], by_tenant)
+            first_round = False
+            stale: set[str] = set()
+            for call, answer in zip(todo, answers, strict=True):
+                if call.tenant in stale:
+                    continue
+                if int(answer[0]) == -1:
+                    self._shapes[call.tenant] = (int(answer[1]), int(answer[2]))
+                    stale.add(call.tenant)
+                    continue
+                for item, flag in zip(call.items, answer[2], strict=True):
+                    out[item.position] = "stored" if int(flag) else "duplicate"
+            if not stale:
+                return out
+            todo = [c for c in todo if c.tenant in stale]
+            for call in todo:
+                call.keys, call.args = build_call(
+                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl
+                )
+        raise RuntimeError("the id-map shape kept changing under the write")
 
-    async def _pipeline(
-        self, tenants: list[str], calls: list[tuple[str, list[str], list[Any], list[int]]]
+    def _shape(self, tenant: str) -> Shape:
+        return self._shapes.get(tenant, (0, 0))
+
+    async def _send(
+        self, calls: list[_Call], tenants: list[str], by_tenant: dict[str, list[_Item]]
     ) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for _, keys, args, _ in calls:
-            # execute_command: redis-py blocks pipe.evalsha() on cluster pipelines, but
-            # routes a raw EVALSHA by its first key (all keys share the tenant's slot).
-            pipe.execute_command("EVALSHA", WRITE.sha, len(keys), *keys, *args)
-        pipe.sadd(TENANTS_KEY, *tenants)
-        results = await pipe.execute(raise_on_error=False)
-        sadd = results[-1]
-        if isinstance(sadd, Exception) and not isinstance(sadd, NoScriptError):
-            raise sadd
-        return list(results[:-1])
+        """The write calls, then one split call per tenant, then the SADD: one pipeline.
+        Returns the write calls' answers; the split answers update the cached shapes."""
+        splits: list[tuple[str, int]] = []
+        seen: set[str] = set()
+        for call in calls:
+            if call.tenant not in seen:
+                seen.add(call.tenant)
+                count = min(MAX_SPLITS, math.ceil(len(by_tenant[call.tenant]) / ID_TARGET) + 2)
+                splits.append((call.tenant, count))
+
+        async def send() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                # execute_command: redis-py blocks pipe.evalsha() on cluster pipelines, but
+                # routes a raw EVALSHA by its first key (all keys share the tenant's slot).
+                pipe.execute_command("EVALSHA", WRITE.sha, len(call.keys), *call.keys, *call.args)
+            for tenant, count in splits:
+                keys, args = split_call(tenant, self._shape(tenant), count)
+                pipe.execute_command("EVALSHA", SPLIT.sha, len(keys), *keys, *args)
+            if tenants:
+                pipe.sadd(TENANTS_KEY, *tenants)
+            return list(await pipe.execute(raise_on_error=False))
+
+        results = await send()
+        if any(isinstance(r, NoScriptError) for r in results):
+            # A restarted or flushed Redis: load the scripts and send the calls again
+            # (idempotent), keeping the first answers of the calls that did run.
+            await WRITE.load(self._redis)
+            await SPLIT.load(self._redis)
+            again = await send()
+            results = [
+                b if isinstance(a, NoScriptError) else a
+                for a, b in zip(results, again, strict=True)
+            ]
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        for (tenant, _), answer in zip(splits, results[len(calls) :], strict=False):
+            if int(answer[0]) != -1:
+                self._shapes[tenant] = (int(answer[0]), int(answer[1]))
+        return results[: len(calls)]

@@ -17,8 +17,8 @@ from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
 from cdrstream.stack.roles import RoleProcess, settings_env
 from cdrstream.store.connection import connect
-from cdrstream.store.layout import time_key
 from cdrstream.store.reader import RecordQuery, RecordReader
+from cdrstream.store.sweeper import count_stored
 
 T = TypeVar("T")
 
@@ -74,10 +74,10 @@ async def stored_records(
 
 
 async def count_records(settings: Settings, tenants: Iterable[str]) -> int:
-    """Records in the tenants' time indexes: a cheap progress probe (no decoding)."""
+    """Records stored for the tenants, every tier: a cheap progress probe (no decoding)."""
     redis = connect(settings)
     try:
-        return sum([await redis.zcard(time_key(tenant)) for tenant in tenants])
+        return sum([await count_stored(redis, [tenant]) for tenant in tenants])
     finally:
         await redis.aclose()
 

@@ -1,22 +1,32 @@
-"""Helpers of the store tests: record factories, a pure oracle of queries, index checks."""
+"""Helpers of the store tests: record factories, a pure oracle of queries, tier checks."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from cdrstream.core.record import CallRecord, record_id
+from cdrstream.store import codec, legacy, segment
 from cdrstream.store.layout import (
-    extension_key,
-    extension_prefix,
-    number_key,
-    records_key,
+    bucket_key,
+    bucket_of,
+    day_index_key,
+    day_of,
+    days_key,
+    hot_key,
+    hot_time_key,
+    id8,
+    id_value,
+    meta_key,
     s6,
-    time_key,
+    segment_key,
+    tombstones_key,
 )
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
+from cdrstream.store.sealer import seal_tenant
 
 NOW = 1_800_000_000_000
 DAY = 86_400_000
@@ -103,34 +113,111 @@ async def all_pages(
     raise AssertionError("paging did not end")
 
 
-_INDEXED = re.compile(r"\+[0-9]+")
+async def seal_all(redis: Any, tenant: str, now_ms: int = NOW) -> int:
+    """Seal every hot record of ``tenant`` (whatever its age); how many were sealed."""
+    stats = await seal_tenant(
+        redis, tenant, now_ms=now_ms, retention_ms=RETENTION, budget=10**9, everything=True
+    )
+    return stats.sealed
 
 
-def expected_members(record: CallRecord) -> dict[str, set[bytes]]:
-    """The index members a stored record must have (the layout of ``layout.py``)."""
-    tenant = record.tenant_id
-    tail = s6(record.started_at_ms) + record.id.encode()
-    numbers = set()
-    for number in (record.source, record.destination):
-        if _INDEXED.fullmatch(number):
-            numbers.add(number[1:].encode() + b"\x00" + tail)
-    return {
-        time_key(tenant): {tail},
-        extension_key(tenant): {extension_prefix(record.extension) + tail},
-        number_key(tenant): numbers,
+def _as_dict(value: Any) -> dict[bytes, bytes]:
+    if isinstance(value, dict):
+        return value
+    return dict(zip(value[::2], value[1::2], strict=True))
+
+
+async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
+    """Every current record of ``tenant``, read tier by tier (not through the reader),
+    after checking the tiers against each other:
+
+    - the hot time index holds exactly ``S6 + id`` of each hot record;
+    - each sealed day's chunks are in (start, id) order and do not overlap, their
+      directory matches their rows, the day's count is right, and its index holds exactly
+      the entries its rows make;
+    - no id is current twice (a sealed row is stale when tombstoned or when the id is hot);
+    - the id map holds exactly the current hot and sealed records (start and digest), its
+      buckets are listpacks, and its count ``n`` is right.
+    """
+    meta = _as_dict(await redis.hgetall(meta_key(tenant)))
+    level, split = int(meta.get(b"L", 0)), int(meta.get(b"p", 0))
+    entries: dict[bytes, bytes] = {}
+    for bucket in range(2**level + split):
+        key = bucket_key(tenant, bucket)
+        found = _as_dict(await redis.hgetall(key))
+        for key8 in found:
+            assert bucket_of(key8, level, split) == bucket, (bucket, key8)
+        if found:
+            assert await redis.object("encoding", key) == b"listpack", key
+        entries.update(found)
+    assert int(meta.get(b"n", 0)) == len(entries)
+
+    current: dict[str, tuple[int, bytes]] = {}  # id -> (start, payload)
+    hot = {k.decode(): v for k, v in _as_dict(await redis.hgetall(hot_key(tenant))).items()}
+    members = set(await redis.zrange(hot_time_key(tenant), 0, -1))
+    want_members = set()
+    for rid, payload in hot.items():
+        started = orjson.loads(payload)[0]
+        want_members.add(s6(started) + rid.encode())
+        current[rid] = (started, payload)
+    assert members == want_members
+
+    dead = {
+        (int.from_bytes(k[:6], "big"), k[6:].decode())
+        for k in _as_dict(await redis.hgetall(tombstones_key(tenant)))
     }
+    days = {int(k): int(v) for k, v in _as_dict(await redis.hgetall(days_key(tenant))).items()}
+    for day, count in days.items():
+        raw = await redis.get(segment_key(tenant, day))
+        index = await redis.get(day_index_key(tenant, day))
+        parsed = segment.Segment.parse(raw)
+        assert parsed.count == count
+        last_key = None
+        rows_by_chunk = []
+        for number, chunk in enumerate(parsed.chunks):
+            rows = segment.chunk_rows(chunk.data)
+            keys = [r.key for r in rows]
+            assert keys == sorted(keys) and len(rows) == chunk.rows
+            assert (chunk.oldest, chunk.newest) == (rows[0].started, rows[-1].started)
+            assert last_key is None or last_key < keys[0]
+            last_key = keys[-1]
+            rows_by_chunk.append((number, rows))
+            for r in rows:
+                assert day_of(r.started) == day
+                if r.key in dead or r.id in hot:
+                    continue
+                assert r.id not in current, f"{r.id} current twice"
+                payload = b"[" + r.line[len(orjson.dumps(r.id)) + 2 :]
+                current[r.id] = (r.started, payload)
+        numbers, extensions = segment._entries(rows_by_chunk)
+        assert index == segment.encode_index(numbers, extensions), f"index of day {day}"
+
+    want_entries = {id8(rid): id_value(started, p) for rid, (started, p) in current.items()}
+    assert entries == want_entries
+
+    for rid, payload in _as_dict(await redis.hgetall(legacy.records_key(tenant))).items():
+        text = rid.decode()
+        assert text not in current, f"{text} both in version 1 and version 2"
+        current[text] = (orjson.loads(payload)[0], payload)
+    return {rid: codec.decode(tenant, rid, p) for rid, (_, p) in current.items()}
 
 
-async def assert_indexes_consistent(redis: Any, tenant: str, reader: RecordReader) -> int:
-    """Every index holds exactly the members of the stored records; the record count."""
-    ids = [i.decode() for i in await redis.hkeys(records_key(tenant))]
-    want: dict[str, set[bytes]] = {time_key(tenant): set(), extension_key(tenant): set()}
-    want[number_key(tenant)] = set()
-    for rid in ids:
-        record = await reader.get(tenant, rid)
-        assert record is not None
-        for key, members in expected_members(record).items():
-            want[key] |= members
-    for key, members in want.items():
-        assert set(await redis.zrange(key, 0, -1)) == members, key
-    return len(ids)
+async def assert_indexes_consistent(
+    redis: Any, tenant: str, reader: RecordReader, now_ms: int | None = None
+) -> int:
+    """The tiers agree (``stored_records``) and ``reader.get`` finds every record as
+    stored; the number of records (that started at or after ``now_ms - RETENTION``)."""
+    records = await stored_records(redis, tenant)
+    watermark = int((await redis.hget(meta_key(tenant), "wm")) or 0)
+    count = 0
+    for rid, record in records.items():
+        got = await reader.get(tenant, rid)
+        if record.started_at_ms < watermark and not await redis.hexists(
+            legacy.records_key(tenant), rid
+        ):
+            assert got is None
+        else:
+            assert got == record
+        if now_ms is None or record.started_at_ms >= now_ms - RETENTION:
+            count += 1
+    return count

@@ -1,8 +1,13 @@
-"""The Redis store against a real single Redis and a real 3-master Redis Cluster."""
+"""The Redis store against a real single Redis and a real 3-master Redis Cluster.
+
+Every test that writes runs twice: with its records left in the hot tier, and with them
+sealed into day segments (``tier``) before they are read, replaced, trimmed or swept.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,8 +17,8 @@ from cdrstream.settings import load_settings
 from cdrstream.store import reader as reader_module
 from cdrstream.store.connection import connect
 from cdrstream.store.cursor import InvalidCursor
-from cdrstream.store.layout import TENANTS_KEY, records_key, tenant_keys
-from cdrstream.store.reader import RecordQuery, RecordReader
+from cdrstream.store.layout import TENANTS_KEY, hot_key, meta_key
+from cdrstream.store.reader import Page, RecordQuery, RecordReader
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from tests.integration.store_helpers import (
@@ -26,6 +31,8 @@ from tests.integration.store_helpers import (
     expected,
     make_record,
     new_tenant,
+    seal_all,
+    stored_records,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,6 +55,20 @@ def writer(redis: Any) -> RecordWriter:
     return RecordWriter(redis, retention_ms=RETENTION)
 
 
+Settle = Callable[[str], Awaitable[None]]
+
+
+@pytest.fixture(params=["hot", "sealed"])
+def settle(request: pytest.FixtureRequest, redis: Any) -> Settle:
+    """Moves a tenant's records to the tier under test (nothing to do for "hot")."""
+
+    async def to_tier(tenant: str) -> None:
+        if request.param == "sealed":
+            await seal_all(redis, tenant)
+
+    return to_tier
+
+
 @pytest.fixture
 def reader(redis: Any) -> RecordReader:
     return RecordReader(redis, retention_ms=RETENTION, cursor_secret=SECRET)
@@ -56,7 +77,9 @@ def reader(redis: Any) -> RecordReader:
 # -- write and read back --------------------------------------------------------------------
 
 
-async def test_every_field_round_trips(writer: RecordWriter, reader: RecordReader) -> None:
+async def test_every_field_round_trips(
+    writer: RecordWriter, reader: RecordReader, settle: Settle
+) -> None:
     tenant = new_tenant()
     records = [
         make_record(tenant, 0),
@@ -75,6 +98,7 @@ async def test_every_field_round_trips(writer: RecordWriter, reader: RecordReade
         make_record(tenant, 4, direction="outbound", destination="+999999999999999"),
     ]
     assert await writer.write_batch(records, NOW) == ["stored"] * len(records)
+    await settle(tenant)
     for record in records:
         assert await reader.get(tenant, record.id) == record
     page = await reader.page(tenant, RecordQuery(), limit=10, cursor=None, now_ms=NOW)
@@ -85,25 +109,28 @@ async def test_every_field_round_trips(writer: RecordWriter, reader: RecordReade
 
 
 async def test_replayed_batch_is_all_duplicate(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     records = [make_record(tenant, n) for n in range(50)]
     assert await writer.write_batch(records, NOW) == ["stored"] * 50
+    await settle(tenant)
     assert await writer.write_batch(records, NOW) == ["duplicate"] * 50
     assert await writer.write_batch(records[10:20], NOW + 1000) == ["duplicate"] * 10
-    assert await redis.hlen(records_key(tenant)) == 50
+    await settle(tenant)
+    assert len(await stored_records(redis, tenant)) == 50
     assert await assert_indexes_consistent(redis, tenant, reader) == 50
     assert tenant.encode() in await redis.smembers(TENANTS_KEY)
 
 
 async def test_changed_record_replaces_it_and_its_index_entries(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     old = make_record(tenant, 0, extension="251", source="+31611111111", destination="+3120555")
     other = make_record(tenant, 1)
     await writer.write_batch([old, other], NOW)
+    await settle(tenant)
     new = replace(
         old,
         extension="252",
@@ -131,10 +158,14 @@ async def test_changed_record_replaces_it_and_its_index_entries(
     # Changing only a field that no index holds keeps the index entries.
     assert await writer.write_batch([replace(new, duration=62)], NOW) == ["stored"]
     assert await assert_indexes_consistent(redis, tenant, reader) == 2
+    await settle(tenant)  # sealing again applies the changes to the day segments
+    assert await ids(RecordQuery(extension="252")) == [new.id]
+    assert (await reader.get(tenant, old.id)) == replace(new, duration=62)
+    assert await assert_indexes_consistent(redis, tenant, reader) == 2
 
 
 async def test_replacing_and_trimming_odd_values_leaves_no_index_entry(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     # The write script gets new members from Python and rebuilds old ones in Lua: both
     # must agree for every kind of value, or replaced/trimmed records leave orphans.
@@ -148,12 +179,15 @@ async def test_replacing_and_trimming_odd_values_leaves_no_index_entry(
     ]
     records = [make_record(tenant, n, **changes) for n, changes in enumerate(odd)]
     await writer.write_batch(records, NOW)
+    await settle(tenant)
     assert await assert_indexes_consistent(redis, tenant, reader) == len(records)
     changed = [replace(r, extension="9", started_at_ms=r.started_at_ms - 1) for r in records]
     assert await writer.write_batch(changed, NOW) == ["stored"] * len(records)
     assert await assert_indexes_consistent(redis, tenant, reader) == len(records)
+    await settle(tenant)
     restored = await writer.write_batch(records, NOW)
     assert restored == ["stored"] * len(records)
+    await settle(tenant)
     for record in records:
         page = await reader.page(
             tenant, RecordQuery(extension=record.extension), limit=5, cursor=None, now_ms=NOW
@@ -165,18 +199,23 @@ async def test_replacing_and_trimming_odd_values_leaves_no_index_entry(
     for ext, want in (("a\x00b", records[0].id), ("a\x01b", twin.id)):
         found, _ = await all_pages(reader, tenant, RecordQuery(extension=ext), limit=5)
         assert [r.id for r in found] == [want]
-    # Trim everything (Lua rebuilds every member from the payload): nothing may remain.
-    await writer.write_batch([make_record(tenant, 99, started_at_ms=NOW + 1)], NOW + RETENTION)
-    assert await assert_indexes_consistent(redis, tenant, reader) == 1
+    # Everything leaves the window: at once invisible, then deleted by the sweep.
+    later = NOW + RETENTION
+    fresh = make_record(tenant, 99, started_at_ms=NOW + 2 * DAY)
+    await writer.write_batch([fresh], later)
+    assert await assert_indexes_consistent(redis, tenant, reader, now_ms=later) == 1
+    await sweep_expired(redis, now_ms=later + DAY + DAY // 2, retention_ms=RETENTION)
+    assert set(await stored_records(redis, tenant)) == {fresh.id}
 
 
 async def test_same_id_twice_in_one_batch_last_wins(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     first = make_record(tenant, 0, extension="301")
     second = replace(first, extension="302", duration=99)
     assert await writer.write_batch([first, second], NOW) == ["stored", "stored"]
+    await settle(tenant)
     assert await reader.get(tenant, first.id) == second
     again = make_record(tenant, 1)
     assert await writer.write_batch([again, again, second], NOW) == [
@@ -188,7 +227,7 @@ async def test_same_id_twice_in_one_batch_last_wins(
 
 
 async def test_batch_of_many_tenants_in_order(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenants = [new_tenant() for _ in range(8)]
     batch = []
@@ -198,13 +237,15 @@ async def test_batch_of_many_tenants_in_order(
     results = await writer.write_batch([*batch, last], NOW)
     assert results == ["stored"] * len(batch) + ["stored"]
     for tenant in tenants:
+        await settle(tenant)
+    for tenant in tenants:
         mine = [r for r in [*batch, last] if r.tenant_id == tenant]
         stream = [
             r async for chunk in reader.stream(tenant, RecordQuery(), now_ms=NOW) for r in chunk
         ]
         assert stream == expected(mine, RecordQuery())
     if hasattr(redis, "get_node_from_key"):  # cluster: the tenants are spread over nodes
-        nodes = {redis.get_node_from_key(records_key(t)).name for t in tenants}
+        nodes = {redis.get_node_from_key(hot_key(t)).name for t in tenants}
         assert len(nodes) >= 2
 
 
@@ -217,6 +258,8 @@ async def test_scripts_reload_after_script_flush(
     records = [make_record(tenant, n) for n in range(1, 4)]
     assert await writer.write_batch(records, NOW) == ["stored"] * 3
     await redis.script_flush()
+    assert await seal_all(redis, tenant) == 4
+    await redis.script_flush()
     page = await reader.page(tenant, RecordQuery(), limit=10, cursor=None, now_ms=NOW)
     assert len(page.records) == 4
     await redis.script_flush()
@@ -227,7 +270,7 @@ async def test_scripts_reload_after_script_flush(
 
 
 async def test_paging_1000_records_without_gap_or_repeat(
-    writer: RecordWriter, reader: RecordReader
+    writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     # Three records share each start time, so the id decides their order.
@@ -236,6 +279,7 @@ async def test_paging_1000_records_without_gap_or_repeat(
     ]
     for start in range(0, 1000, 300):
         await writer.write_batch(records[start : start + 300], NOW)
+    await settle(tenant)
     want = expected(records, RecordQuery())
     for limit in (1000, 333, 7):
         found, pages = await all_pages(reader, tenant, RecordQuery(), limit=limit)
@@ -245,10 +289,13 @@ async def test_paging_1000_records_without_gap_or_repeat(
     assert [len(p.records) for p in pages] == [500, 500]
 
 
-async def test_paging_while_records_arrive(writer: RecordWriter, reader: RecordReader) -> None:
+async def test_paging_while_records_arrive(
+    writer: RecordWriter, reader: RecordReader, settle: Settle
+) -> None:
     tenant = new_tenant()
     original = [make_record(tenant, n, started_at_ms=NOW - 10_000 * (n + 1)) for n in range(300)]
     await writer.write_batch(original, NOW)
+    await settle(tenant)
     seen: list[str] = []
     cursor = None
     extra = 0
@@ -303,7 +350,7 @@ async def test_cursor_is_bound_to_tenant_and_query(
 
 
 async def test_sparse_filter_pages_make_progress(
-    monkeypatch: pytest.MonkeyPatch, writer: RecordWriter, reader: RecordReader
+    monkeypatch: pytest.MonkeyPatch, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     monkeypatch.setattr(reader_module, "MAX_SCAN", 60)
     tenant = new_tenant()
@@ -311,6 +358,7 @@ async def test_sparse_filter_pages_make_progress(
     for n in (5, 170, 171, 400, 599):
         records[n] = replace(records[n], direction="inbound")
     await writer.write_batch(records, NOW)
+    await settle(tenant)
     query = RecordQuery(direction="inbound")
     found, pages = await all_pages(reader, tenant, query, limit=3)
     assert [r.id for r in found] == [r.id for r in expected(records, query)]
@@ -322,7 +370,7 @@ async def test_sparse_filter_pages_make_progress(
 
 
 @pytest.fixture
-async def filter_tenant(writer: RecordWriter) -> tuple[str, list[Any]]:
+async def filter_tenant(writer: RecordWriter, settle: Settle) -> tuple[str, list[Any]]:
     tenant = new_tenant()
     records = [make_record(tenant, n) for n in range(400)]
     # A few calls with a rare foreign number (few matches: the sparse plan).
@@ -331,6 +379,7 @@ async def filter_tenant(writer: RecordWriter) -> tuple[str, list[Any]]:
     records[200] = replace(records[200], destination="+442079999999", source="+442071234567")
     records[201] = replace(records[201], source="anonymous", source_raw="", extension="0")
     await writer.write_batch(records, NOW)
+    await settle(tenant)
     return tenant, records
 
 
@@ -363,16 +412,17 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("sparse_max", [reader_module.SPARSE_MAX, 20])
+@pytest.mark.parametrize("index_max", [reader_module.INDEX_MAX, 20])
 @pytest.mark.parametrize("query", QUERIES, ids=[str(i) for i in range(len(QUERIES))])
 async def test_filters(
     monkeypatch: pytest.MonkeyPatch,
     filter_tenant: tuple[str, list[Any]],
     reader: RecordReader,
     query: RecordQuery,
-    sparse_max: int,
+    index_max: int,
 ) -> None:
-    monkeypatch.setattr(reader_module, "SPARSE_MAX", sparse_max)
+    # With a low INDEX_MAX the sealed days of most queries are walked, not indexed.
+    monkeypatch.setattr(reader_module, "INDEX_MAX", index_max)
     tenant, records = filter_tenant
     want = [r.id for r in expected(records, query)]
     for limit in (1000, 9):
@@ -385,12 +435,13 @@ async def test_filters(
 
 
 async def test_from_is_inclusive_and_to_exclusive(
-    writer: RecordWriter, reader: RecordReader
+    writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     at = NOW - DAY
     records = [make_record(tenant, n, started_at_ms=at + n - 1) for n in range(3)]
     await writer.write_batch(records, NOW)
+    await settle(tenant)
 
     async def started(query: RecordQuery) -> list[int]:
         page = await reader.page(tenant, query, limit=10, cursor=None, now_ms=NOW)
@@ -402,37 +453,47 @@ async def test_from_is_inclusive_and_to_exclusive(
     assert await started(RecordQuery(from_ms=at - 1, to_ms=at + 2)) == [at + 1, at, at - 1]
 
 
-async def test_plans_cover_each_number_strategy(
-    monkeypatch: pytest.MonkeyPatch, filter_tenant: tuple[str, list[Any]], reader: RecordReader
+async def test_plans_cover_each_strategy(
+    redis: Any, writer: RecordWriter, reader: RecordReader
 ) -> None:
-    monkeypatch.setattr(reader_module, "SPARSE_MAX", 50)
-    tenant, _ = filter_tenant
-    lo, hi = NOW - RETENTION, NOW
+    # One sealed day: 400 records, ~14 % per extension, every record has a +3120 number.
+    tenant = new_tenant()
+    day_start = (NOW // DAY - 1) * DAY
+    records = [make_record(tenant, n, started_at_ms=day_start + 60_000 * n) for n in range(400)]
+    for n in (3, 77, 150):
+        records[n] = replace(records[n], source="+442071234567")
+    await writer.write_batch(records, NOW)
+    await seal_all(redis, tenant)
+    day = NOW // DAY - 1
 
-    async def plan(query: RecordQuery) -> str:
-        chosen, _ = await reader._plan(tenant, query, lo, hi, None, 101)
-        if isinstance(chosen, reader_module._Sparse):
-            return "sparse"
-        return "walk:" + chosen.key.rsplit(":", 1)[1]
+    async def mode(query: RecordQuery) -> str:
+        plan = await reader._plan(tenant, query, NOW - RETENTION, (NOW, ""))
+        return plan.mode(day)
 
-    assert await plan(RecordQuery(number_prefix="+3120")) == "walk:t"
-    assert await plan(RecordQuery(number_prefix="+44")) == "sparse"
-    assert await plan(RecordQuery(number_prefix="+31201000007")) == "walk:n"
-    assert await plan(RecordQuery(extension="204", number_prefix="+3120")) == "walk:x"
-    assert await plan(RecordQuery(extension="204")) == "walk:x"
-    assert await plan(RecordQuery(direction="inbound")) == "walk:t"
+    assert await mode(RecordQuery()) == "walk"
+    assert await mode(RecordQuery(direction="inbound")) == "walk"
+    assert await mode(RecordQuery(number_prefix="+3120")) == "walk"  # dense: walk and filter
+    assert await mode(RecordQuery(number_prefix="+44")) == "index"
+    assert await mode(RecordQuery(number_prefix="+31201000007")) == "index"
+    assert await mode(RecordQuery(extension="204")) == "index"
+    assert await mode(RecordQuery(extension="204", number_prefix="+3120")) == "index"
+    assert await mode(RecordQuery(number_prefix="anon")) == "walk"  # not an E.164 prefix
+    for query in (RecordQuery(number_prefix="+44"), RecordQuery(extension="204")):
+        found, _ = await all_pages(reader, tenant, query, limit=7)
+        assert [r.id for r in found] == [r.id for r in expected(records, query)]
 
 
 # -- the window -------------------------------------------------------------------------
 
 
 async def test_window_hides_and_removes_expired_records(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     old = [make_record(tenant, n, started_at_ms=NOW - RETENTION + 1_000 * n) for n in range(1, 6)]
     young = [make_record(tenant, n) for n in range(10, 15)]
     await writer.write_batch([*old, *young], NOW)
+    await settle(tenant)
     later = NOW + 3_500  # records 1..3 are now out of the window, 4 and 5 still in
     query = RecordQuery()
     found, _ = await all_pages(reader, tenant, query, limit=2, now_ms=later)
@@ -442,44 +503,57 @@ async def test_window_hides_and_removes_expired_records(
     assert len(stream) == 7
     assert await count_in_window(redis, now_ms=later, retention_ms=RETENTION) >= 7
 
-    removed = await sweep_expired(redis, now_ms=later, retention_ms=RETENTION)
-    assert removed >= 3
+    await sweep_expired(redis, now_ms=later, retention_ms=RETENTION)
     for record in old[:3]:
         assert await reader.get(tenant, record.id) is None
-    assert await assert_indexes_consistent(redis, tenant, reader) == 7
+    assert await assert_indexes_consistent(redis, tenant, reader, now_ms=later) == 7
 
-    # Trim on write: the next batch of the tenant removes what left the window since.
+    # Trim on write: the next batch of the tenant hides what left the window since.
     await writer.write_batch([make_record(tenant, 20)], NOW + 10_000)
-    assert await assert_indexes_consistent(redis, tenant, reader) == 6
-    assert await redis.pttl(tenant_keys(tenant)[0]) > RETENTION
+    assert await reader.get(tenant, old[3].id) is None
+    assert await assert_indexes_consistent(redis, tenant, reader, now_ms=NOW + 10_000) == 6
+    assert await redis.pttl(meta_key(tenant)) > RETENTION
+    assert await redis.pttl(hot_key(tenant)) > RETENTION
+
+    # A day that has wholly left the window is deleted, with its records' id-map entries.
+    await sweep_expired(redis, now_ms=NOW + 3 * DAY, retention_ms=RETENTION)
+    left = await stored_records(redis, tenant)
+    assert sorted(left) == sorted(r.id for r in [*young, make_record(tenant, 20)])
 
 
 async def test_record_already_out_of_the_window_is_not_stored(
-    redis: Any, writer: RecordWriter, reader: RecordReader
+    redis: Any, writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     stale = make_record(tenant, 0, started_at_ms=NOW - RETENTION - 1)
     fresh = make_record(tenant, 1)
     assert await writer.write_batch([stale, fresh], NOW) == ["duplicate", "stored"]
+    await settle(tenant)
     assert await reader.get(tenant, stale.id) is None
     # A stored record whose new version moved out of the window goes away.
     moved = replace(fresh, started_at_ms=NOW - RETENTION - 5)
     assert await writer.write_batch([moved], NOW) == ["duplicate"]
     assert await reader.get(tenant, fresh.id) is None
+    assert await all_pages(reader, tenant, RecordQuery(), limit=5) == ([], [Page([], None)])
+    assert await assert_indexes_consistent(redis, tenant, reader) == 0
+    await settle(tenant)
     assert await assert_indexes_consistent(redis, tenant, reader) == 0
 
 
-async def test_count_in_window_counts_every_tenant(redis: Any, writer: RecordWriter) -> None:
-    # Far in the future, so only this test's tenants are inside the window.
-    at = NOW + 1_000 * DAY
+async def test_count_in_window_counts_every_tenant(
+    request: pytest.FixtureRequest, redis: Any, writer: RecordWriter, settle: Settle
+) -> None:
+    # Far in the future (and apart for each variant), so only this test's tenants are
+    # inside the window.
+    at = NOW + (1_000 + zlib.crc32(request.node.name.encode()) % 997) * DAY
     tenants = [new_tenant() for _ in range(4)]
     for i, tenant in enumerate(tenants):
         records = [make_record(tenant, n, started_at_ms=at - 1_000 * n) for n in range(i + 2)]
         await writer.write_batch(records, at)
+        await settle(tenant)
     assert await count_in_window(redis, now_ms=at + 1, retention_ms=10_000) == 2 + 3 + 4 + 5
     assert await count_in_window(redis, now_ms=at + 1, retention_ms=2_000) == 4 * 2
-    removed = await sweep_expired(redis, now_ms=at + 1, retention_ms=2_000)
-    assert removed >= 0 + 1 + 2 + 3
+    await sweep_expired(redis, now_ms=at + 1, retention_ms=2_000)
     assert await count_in_window(redis, now_ms=at + 1, retention_ms=10_000) == 4 * 2
 
 
@@ -487,11 +561,12 @@ async def test_count_in_window_counts_every_tenant(redis: Any, writer: RecordWri
 
 
 async def test_stream_returns_every_record_once_newest_first(
-    writer: RecordWriter, reader: RecordReader
+    writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     records = [make_record(tenant, n, started_at_ms=NOW - 500 * (n // 2) - 1) for n in range(2_500)]
     await writer.write_batch(records, NOW)
+    await settle(tenant)
     for query in (RecordQuery(), RecordQuery(direction="outbound", extension="205")):
         want = [r.id for r in expected(records, query)]
         for chunk in (2000, 333):
@@ -503,11 +578,12 @@ async def test_stream_returns_every_record_once_newest_first(
 
 
 async def test_stream_stopped_early_leaves_the_client_usable(
-    writer: RecordWriter, reader: RecordReader
+    writer: RecordWriter, reader: RecordReader, settle: Settle
 ) -> None:
     tenant = new_tenant()
     records = [make_record(tenant, n) for n in range(1_000)]
     await writer.write_batch(records, NOW)
+    await settle(tenant)
     chunks = reader.stream(tenant, RecordQuery(), now_ms=NOW, chunk=100)
     first = await anext(chunks)  # a client that goes away after the first chunk
     await chunks.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,219 @@
+"""Sealing: moving a tenant's older hot records into its compressed day segments.
+
+Hot records (one hash field and one sorted-set member each, ~300 bytes) are what makes a
+write cheap; sealed records (~75 bytes of segment and ~28 of day index) are what makes the
+window small. The sealer runs in every worker's sweep (``sweeper.py``) and in ``cdrstream
+migrate``; per tenant it takes a lock (``SET NX PX``, so two workers do not do the same
+work), then, a day at a time and oldest first, seals the hot records that started more
+than ``SEAL_AGE_MS`` ago (or the oldest ones, when more than ``HOT_MAX`` records are hot):
+
+1. read, in this order (one pipeline): the records (hot hash), the tombstones, the day's
+   segment and index;
+2. build the day's new segment and index in a thread (``segment.merge``: only the chunks
+   the new records or the tombstones touch are decoded and rebuilt);
+3. install them with one script that checks the segment still has the nonce read in 1,
+   removes from the hot tier exactly the records whose payload is still the one sealed,
+   and deletes the tombstones it applied (if unchanged).
+
+A record changed between 1 and 3 stays hot in its new version (hot wins over sealed for the
+same id; a moved one has left a tombstone for its old start); a segment changed meanwhile
+makes the install refuse, and the day is read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from cdrstream.store import codec, segment
+from cdrstream.store.layout import (
+    DAY_MS,
+    day_index_key,
+    day_of,
+    days_key,
+    hot_key,
+    hot_time_key,
+    lock_key,
+    meta_key,
+    s6,
+    segment_key,
+    tombstones_key,
+)
+from cdrstream.store.scripts import SEAL, pack_record, run_pipeline
+
+log = logging.getLogger("cdrstream.store")
+
+#: Hot records that started longer ago than this are sealed (late records of a call that
+#: is still being answered and replays of the last minutes stay in the cheap-to-write tier).
+SEAL_AGE_MS = 3_600_000
+#: More hot records than this in one tenant: the oldest are sealed whatever their age, so
+#: that reading the hot tier stays cheap for big tenants.
+HOT_MAX = 4_000
+#: Hot records sealed by one install (bounds the time one script holds Redis).
+SEAL_BATCH = 4_000
+#: The sealer's per-tenant lock lives at most this long.
+LOCK_MS = 120_000
+#: A segment expires this long after its day has left the window.
+TTL_MARGIN_MS = 86_400_000
+#: Attempts at one day when its segment keeps changing under the sealer.
+ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class SealStats:
+    sealed: int = 0  # hot records moved into segments
+    rebuilt: int = 0  # rows decoded or encoded (the sealer's CPU work)
+    conflicts: int = 0
+
+
+def parse_tombstones(found: dict[bytes, bytes]) -> dict[int, list[tuple[bytes, bytes, int, str]]]:
+    """Tombstones by day: (field, sequence, start, id) each."""
+    by_day: dict[int, list[tuple[bytes, bytes, int, str]]] = defaultdict(list)
+    for fieldname, seq in found.items():
+        started = int.from_bytes(fieldname[:6], "big")
+        by_day[day_of(started)].append((fieldname, seq, started, fieldname[6:].decode("utf-8")))
+    return by_day
+
+
+async def _lock(redis: Any, tenant_id: str) -> bytes | None:
+    token = os.urandom(8).hex().encode()
+    if await redis.set(lock_key(tenant_id), token, nx=True, px=LOCK_MS):
+        return token
+    return None
+
+
+async def _unlock(redis: Any, tenant_id: str, token: bytes) -> None:
+    if await redis.get(lock_key(tenant_id)) == token:
+        await redis.delete(lock_key(tenant_id))
+
+
+async def seal_tenant(
+    redis: Any,
+    tenant_id: str,
+    *,
+    now_ms: int,
+    retention_ms: int,
+    budget: int = 50_000,
+    everything: bool = False,
+) -> SealStats:
+    """Seal the tenant's due hot records (``everything``: all of them), at most ``budget``.
+
+    Does nothing when another process holds the tenant's lock.
+    """
+    stats = SealStats()
+    token = await _lock(redis, tenant_id)
+    if token is None:
+        return stats
+    try:
+        cutoff = now_ms - retention_ms
+        while stats.sealed < budget:
+            members = await _due(redis, tenant_id, now_ms, everything, budget - stats.sealed)
+            members = [m for m in members if int.from_bytes(m[:6], "big") >= cutoff]
+            if not members:
+                break
+            day = day_of(int.from_bytes(members[0][:6], "big"))
+            batch = [m for m in members if day_of(int.from_bytes(m[:6], "big")) == day]
+            done = await _seal_day(redis, tenant_id, day, batch, retention_ms, stats)
+            if not done:
+                break
+    finally:
+        await _unlock(redis, tenant_id, token)
+    return stats
+
+
+async def _due(redis: Any, tenant_id: str, now_ms: int, everything: bool, most: int) -> list[bytes]:
+    """Hot members to seal, oldest first."""
+    ht = hot_time_key(tenant_id)
+    most = max(1, min(most, SEAL_BATCH))
+    if everything:
+        return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=most))
+    pipe = redis.pipeline(transaction=False)
+    pipe.zcard(ht)
+    pipe.zrange(ht, b"-", b"(" + s6(now_ms - SEAL_AGE_MS), bylex=True, offset=0, num=most)
+    count, old = await pipe.execute()
+    extra = int(count) - len(old) - HOT_MAX
+    if extra > 0 and len(old) < most:
+        # Too many hot records: seal the oldest ones too, down to half of HOT_MAX.
+        take = min(most, len(old) + extra + HOT_MAX // 2)
+        return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=take))
+    return list(old)
+
+
+async def _seal_day(
+    redis: Any,
+    tenant_id: str,
+    day: int,
+    members: list[bytes],
+    retention_ms: int,
+    stats: SealStats,
+) -> bool:
+    """Seal ``members`` (hot, all of ``day``) into the day's segment; False if it gave up."""
+    ids = [m[6:] for m in members]
+    s_key, y_key = segment_key(tenant_id, day), day_index_key(tenant_id, day)
+    for _ in range(ATTEMPTS):
+        # Hot tier first, then tombstones, then the segment: see layout.py.
+        payloads, tombs, old_segment, old_index = await run_pipeline(
+            redis,
+            [
+                (None, "HMGET", [hot_key(tenant_id), *ids]),
+                (None, "HGETALL", [tombstones_key(tenant_id)]),
+                (None, "GET", [s_key]),
+                (None, "GET", [y_key]),
+            ],
+        )
+        if isinstance(tombs, list):  # RESP2 HGETALL through execute_command
+            tombs = dict(zip(tombs[::2], tombs[1::2], strict=True))
+        dead_list = parse_tombstones(tombs).get(day, [])
+        rows, sealed = [], []
+        present = [(m, i, p) for m, i, p in zip(members, ids, payloads, strict=True) if p]
+        arrays = orjson.loads(b"[" + b",".join(p for _, _, p in present) + b"]")
+        for (member, rid, payload), f in zip(present, arrays, strict=True):
+            if s6(f[0]) != member[:6]:
+                continue  # changed since it was listed: sealed on a later pass
+            text = rid.decode("utf-8")
+            rows.append(segment.Row(f[0], text, codec.row(text, payload), f[1], f[2], f[3]))
+            sealed.append((rid, member, payload))
+        dead = {(started, rid) for _, _, started, rid in dead_list}
+        built = await asyncio.to_thread(segment.merge, old_segment, old_index, rows, dead)
+        stats.rebuilt += built.rows
+        if built.rows == 0 and old_segment:
+            mode = "keep"
+        elif built.segment:
+            mode = "set"
+        else:
+            mode = "drop"
+        expire_at = (day + 1) * DAY_MS + retention_ms + TTL_MARGIN_MS
+        args: list[Any] = [
+            segment.nonce_of(old_segment),
+            mode,
+            built.segment,
+            built.index,
+            day,
+            built.count,
+            expire_at,
+            b"".join(pack_record(member, payload) for _, member, payload in sealed),
+        ]
+        for fieldname, seq, _, _ in dead_list:
+            args += [fieldname, seq]
+        keys = [
+            meta_key(tenant_id),
+            hot_key(tenant_id),
+            hot_time_key(tenant_id),
+            tombstones_key(tenant_id),
+            s_key,
+            y_key,
+            days_key(tenant_id),
+        ]
+        if int(await SEAL.run(redis, keys, args)):
+            stats.sealed += len(sealed)
+            # None sealed: every listed record changed meanwhile; a later pass lists them.
+            return bool(sealed)
+        stats.conflicts += 1
+    log.warning("day %s of tenant %r kept changing under the sealer", day, tenant_id)
+    return False
