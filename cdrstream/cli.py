@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "normalize": "normalize A/B numbers, one JSON line each",
     "explain": "stdin events -> one JSON line each: outcome, reason, record",
     "bench": "the benchmark of contract §9",
+    "migrate": "move version-1 Redis records into the tiered layout now (workers do it lazily)",
     "demo": "everything at once: stack, worker, api, generator; prints URL and token",
 }
 

@@ -25,7 +25,8 @@ key                     type    content
                                 before it are gone), ``ts`` (tombstone sequence).
 ``cdr:{T}:i:<b>``       HASH    id-map bucket ``b``: field ``id8`` (8 bytes of BLAKE2b of the
                                 record id) -> ``S6 + digest6`` (the record's start and 6
-                                bytes of BLAKE2b of its payload). The upsert-by-id table: a
+                                bytes of BLAKE2b of its payload; a feature may append bytes
+                                it keeps per record). The upsert-by-id table: a
                                 replayed record finds an equal value and adds nothing; a
                                 changed one is found wherever it is stored. Listpack
                                 encoded (<= 128 fields of <= 64 bytes: Redis defaults).
@@ -171,9 +172,10 @@ def id8(record_id: str) -> bytes:
     return hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest()
 
 
-def id_value(started_ms: int, payload: bytes) -> bytes:
-    """An id-map value: where the record is (its start) and what it is (a payload digest)."""
-    return s6(started_ms) + hashlib.blake2b(payload, digest_size=6).digest()
+def id_value(started_ms: int, payload: bytes, extra: bytes = b"") -> bytes:
+    """An id-map value: where the record is (its start), what it is (a payload digest),
+    then ``extra``: bytes a feature keeps per record (compared like the rest)."""
+    return s6(started_ms) + hashlib.blake2b(payload, digest_size=6).digest() + extra
 
 
 def bucket_of(key8: bytes, level: int, split: int) -> int:

@@ -138,9 +138,13 @@ end
 #: KEYS: 1 meta, 2 hot, 3 hot time, 4 tombstones, 5-8 the version-1 keys (r, t, x, n),
 #: then ``nb`` id-map buckets, then ``2 * ns`` keys of the next splits' bucket pairs.
 #: ARGV: cutoff_ms, ttl_ms, L, p, nb, ns, target, records: the records one after the
-#: other, each ``struct.pack(">H8s12sI", bucket, id8, value, len(id)) + id + len(payload)
-#: + payload`` (``pack_write``; one argument is far cheaper for client and server than one
-#: per record); an empty payload means "out of the window": a stored version is removed.
+#: other, each ``pack_write(bucket, id8, value, id, payload)`` (one argument is far cheaper
+#: for client and server than one per record); ``value`` is the id-map value
+#: (``layout.id_value``: ``S6 + digest6``, then any extra bytes a feature keeps per record,
+#: compared with the rest); an empty payload means "out of the window": a stored version
+#: is removed. The places marked ``HOOK`` are where a feature that must change in step with
+#: the records (a live tail, daily summaries) adds its calls; its keys go last, after the
+#: split pairs (from KEYS[9 + nb + 2 * ns]).
 #: Returns {L, p, {1 stored (new or changed) | 0 unchanged or not stored, ...}}.
 WRITE_LUA = (
     "#!lua\n"
@@ -158,7 +162,7 @@ local mL, mp, n, wm = shape(M)
 if mL ~= L or mp ~= p then return {-1, mL, mp} end
 local legacy = redis.call("EXISTS", R) == 1
 local tombs = redis.call("EXISTS", K) == 1
-local RECORD = ">I2c8c12I4c0I4c0"
+local RECORD = ">I2c8I4c0I4c0I4c0"
 local out, final, order, gone = {}, {}, {}, {}
 
 local function tombstone(at, id)
@@ -178,6 +182,8 @@ while pos <= #blob do
     result = 0  -- unchanged and still in the version-1 keys: the migration moves it
   elseif payload ~= "" and not tombs and redis.call("HSETNX", B, key8, value) == 1 then
     -- A new id (the common case): one id-map call.
+    -- HOOK stored(id, nil, value): a live tail announces `id` here and below; a daily
+    -- summary adds the new value's extra bytes (and removes the old value's, below).
     if lp then legacy_remove(id, lp) end
     n = n + 1
     if final[id] == nil then order[#order + 1] = id end
@@ -188,6 +194,7 @@ while pos <= #blob do
     local old = redis.call("HGET", B, key8)
     if payload == "" then
       if old then
+        -- HOOK removed(id, old): the record left the window by an update.
         local was = string.sub(old, 1, 6)
         tombstone(was, id)
         gone[#gone + 1] = was .. id
@@ -197,6 +204,7 @@ while pos <= #blob do
         n = n - 1
       end
     elseif old ~= value then
+      -- HOOK stored(id, old, value): new (old is nil) or changed.
       local at = string.sub(value, 1, 6)
       if old then
         local was = string.sub(old, 1, 6)
@@ -259,7 +267,7 @@ local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
 local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
 local mL, mp, n = shape(M)
 if mL ~= L or mp ~= p then return {-1, mL, mp} end
-local RECORD = ">I2c8c12I4c0I4c0"
+local RECORD = ">I2c8I4c0I4c0I4c0"
 local final, order, moved = {}, {}, 0
 local blob, pos = ARGV[5], 1
 while pos <= #blob do
@@ -656,7 +664,7 @@ class Script:
 
 
 _LENGTH = struct.Struct(">I").pack
-_WRITE_HEAD = struct.Struct(">H8s12sI").pack
+_WRITE_HEAD = struct.Struct(">H8sI").pack
 
 
 def pack_record(*parts: bytes) -> bytes:
@@ -671,7 +679,9 @@ def pack_write(bucket: int, key8: bytes, value: bytes, record_id: bytes, payload
     """One record of the write and migrate scripts (``RECORD`` in their Lua)."""
     return b"".join(
         (
-            _WRITE_HEAD(bucket, key8, value, len(record_id)),
+            _WRITE_HEAD(bucket, key8, len(value)),
+            value,
+            _LENGTH(len(record_id)),
             record_id,
             _LENGTH(len(payload)),
             payload,

@@ -63,7 +63,8 @@ class _Survey:
     watermark: int
 
 
-async def _tenants(redis: Any) -> list[str]:
+async def known_tenants(redis: Any) -> list[str]:
+    """Every tenant that has written records (``cdr:tenants``), sorted."""
     members = [m async for m in redis.sscan_iter(TENANTS_KEY, count=1000)]
     return sorted({m.decode("utf-8") if isinstance(m, bytes) else str(m) for m in members})
 
@@ -108,7 +109,7 @@ async def sweep_expired(redis: Any, *, now_ms: int, retention_ms: int) -> int:
     cutoff = now_ms - retention_ms
     removed = 0
     gone: list[str] = []
-    tenants = await _tenants(redis)
+    tenants = await known_tenants(redis)
     for start in range(0, len(tenants), TENANT_BATCH):
         for s in await _survey(redis, tenants[start : start + TENANT_BATCH]):
             if removed >= SWEEP_BUDGET:
@@ -242,7 +243,7 @@ async def count_in_window(redis: Any, *, now_ms: int, retention_ms: int) -> int:
     twice until the next seal of that day)."""
     window = now_ms - retention_ms
     total = 0
-    tenants = await _tenants(redis)
+    tenants = await known_tenants(redis)
     for start in range(0, len(tenants), TENANT_BATCH):
         part = tenants[start : start + TENANT_BATCH]
         calls: list[Any] = []
