@@ -65,6 +65,12 @@ TTL_MARGIN_MS = 86_400_000
 ATTEMPTS = 3
 
 
+def _as_dict(value: Any) -> dict[bytes, bytes]:
+    if isinstance(value, dict):
+        return value
+    return dict(zip(value[::2], value[1::2], strict=True))
+
+
 @dataclass(slots=True)
 class SealStats:
     sealed: int = 0  # hot records moved into segments
@@ -122,6 +128,12 @@ async def seal_tenant(
             done = await _seal_day(redis, tenant_id, day, batch, retention_ms, stats)
             if not done:
                 break
+        # Days whose only news is a tombstone (a record moved away from them): rebuild the
+        # chunk that holds the stale copy and consume the tombstone.
+        tombs = parse_tombstones(_as_dict(await redis.hgetall(tombstones_key(tenant_id))))
+        for day in sorted(tombs):
+            if (day + 1) * DAY_MS > cutoff and stats.sealed < budget:
+                await _seal_day(redis, tenant_id, day, [], retention_ms, stats)
     finally:
         await _unlock(redis, tenant_id, token)
     return stats
@@ -158,18 +170,18 @@ async def _seal_day(
     s_key, y_key = segment_key(tenant_id, day), day_index_key(tenant_id, day)
     for _ in range(ATTEMPTS):
         # Hot tier first, then tombstones, then the segment: see layout.py.
-        payloads, tombs, old_segment, old_index = await run_pipeline(
+        replies = await run_pipeline(
             redis,
             [
-                (None, "HMGET", [hot_key(tenant_id), *ids]),
+                *([(None, "HMGET", [hot_key(tenant_id), *ids])] if ids else []),
                 (None, "HGETALL", [tombstones_key(tenant_id)]),
                 (None, "GET", [s_key]),
                 (None, "GET", [y_key]),
             ],
         )
-        if isinstance(tombs, list):  # RESP2 HGETALL through execute_command
-            tombs = dict(zip(tombs[::2], tombs[1::2], strict=True))
-        dead_list = parse_tombstones(tombs).get(day, [])
+        payloads = replies[0] if ids else []
+        tombs, old_segment, old_index = replies[-3:]
+        dead_list = parse_tombstones(_as_dict(tombs)).get(day, [])
         rows, sealed = [], []
         present = [(m, i, p) for m, i, p in zip(members, ids, payloads, strict=True) if p]
         arrays = orjson.loads(b"[" + b",".join(p for _, _, p in present) + b"]")
@@ -182,7 +194,7 @@ async def _seal_day(
         dead = {(started, rid) for _, _, started, rid in dead_list}
         built = await asyncio.to_thread(segment.merge, old_segment, old_index, rows, dead)
         stats.rebuilt += built.rows
-        if built.rows == 0 and old_segment:
+        if not built.changed:
             mode = "keep"
         elif built.segment:
             mode = "set"

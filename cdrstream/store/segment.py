@@ -262,6 +262,7 @@ class Sealed:
     index: bytes
     count: int
     rows: int  # rows decoded or encoded for this build (its cost)
+    changed: bool = True  # False: nothing to do, ``segment`` and ``index`` are the old ones
 
 
 def merge(
@@ -302,7 +303,7 @@ def merge(
         if lo < hi:
             first, end = min(first, lo), max(end, hi)
     if first >= end and not fresh:
-        return Sealed(old_segment or b"", old_index or b"", segment.count, 0)
+        return Sealed(old_segment or b"", old_index or b"", segment.count, 0, changed=False)
     if first > end:
         first = end
 
