@@ -33,11 +33,13 @@ from aiohttp import web
 from cdrstream.access.access_store import AccessCache
 from cdrstream.api import problems
 from cdrstream.api.exports import ExportLimits
+from cdrstream.api.live import LiveHub, LiveLimits, LiveTail
 from cdrstream.api.openapi import openapi_document
 from cdrstream.api.routes import ROUTES, STORAGE_ERRORS, Api, raised_in_redis_client
 from cdrstream.observability.api_metrics import metrics_middleware, route_template
 from cdrstream.settings import Settings
 from cdrstream.store.connection import prepare
+from cdrstream.store.live import fetch_records
 from cdrstream.store.reader import RecordReader
 from cdrstream.tenant_profiles import load_tenant_profiles
 
@@ -65,6 +67,7 @@ def create_api_app(
     cursor_secret: bytes | None = None,
     access: AccessCache | None = None,
     export_limits: ExportLimits | None = None,
+    live_limits: LiveLimits | None = None,
 ) -> web.Application:
     """The query role's application: the API and nothing else."""
     app = web.Application()
@@ -75,6 +78,7 @@ def create_api_app(
         cursor_secret=cursor_secret,
         access=access,
         export_limits=export_limits,
+        live_limits=live_limits,
     )
     return app
 
@@ -165,6 +169,7 @@ def build_api(
     cursor_secret: bytes | None = None,
     access: AccessCache | None = None,
     export_limits: ExportLimits | None = None,
+    live_limits: LiveLimits | None = None,
 ) -> Api:
     """Register the API's routes on ``web_app`` (any aiohttp application not yet started;
     the web page lives at ``/``). ``redis`` is a ``redis.asyncio`` client (or cluster
@@ -172,12 +177,18 @@ def build_api(
     web_app.middlewares.append(metrics_middleware)
     web_app.middlewares.append(problem_middleware)
     web_app.on_response_prepare.append(_security_headers)
+    reader = RecordReader(
+        redis,
+        retention_ms=settings.retention_ms,
+        cursor_secret=cursor_secret if cursor_secret is not None else cursor_key(settings),
+    )
+
+    async def fetch(tenant_id: str, record_ids: list[str]) -> list[Any]:
+        return await fetch_records(redis, reader, tenant_id, record_ids)
+
+    hub = LiveHub(redis, fetch)
     api = Api(
-        reader=RecordReader(
-            redis,
-            retention_ms=settings.retention_ms,
-            cursor_secret=cursor_secret if cursor_secret is not None else cursor_key(settings),
-        ),
+        reader=reader,
         redis=redis,
         access=access or AccessCache(settings.access_file),
         display_tz=ZoneInfo(settings.display_tz),
@@ -185,6 +196,7 @@ def build_api(
         retention_days=settings.retention_days,
         # Built here, once: a route without its OpenAPI words fails the start, not a request.
         openapi_body=orjson.dumps(openapi_document()),
+        live=LiveTail(hub, redis, fetch, live_limits or LiveLimits()),
         export_limits=export_limits,
     )
     for route in ROUTES:  # GET, and HEAD (the same answer without its body)
@@ -196,5 +208,9 @@ def build_api(
         except Exception as exc:  # Redis down at start: /readyz says so; serve anyway
             log.warning("redis not reachable at start: %s: %s", type(exc).__name__, exc)
 
+    async def close_live(_: web.Application) -> None:
+        await hub.close()  # live streams end at once instead of holding the shutdown
+
     web_app.on_startup.append(prepare_store)
+    web_app.on_shutdown.append(close_live)
     return api

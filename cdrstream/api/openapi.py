@@ -20,6 +20,8 @@ from cdrstream.api.problems import PROBLEM_JSON
 from cdrstream.api.routes import PATH_PATTERNS, ROUTES, Route
 from cdrstream.core.masking import MASK
 from cdrstream.core.record_view import FIELDS, RecordField
+from cdrstream.core.summary import CSV_COLUMNS as SUMMARY_CSV_COLUMNS
+from cdrstream.core.summary import DISPOSITIONS
 
 _STRING = {"type": "string"}
 _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -86,6 +88,74 @@ _OPERATIONS: dict[str, _Operation] = {
             "503": _problem("the record store (Redis) did not answer"),
         },
     ),
+    "/v1/tenants/{tenant_id}/cdrs/live": _Operation(
+        "A tenant's records as they are stored: server-sent events (text/event-stream)",
+        "records",
+        {
+            "200": {
+                "description": (
+                    "an endless stream of events, each with an id: (the stream position). "
+                    "'record': one record stored or replaced that matches the filters (data: "
+                    "a Record, masked for a token with masked numbers); 'ready': caught up "
+                    "(after the replay of a Last-Event-ID), live from here; 'reload': events "
+                    "were missed (Last-Event-ID older than the last 15 minutes, or unknown): "
+                    "reload the list. A comment line with the position as id: every 15 s. "
+                    "Send the last id back as Last-Event-ID when reconnecting to miss nothing."
+                ),
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "string",
+                            "description": "event: record / id: <entry id> / data: <Record as "
+                            "JSON>, one event after another",
+                        },
+                    }
+                },
+            },
+            "400": _problem("a parameter is invalid (each one named in invalid_params)"),
+            "401": _problem("token missing or invalid (WWW-Authenticate: Bearer)"),
+            "403": _problem(
+                "the token's partner may not read this tenant (same answer whether or not the "
+                "tenant exists)"
+            ),
+            "429": _problem("the partner already has the most live streams open at a time"),
+            "503": _problem("the record store (Redis) did not answer"),
+        },
+    ),
+    "/v1/tenants/{tenant_id}/summary": _Operation(
+        "A tenant's daily summary: per day in the display zone and per direction, calls, "
+        "answered calls, talk time, answer rate, average talk time, dispositions",
+        "records",
+        {
+            "200": {
+                "description": "every day of the range (clamped to the days wholly inside the "
+                "retention window), oldest first, as JSON or as CSV",
+                "headers": {
+                    "Content-Disposition": {
+                        "description": "CSV only: attachment; filename=summary-<tenant>-<from>.csv",
+                        "schema": _STRING,
+                    }
+                },
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Summary"}},
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "description": "header row + one row per day and direction: "
+                            + ",".join(SUMMARY_CSV_COLUMNS),
+                        }
+                    },
+                },
+            },
+            "400": _problem("a parameter is invalid (each one named in invalid_params)"),
+            "401": _problem("token missing or invalid (WWW-Authenticate: Bearer)"),
+            "403": _problem(
+                "the token's partner may not read this tenant (same answer whether or not the "
+                "tenant exists)"
+            ),
+            "503": _problem("the record store (Redis) did not answer"),
+        },
+    ),
     "/v1/config": _Operation(
         "What the web page needs: display zone and its label, limits, retention",
         "page",
@@ -140,6 +210,20 @@ _PARAMETERS: dict[str, str] = {
     "cursor": "Opaque cursor from the previous page's next_cursor. JSON only. It is bound to "
     "the same filters; a changed or forged cursor is a 400.",
     "format": "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
+}
+
+#: Descriptions of a route's parameters where they differ from ``_PARAMETERS``.
+_ROUTE_PARAMETERS: dict[str, dict[str, str]] = {
+    "/v1/tenants/{tenant_id}/summary": {
+        "from": "First day (YYYY-MM-DD, a date in the display zone). Default and earliest: the "
+        "first day wholly inside the retention window.",
+        "to": "Last day (YYYY-MM-DD, inclusive). Default and latest: today in the display zone.",
+        "format": "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
+    },
+    "/v1/tenants/{tenant_id}/cdrs/live": {
+        "number": "Only records whose source or destination starts with this number (as for "
+        "the list; a token with masked numbers may only give a whole country code).",
+    },
 }
 
 #: What each JSON key of a record is (``RECORD_FIELDS``).
@@ -214,6 +298,72 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        "Figures": {
+            "type": "object",
+            "description": "one direction of one day (or of the whole range, in totals)",
+            "required": [
+                "calls",
+                "answered",
+                "talk_seconds",
+                "answer_rate",
+                "average_talk_seconds",
+                "dispositions",
+            ],
+            "properties": {
+                "calls": {"type": "integer", "minimum": 0},
+                "answered": {"type": "integer", "minimum": 0, "description": "calls answered"},
+                "talk_seconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "sum of the durations of the answered calls",
+                },
+                "answer_rate": {
+                    "type": ["number", "null"],
+                    "description": "answered / calls, 4 decimals; null without calls",
+                },
+                "average_talk_seconds": {
+                    "type": ["number", "null"],
+                    "description": "talk_seconds / answered, 1 decimal; null without answered "
+                    "calls",
+                },
+                "dispositions": {
+                    "type": "object",
+                    "description": "calls per disposition ('other': a word outside the "
+                    "contract's five; 'none': no disposition)",
+                    "required": list(DISPOSITIONS),
+                    "properties": {name: {"type": "integer"} for name in DISPOSITIONS},
+                },
+            },
+        },
+        "Summary": {
+            "type": "object",
+            "required": ["tenant_id", "display_tz", "from", "to", "days", "totals"],
+            "properties": {
+                "tenant_id": _STRING,
+                "display_tz": {**_STRING, "description": "the zone whose dates the days are"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "days": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["date", "inbound", "outbound"],
+                        "properties": {
+                            "date": {"type": "string", "format": "date"},
+                            "inbound": {"$ref": "#/components/schemas/Figures"},
+                            "outbound": {"$ref": "#/components/schemas/Figures"},
+                        },
+                    },
+                },
+                "totals": {
+                    "type": "object",
+                    "properties": {
+                        "inbound": {"$ref": "#/components/schemas/Figures"},
+                        "outbound": {"$ref": "#/components/schemas/Figures"},
+                    },
+                },
+            },
+        },
         "Config": {
             "type": "object",
             "properties": {
@@ -240,15 +390,16 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         for name, pattern in PATH_PATTERNS.items()
         if "{" + name + "}" in route.path
     ]
-    return path_parameters + [_query_parameter(spec) for spec in route.params]
+    return path_parameters + [_query_parameter(route, spec) for spec in route.params]
 
 
-def _query_parameter(spec: ParamSpec) -> dict[str, Any]:
+def _query_parameter(route: Route, spec: ParamSpec) -> dict[str, Any]:
+    words = _ROUTE_PARAMETERS.get(route.path, {})
     document: dict[str, Any] = {
         "name": spec.name,
         "in": "query",
         "required": False,
-        "description": _PARAMETERS[spec.name],
+        "description": words.get(spec.name) or _PARAMETERS[spec.name],
         "schema": spec.schema,
     }
     if spec.example:

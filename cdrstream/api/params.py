@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cdrstream.core.masking import is_country_code
+from cdrstream.core.summary import parse_day
 from cdrstream.core.timestamps import parse_rfc3339
 from cdrstream.store.cursor import MAX_CURSOR_CHARS
 from cdrstream.store.reader import RecordQuery
@@ -165,6 +166,26 @@ CDRS_PARAMS: tuple[ParamSpec, ...] = (
 
 _BY_NAME: dict[str, ParamSpec] = {p.name: p for p in CDRS_PARAMS}
 
+#: The live tail's parameters: the list's filters, without times, paging or format.
+LIVE_PARAMS: tuple[ParamSpec, ...] = tuple(
+    _BY_NAME[name] for name in ("direction", "extension", "number")
+)
+
+
+def _day(value: str, _ctx: ParseContext) -> int:
+    day = parse_day(value)
+    if day is None:
+        raise _Invalid("not a date YYYY-MM-DD (a day in the display zone)")
+    return day
+
+
+#: The daily summary's parameters: days in the display zone, and the format.
+SUMMARY_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("from", {"type": "string", "format": "date"}, "2026-11-01", _day),
+    ParamSpec("to", {"type": "string", "format": "date"}, "2026-11-30", _day),
+    _BY_NAME["format"],
+)
+
 
 @dataclass(frozen=True, slots=True)
 class CdrsRequest:
@@ -174,15 +195,17 @@ class CdrsRequest:
     format: Format | None = None  # None: not given, the Accept header decides
 
 
-def parse_cdrs_params(
-    items: Iterable[tuple[str, str]], ctx: ParseContext
-) -> CdrsRequest | list[InvalidParam]:
-    """The request, or every problem found (each naming its parameter)."""
+def parse_params(
+    items: Iterable[tuple[str, str]], specs: Iterable[ParamSpec], ctx: ParseContext
+) -> dict[str, object] | list[InvalidParam]:
+    """The parsed values of ``specs`` (absent or empty ones left out), or every problem
+    found (each naming its parameter). ``from`` after ``to`` is a problem on ``from``."""
+    by_name = {p.name: p for p in specs}
     problems: list[InvalidParam] = []
     seen: set[str] = set()
     values: dict[str, object] = {}
     for name, raw in items:
-        spec = _BY_NAME.get(name)
+        spec = by_name.get(name)
         if spec is None:
             problems.append(InvalidParam(_printable(name), "unknown parameter"))
             continue
@@ -197,11 +220,20 @@ def parse_cdrs_params(
             values[name] = spec.parse(raw, ctx)
         except _Invalid as exc:
             problems.append(InvalidParam(name, str(exc)))
-    from_ms, to_ms = values.get("from"), values.get("to")
-    if isinstance(from_ms, int) and isinstance(to_ms, int) and from_ms > to_ms:
+    low, high = values.get("from"), values.get("to")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
         problems.append(InvalidParam("from", "must not be after to"))
-    if problems:
-        return problems
+    return problems or values
+
+
+def parse_cdrs_params(
+    items: Iterable[tuple[str, str]], ctx: ParseContext
+) -> CdrsRequest | list[InvalidParam]:
+    """The request, or every problem found (each naming its parameter)."""
+    values = parse_params(items, CDRS_PARAMS, ctx)
+    if isinstance(values, list):
+        return values
+    from_ms, to_ms = values.get("from"), values.get("to")
     query = RecordQuery(
         from_ms=from_ms if isinstance(from_ms, int) else None,
         # ``to`` is inclusive to the millisecond; the store's upper bound is exclusive.

@@ -103,3 +103,14 @@ def too_many_exports(limit: int, retry_after_s: int) -> web.Response:
         "try again when one has finished",
         headers={"Retry-After": str(retry_after_s)},
     )
+
+
+def too_many_live_streams(limit: int, retry_after_s: int) -> web.Response:
+    return problem(
+        429,
+        f"this partner already has {limit} live stream(s) open, the most at a time; "
+        "close one first",
+        kind="too-many-live-streams",
+        title="Too many live streams",
+        headers={"Retry-After": str(retry_after_s)},
+    )

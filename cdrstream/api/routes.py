@@ -38,25 +38,32 @@ from cdrstream.api.exports import (
     ExportLimits,
     ExportSlots,
 )
+from cdrstream.api.live import LIVE_STREAMS, LiveTail
 from cdrstream.api.params import (
     CDRS_PARAMS,
     DEFAULT_LIMIT,
+    LIVE_PARAMS,
     MAX_LIMIT,
+    SUMMARY_PARAMS,
     InvalidParam,
     ParamSpec,
     ParseContext,
     choose_format,
     parse_cdrs_params,
+    parse_params,
 )
-from cdrstream.core.clock import now_ms
+from cdrstream.core import summary as daily
+from cdrstream.core.clock import DAY_MS, now_ms
 from cdrstream.core.event import TENANT_ID
 from cdrstream.core.numbers import normalize_query_number
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import RecordView
+from cdrstream.core.sse import LiveFilter
 from cdrstream.observability import health
 from cdrstream.observability.api_metrics import CSV_EXPORTS, CSV_ROWS
 from cdrstream.store.cursor import InvalidCursor
 from cdrstream.store.reader import RecordQuery, RecordReader
+from cdrstream.store.summary import read_summary
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,8 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route("/v1/tenants/{tenant_id}/cdrs", "cdrs", CDRS_PARAMS, secured=True),
+    Route("/v1/tenants/{tenant_id}/cdrs/live", "live", LIVE_PARAMS, secured=True),
+    Route("/v1/tenants/{tenant_id}/summary", "summary", SUMMARY_PARAMS, secured=True),
     Route("/v1/config", "config"),
     Route("/openapi.json", "openapi"),
     Route("/healthz", "healthz"),
@@ -173,6 +182,7 @@ class Api:
         region_of: Callable[[str], str],
         retention_days: int,
         openapi_body: bytes,
+        live: LiveTail,
         export_limits: ExportLimits | None = None,
     ) -> None:
         self._reader = reader
@@ -185,6 +195,7 @@ class Api:
         self._static = _load_static()
         self._export_limits = export_limits or ExportLimits()
         self._exports = ExportSlots(self._export_limits.per_partner)
+        self._live = live
 
     # -- records -------------------------------------------------------------------------
 
@@ -202,19 +213,109 @@ class Api:
         view = RecordView(self._tz, masked_numbers=decision.entry.masked_numbers)
         return Grant(tenant_id, decision.entry.partner, view)
 
+    def _context(self, grant: Grant) -> ParseContext:
+        region = self._region_of(grant.tenant_id)
+        return ParseContext(
+            normalize_number=lambda text: normalize_query_number(text, region),
+            masked_numbers=grant.view.masked_numbers,
+        )
+
+    def _still_allowed(self, request: web.Request, grant: Grant) -> bool:
+        """Whether the request's token may still read the grant's tenant, as it could."""
+        decision = decide_access(
+            request.headers.get("Authorization"), grant.tenant_id, self._access.lookup
+        )
+        return (
+            decision.verdict == "allowed"
+            and decision.entry is not None
+            and decision.entry.masked_numbers == grant.view.masked_numbers
+        )
+
+    # -- the live tail -------------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events of the tenant's records as they are stored (``api/live.py``)."""
+        grant = self.authorize(request)
+        if isinstance(grant, web.Response):
+            return grant
+        values = parse_params(request.query.items(), LIVE_PARAMS, self._context(grant))
+        if isinstance(values, list):
+            return problems.bad_request(values)
+        live_filter = LiveFilter(
+            direction=cast(str | None, values.get("direction")),
+            extension=cast(str | None, values.get("extension")),
+            number_prefix=cast(str | None, values.get("number")),
+        )
+        if request.method == "HEAD":
+            return web.Response(content_type="text/event-stream", charset="utf-8", headers=NO_STORE)
+        slots = self._live.slots
+        if not slots.try_acquire(grant.partner):
+            return problems.too_many_live_streams(slots.per_partner, RETRY_AFTER_S)
+        LIVE_STREAMS.inc()
+        try:
+            return await self._live.serve(
+                request,
+                tenant_id=grant.tenant_id,
+                view=grant.view,
+                live_filter=live_filter,
+                still_allowed=lambda: self._still_allowed(request, grant),
+            )
+        finally:
+            LIVE_STREAMS.dec()
+            slots.release(grant.partner)
+
+    # -- daily summaries -----------------------------------------------------------------
+
+    async def summary(self, request: web.Request) -> web.StreamResponse:
+        """Per day in the display zone and per direction: calls, answered, talk time,
+        dispositions (``core/summary.py``), as JSON or CSV."""
+        grant = self.authorize(request)
+        if isinstance(grant, web.Response):
+            return grant
+        values = parse_params(request.query.items(), SUMMARY_PARAMS, self._context(grant))
+        if isinstance(values, list):
+            return problems.bad_request(values)
+        now = now_ms()
+        first = daily.first_day(now, self._retention_days * DAY_MS, self._tz)
+        last = daily.today(now, self._tz)
+        # Days outside the window hold nothing: the range is clamped to it, like times.
+        low = max(cast(int, values.get("from", first)), first)
+        high = min(cast(int, values.get("to", last)), last)
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            fields = await read_summary(self._redis, grant.tenant_id)
+        days = daily.summarize(fields, low, high) if low <= high else []
+        fmt = choose_format(cast(Any, values.get("format")), request.headers.get("Accept"))
+        if fmt == "csv":
+            name = f"summary-{grant.tenant_id}-{daily.day_date(low).isoformat()}.csv"
+            return web.Response(
+                body=daily.csv_text(days).encode(),
+                headers={
+                    **NO_STORE,
+                    "Content-Type": "text/csv; charset=utf-8; header=present",
+                    "Content-Disposition": f'attachment; filename="{name}"',
+                },
+            )
+        both = daily.totals(days)
+        body = orjson.dumps(
+            {
+                "tenant_id": grant.tenant_id,
+                "display_tz": self._tz.key,
+                "from": daily.day_date(low).isoformat(),
+                "to": daily.day_date(high).isoformat(),
+                "days": [d.to_json() for d in days],
+                "totals": {direction: both[direction].to_json() for direction in both},
+            }
+        )
+        return web.Response(
+            body=body, content_type="application/json", charset="utf-8", headers=NO_STORE
+        )
+
     async def cdrs(self, request: web.Request) -> web.StreamResponse:
         grant = self.authorize(request)
         if isinstance(grant, web.Response):
             return grant
         tenant_id = grant.tenant_id
-        region = self._region_of(tenant_id)
-        parsed = parse_cdrs_params(
-            request.query.items(),
-            ParseContext(
-                normalize_number=lambda text: normalize_query_number(text, region),
-                masked_numbers=grant.view.masked_numbers,
-            ),
-        )
+        parsed = parse_cdrs_params(request.query.items(), self._context(grant))
         if isinstance(parsed, list):
             return problems.bad_request(parsed)
         now = now_ms()

@@ -18,6 +18,9 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from cdrstream.store.live import LIVE_LUA
+from cdrstream.store.summary import SUMMARY_LUA
+
 #: Lua: the version-1 members of a stored record and their removal. The including script
 #: defines ``R, T, X, N`` (the four version-1 keys) before this text.
 MEMBERS_LUA = r"""
@@ -145,6 +148,12 @@ end
 #: is removed. The places marked ``HOOK`` are where a feature that must change in step with
 #: the records (a live tail, daily summaries) adds its calls; its keys go last, after the
 #: split pairs (from KEYS[9 + nb + 2 * ns]).
+#: The hooks in use: the live tail and daily summaries (``live.py``, ``summary.py``). Their
+#: keys: KEYS[9 + nb + 2 * ns] the summary, KEYS[10 + nb + 2 * ns] the live stream; ARGV 9-11:
+#: the oldest summary day, how long the stream keeps entries (ms), its most entries; a
+#: value's extra bytes are the record's summary contribution (7 bytes, or none). A record
+#: stored or replaced is announced and its contribution added (the old one taken away); a
+#: duplicate is neither.
 #: Returns {L, p, {1 stored (new or changed) | 0 unchanged or not stored, ...}}.
 WRITE_LUA = (
     "#!lua\n"
@@ -154,6 +163,8 @@ local R, T, X, N = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 """
     + MEMBERS_LUA
     + _V2_COMMON
+    + SUMMARY_LUA
+    + LIVE_LUA
     + r"""
 local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
 local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -162,6 +173,8 @@ local mL, mp, n, wm = shape(M)
 if mL ~= L or mp ~= p then return {-1, mL, mp} end
 local legacy = redis.call("EXISTS", R) == 1
 local tombs = redis.call("EXISTS", K) == 1
+summary_begin(KEYS[9 + nb + 2 * ns], ARGV[9])
+live_begin(KEYS[10 + nb + 2 * ns], ARGV[11])
 local RECORD = ">I2c8I4c0I4c0I4c0"
 local out, final, order, gone = {}, {}, {}, {}
 
@@ -184,6 +197,8 @@ while pos <= #blob do
     -- A new id (the common case): one id-map call.
     -- HOOK stored(id, nil, value): a live tail announces `id` here and below; a daily
     -- summary adds the new value's extra bytes (and removes the old value's, below).
+    summary_add(string.sub(value, 13), 1)
+    live_announce(id)
     if lp then legacy_remove(id, lp) end
     n = n + 1
     if final[id] == nil then order[#order + 1] = id end
@@ -195,6 +210,7 @@ while pos <= #blob do
     if payload == "" then
       if old then
         -- HOOK removed(id, old): the record left the window by an update.
+        summary_add(string.sub(old, 13), -1)
         local was = string.sub(old, 1, 6)
         tombstone(was, id)
         gone[#gone + 1] = was .. id
@@ -205,6 +221,9 @@ while pos <= #blob do
       end
     elseif old ~= value then
       -- HOOK stored(id, old, value): new (old is nil) or changed.
+      if old then summary_add(string.sub(old, 13), -1) end
+      summary_add(string.sub(value, 13), 1)
+      live_announce(id)
       local at = string.sub(value, 1, 6)
       if old then
         local was = string.sub(old, 1, 6)
@@ -229,6 +248,8 @@ L, p = grow(n, L, p, target, 9 + nb, ns)
 if cutoff > wm then wm = cutoff end
 redis.call("HSET", M, "L", L, "p", p, "n", n, "wm", wm)
 for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
+summary_flush(ttl)
+live_finish(ARGV[10], ttl)
 return {L, p, out}
 """
 )

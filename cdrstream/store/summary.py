@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from cdrstream.core.summary import parse_fields
-from cdrstream.store.scripts import Script, run_many
 
 #: The bookkeeping field of the oldest day kept.
 FLOOR_FIELD = "floor"
@@ -121,8 +120,6 @@ end
 return #gone
 """
 
-SWEEP_SUMMARY = Script(SWEEP_SUMMARY_LUA)
-
 
 async def read_summary(redis: Any, tenant_id: str) -> dict[str, int]:
     """The tenant's summary fields (``core.summary.summarize`` turns them into days)."""
@@ -132,9 +129,13 @@ async def read_summary(redis: Any, tenant_id: str) -> dict[str, int]:
 async def sweep_summaries(redis: Any, tenants: Sequence[str], floor_day: int) -> int:
     """Drop the days before ``floor_day`` from every tenant's summary (pipelined, one
     script per tenant); the fields removed."""
+    # Imported here: the write script in scripts.py is built from this module's Lua.
+    from cdrstream.store.scripts import Script, run_many
+
+    script = Script(SWEEP_SUMMARY_LUA)
     removed = 0
     for start in range(0, len(tenants), 500):
         part = tenants[start : start + 500]
         calls = [([summary_key(t)], [floor_day]) for t in part]
-        removed += sum(int(n) for n in await run_many(redis, SWEEP_SUMMARY, calls))
+        removed += sum(int(n) for n in await run_many(redis, script, calls))
     return removed

@@ -10,7 +10,8 @@ takes a per-tenant lock). For each known tenant, bounded work:
 3. drop every sealed day that has wholly left the window: forget its records' id-map
    entries (those still pointing at it), then delete its segment and index;
 4. migrate up to ``migrate.MIGRATE_PER_SWEEP`` version-1 records (``migrate.py``);
-5. seal what is due (``sealer.py``).
+5. seal what is due (``sealer.py``);
+6. drop the daily summaries' days before ``summary_floor_day`` (``summary.py``).
 
 Tenants whose keys are all gone are forgotten; a tenant forgotten just as it writes again
 is re-added by that write's SADD.
@@ -41,6 +42,7 @@ from cdrstream.store.layout import (
 from cdrstream.store.migrate import MIGRATE_PER_SWEEP, migrate_tenant
 from cdrstream.store.scripts import FORGET, SEAL, SEG, TRIM_HOT, run_pipeline
 from cdrstream.store.sealer import HOT_MAX, SEAL_AGE_MS, parse_tombstones, seal_tenant
+from cdrstream.store.summary import sweep_summaries
 
 #: Records one script call may delete: bounds the time it holds Redis.
 TRIM_PER_CALL = 500
@@ -104,8 +106,11 @@ async def _survey(redis: Any, tenants: list[str]) -> list[_Survey]:
     return out
 
 
-async def sweep_expired(redis: Any, *, now_ms: int, retention_ms: int) -> int:
-    """Trim, migrate and seal every known tenant (bounded); the records deleted."""
+async def sweep_expired(
+    redis: Any, *, now_ms: int, retention_ms: int, summary_floor_day: int | None = None
+) -> int:
+    """Trim, migrate and seal every known tenant (bounded); the records deleted. With
+    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days."""
     cutoff = now_ms - retention_ms
     removed = 0
     gone: list[str] = []
@@ -121,6 +126,8 @@ async def sweep_expired(redis: Any, *, now_ms: int, retention_ms: int) -> int:
             removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff)
     if gone:
         await redis.srem(TENANTS_KEY, *gone)
+    if summary_floor_day is not None:
+        await sweep_summaries(redis, tenants, summary_floor_day)
     return removed
 
 

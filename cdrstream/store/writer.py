@@ -22,6 +22,11 @@ Replaying a batch is harmless: each record's content digest is compared with the
 id map holds and reported ``"duplicate"`` when equal, so the worker may retry a whole batch
 after any error (a redis error is raised to the caller; part of the batch may have been
 applied).
+
+The same script announces every record it stores or replaces on the tenant's live stream
+and keeps the tenant's daily summary in step (``live.py``, ``summary.py``): each record's
+id-map value ends with its summary contribution (its day in ``display_tz``, direction,
+answered, talk seconds, disposition), computed here because Lua has no time zone data.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from redis.exceptions import NoScriptError
 
 from cdrstream.core.record import CallRecord
+from cdrstream.core.summary import contribution, encode_contribution, first_day
 from cdrstream.store import codec
 from cdrstream.store.layout import (
     ID_TARGET,
@@ -51,7 +58,9 @@ from cdrstream.store.layout import (
     tombstones_key,
 )
 from cdrstream.store.legacy import tenant_keys as legacy_keys
+from cdrstream.store.live import KEEP_MS, MAX_ENTRIES, live_key
 from cdrstream.store.scripts import SPLIT, WRITE, pack_write
+from cdrstream.store.summary import summary_key
 
 WriteResult = Literal["stored", "duplicate"]
 
@@ -116,9 +125,10 @@ class _Call:
 
 
 def build_call(
-    tenant: str, items: Sequence[_Item], shape: Shape, cutoff: int, ttl: int
+    tenant: str, items: Sequence[_Item], shape: Shape, cutoff: int, ttl: int, summary_floor: int
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``."""
+    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``; the
+    tenant's summary and live stream last (the write script's hooks)."""
     level, split = shape
     buckets: dict[int, int] = {}
     packed = []
@@ -127,7 +137,9 @@ def build_call(
         index = buckets.setdefault(bucket, len(buckets))
         packed.append(pack_write(index, item.key8, item.value, item.rid, item.payload))
     keys = tenant_fixed_keys(tenant) + [bucket_key(tenant, b) for b in buckets]
-    return keys, [cutoff, ttl, level, split, len(buckets), 0, ID_TARGET, b"".join(packed)]
+    keys += [summary_key(tenant), live_key(tenant)]
+    args = [cutoff, ttl, level, split, len(buckets), 0, ID_TARGET, b"".join(packed)]
+    return keys, [*args, summary_floor, KEEP_MS, MAX_ENTRIES]
 
 
 def split_call(tenant: str, shape: Shape, count: int) -> tuple[list[str], list[Any]]:
@@ -138,9 +150,14 @@ def split_call(tenant: str, shape: Shape, count: int) -> tuple[list[str], list[A
 
 
 class RecordWriter:
-    def __init__(self, redis: Any, *, retention_ms: int) -> None:
+    """``display_tz``: the zone whose dates the daily summaries count in (the API's)."""
+
+    def __init__(
+        self, redis: Any, *, retention_ms: int, display_tz: str = "Europe/Amsterdam"
+    ) -> None:
         self._redis = redis
         self._retention_ms = retention_ms
+        self._zone = ZoneInfo(display_tz)
         self._shapes: dict[str, Shape] = {}
 
     async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> list[WriteResult]:
@@ -149,6 +166,7 @@ class RecordWriter:
             return []
         cutoff = now_ms - self._retention_ms
         ttl = self._retention_ms + TTL_MARGIN_MS
+        floor = first_day(now_ms, self._retention_ms, self._zone)
         by_tenant: dict[str, list[_Item]] = {}
         for position, record in enumerate(records):
             payload = _encode(record)
@@ -158,9 +176,11 @@ class RecordWriter:
             if record.started_at_ms < cutoff:
                 item = _Item(position, id8(record.id), b"\0" * 12, rid, b"")
             else:
-                item = _Item(
-                    position, id8(record.id), id_value(record.started_at_ms, payload), rid, payload
-                )
+                # The id-map value carries the record's summary contribution, so that a
+                # replacement can take away exactly what this version adds.
+                extra = encode_contribution(contribution(record, self._zone))
+                value = id_value(record.started_at_ms, payload, extra)
+                item = _Item(position, id8(record.id), value, rid, payload)
             by_tenant.setdefault(record.tenant_id, []).append(item)
         out: list[WriteResult] = ["duplicate"] * len(records)
         if not by_tenant:
@@ -170,7 +190,7 @@ class RecordWriter:
         for tenant, items in by_tenant.items():
             for start in range(0, len(items), CHUNK):
                 part = items[start : start + CHUNK]
-                keys, args = build_call(tenant, part, self._shape(tenant), cutoff, ttl)
+                keys, args = build_call(tenant, part, self._shape(tenant), cutoff, ttl, floor)
                 todo.append(_Call(tenant, part, keys, args))
         tenants = list(by_tenant)
         first_round = True
@@ -192,7 +212,7 @@ class RecordWriter:
             todo = [c for c in todo if c.tenant in stale]
             for call in todo:
                 call.keys, call.args = build_call(
-                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl
+                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl, floor
                 )
         raise RuntimeError("the id-map shape kept changing under the write")
 

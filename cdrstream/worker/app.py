@@ -21,11 +21,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import faust
 
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
+from cdrstream.core.summary import first_day
 from cdrstream.observability import health
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.settings import Settings
@@ -107,7 +109,11 @@ class WorkerApp(faust.App):
         except Exception as exc:  # Redis down at start: the first write retries
             log.warning("redis not ready at start: %s", type(exc).__name__)
         handler = BatchHandler(
-            records=RecordWriter(self.redis, retention_ms=self.settings.retention_ms),
+            records=RecordWriter(
+                self.redis,
+                retention_ms=self.settings.retention_ms,
+                display_tz=self.settings.display_tz,
+            ),
             dead_letters=self.send_dead_letters,
             policy=self.policy,
             progress=self.progress,
@@ -171,8 +177,14 @@ class WorkerApp(faust.App):
     async def sweep_window(self) -> None:
         settings = self.settings
         try:
+            now = now_ms()
             removed = await sweep_expired(
-                self.redis, now_ms=now_ms(), retention_ms=settings.retention_ms
+                self.redis,
+                now_ms=now,
+                retention_ms=settings.retention_ms,
+                summary_floor_day=first_day(
+                    now, settings.retention_ms, ZoneInfo(settings.display_tz)
+                ),
             )
             m.SWEPT.inc(removed)
             m.RECORDS_IN_WINDOW.set(

@@ -193,7 +193,8 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
         assert index == segment.encode_index(numbers, extensions), f"index of day {day}"
 
     want_entries = {id8(rid): id_value(started, p) for rid, (started, p) in current.items()}
-    assert entries == want_entries
+    # An id-map value may end with extra bytes a feature keeps (the summary contribution).
+    assert {k: v[:12] for k, v in entries.items()} == want_entries
 
     for rid, payload in _as_dict(await redis.hgetall(legacy.records_key(tenant))).items():
         text = rid.decode()

@@ -236,9 +236,44 @@ def call(method: str, base: str, path: str, token: str | None = None, **headers:
         request.add_header(name.replace("_", "-"), value)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return Answer(response.status, dict(response.headers.items()), response.read())
+            live = response.headers.get("Content-Type", "").startswith("text/event-stream")
+            body = read_until_ready(response) if live and method != "HEAD" else response.read()
+            return Answer(response.status, dict(response.headers.items()), body)
     except urllib.error.HTTPError as exc:
         return Answer(exc.code, dict(exc.headers.items()), exc.read())
+
+
+def read_until_ready(response: Any) -> bytes:
+    """A live stream never ends: its body up to the end of its ``ready`` event (the
+    replay of a Last-Event-ID comes before it)."""
+    lines: list[bytes] = []
+    ready = False
+    while True:
+        line = response.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.rstrip(b"\r\n") == b"event: ready":
+            ready = True
+        elif ready and line in (b"\n", b"\r\n"):
+            break
+    return b"".join(lines)
+
+
+def sse_events(body: bytes) -> list[tuple[str, str | None, str]]:
+    """(event, id, data) of each event of an event-stream body."""
+    events = []
+    for block in body.decode("utf-8").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            fields[name] = fields[name] + "\n" + value if name in fields else value
+        if "data" in fields:
+            events.append((fields.get("event", "message"), fields.get("id"), fields["data"]))
+    return events
 
 
 def cdrs_path(tenant: str, **params: str) -> str:
@@ -304,10 +339,31 @@ def csv_rows(answer: Answer) -> list[dict[str, Any]]:
     ]
 
 
+def live_rows(answer: Answer) -> list[dict[str, Any]]:
+    """The records of a live stream's replay (its ``record`` events, in stream order)."""
+    return [orjson.loads(data) for name, _, data in sse_events(answer.body) if name == "record"]
+
+
+def summary_rows(answer: Answer) -> list[dict[str, Any]]:
+    """A summary holds no records: nothing of a record may be in it (checked on its text)."""
+    return []
+
+
+def summary_calls(answer: Answer) -> int:
+    """Every call a summary answer counts (JSON: the totals; CSV: the rows)."""
+    if answer.headers["Content-Type"].startswith("text/csv"):
+        rows = list(csv.DictReader(io.StringIO(answer.body.decode("utf-8"), newline="")))
+        return sum(int(row["calls"]) for row in rows)
+    totals = answer.json()["totals"]
+    return int(totals["inbound"]["calls"]) + int(totals["outbound"]["calls"])
+
+
 @dataclass(frozen=True)
 class TenantRoute:
     template: str  # the path in ROUTES
-    kind: str  # "page": one JSON page; "export": every record
+    # "page": one JSON page; "export": every record; "live": the live stream's replay
+    # (Last-Event-ID 0-0: every record stored); "summary": the daily summary (counts)
+    kind: str
     records: Callable[[Answer], list[dict[str, Any]]]  # the served records, field by field
     params: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
@@ -318,10 +374,22 @@ class TenantRoute:
 
 
 CDRS = "/v1/tenants/{tenant_id}/cdrs"
+LIVE = "/v1/tenants/{tenant_id}/cdrs/live"
+SUMMARY = "/v1/tenants/{tenant_id}/summary"
 TENANT_ROUTES: dict[str, TenantRoute] = {
     "json": TenantRoute(CDRS, "page", json_rows),
     "format=csv": TenantRoute(CDRS, "export", csv_rows, params={"format": "csv"}),
     "Accept: text/csv": TenantRoute(CDRS, "export", csv_rows, headers={"Accept": "text/csv"}),
+    "live": TenantRoute(LIVE, "live", live_rows, headers={"Last-Event-ID": "0-0"}),
+    "live, filtered": TenantRoute(
+        LIVE,
+        "live",
+        live_rows,
+        params={"direction": "inbound"},
+        headers={"Last-Event-ID": "0-0"},
+    ),
+    "summary": TenantRoute(SUMMARY, "summary", summary_rows),
+    "summary csv": TenantRoute(SUMMARY, "summary", summary_rows, params={"format": "csv"}),
 }
 
 
@@ -380,6 +448,14 @@ def test_authorization_matrix(loaded: Server, variant: str, masked: bool) -> Non
     if route.kind == "page":
         assert allowed.headers["Content-Type"].startswith("application/json")
         assert len(records) == 100
+    elif route.kind == "live":
+        assert allowed.headers["Content-Type"].startswith("text/event-stream")
+        wanted = [r for r in DATA if route.params.get("direction") in (None, r.direction)]
+        assert {r["id"] for r in records} >= {r.id for r in wanted}
+        assert all(r["direction"] == route.params["direction"] for r in records
+                   if "direction" in route.params)  # fmt: skip
+    elif route.kind == "summary":
+        assert summary_calls(allowed) == len(DATA)  # every stored record, counted once
     else:
         assert allowed.headers["Content-Type"].startswith("text/csv")
         assert len(records) == len(DATA)
@@ -393,6 +469,11 @@ def test_authorization_matrix(loaded: Server, variant: str, masked: bool) -> Non
     assert empty.status == 200
     if route.kind == "page":
         assert empty.json() == {"records": [], "next_cursor": None}
+    elif route.kind == "live":
+        assert route.records(empty) == []
+        assert [name for name, _, _ in sse_events(empty.body)] == ["ready"]
+    elif route.kind == "summary":
+        assert summary_calls(empty) == 0
     else:
         assert empty.body.decode() == ",".join(CSV_COLUMNS) + "\r\n"
 
