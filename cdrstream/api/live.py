@@ -161,6 +161,7 @@ class LiveHub:
         self._redis = redis
         self._fetch = fetch
         self._feeds: dict[str, _Feed] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, not yet finished
         self.closing = asyncio.Event()
 
     def subscribe(self, tenant_id: str, max_entries: int) -> _Subscriber:
@@ -183,6 +184,8 @@ class LiveHub:
             LIVE_FEEDS.dec()
             if feed.task is not None:
                 feed.task.cancel()
+                self._stopping.add(feed.task)
+                feed.task.add_done_callback(self._stopping.discard)
 
     @property
     def feeds(self) -> int:
@@ -192,14 +195,14 @@ class LiveHub:
         """Stop every feed; clients see ``closing`` and end their streams."""
         self.closing.set()
         tasks = [f.task for f in self._feeds.values() if f.task is not None]
+        tasks += self._stopping
         for feed in self._feeds.values():
             for subscriber in feed.subscribers:
                 subscriber.wake.set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
         LIVE_FEEDS.dec(len(self._feeds))
         self._feeds.clear()
 

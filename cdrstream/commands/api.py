@@ -9,6 +9,12 @@ from cdrstream.commands.faust_role import add_uvloop_flag
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from cdrstream.api.exports import DEFAULT_EXPORTS_PER_PARTNER, DEFAULT_WRITE_TIMEOUT_S
+    from cdrstream.api.live import (
+        DEFAULT_HEARTBEAT_S,
+        DEFAULT_LIVE_PER_PARTNER,
+        DEFAULT_LIVE_WRITE_TIMEOUT_S,
+        DEFAULT_MAX_LIFETIME_S,
+    )
 
     add_uvloop_flag(parser)
     parser.add_argument(
@@ -27,6 +33,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="CSV exports one partner may run at once on this process; one more answers "
         f"429 [{DEFAULT_EXPORTS_PER_PARTNER}]",
     )
+    parser.add_argument(
+        "--live-streams-per-partner",
+        type=int,
+        default=DEFAULT_LIVE_PER_PARTNER,
+        metavar="N",
+        help="live streams (server-sent events) one partner may hold open at once on this "
+        f"process; one more answers 429 [{DEFAULT_LIVE_PER_PARTNER}]",
+    )
+    parser.add_argument(
+        "--live-write-timeout",
+        type=float,
+        default=DEFAULT_LIVE_WRITE_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a live stream whose client read nothing for this long "
+        f"[{DEFAULT_LIVE_WRITE_TIMEOUT_S:.0f}]",
+    )
+    parser.add_argument(
+        "--live-heartbeat",
+        type=float,
+        default=DEFAULT_HEARTBEAT_S,
+        metavar="SECONDS",
+        help=f"seconds between a live stream's heartbeats [{DEFAULT_HEARTBEAT_S:.0f}]",
+    )
+    parser.add_argument(
+        "--live-max-lifetime",
+        type=float,
+        default=DEFAULT_MAX_LIFETIME_S,
+        metavar="SECONDS",
+        help="end a live stream after this long (the client reconnects and resumes) "
+        f"[{DEFAULT_MAX_LIFETIME_S:.0f}]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cdrstream.api.app import create_api_app
     from cdrstream.api.exports import ExportLimits
+    from cdrstream.api.live import LiveLimits
     from cdrstream.api.server import serve
     from cdrstream.commands.faust_role import prepare_process
     from cdrstream.settings import load_settings
@@ -45,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         limits = ExportLimits(args.csv_write_timeout, args.csv_exports_per_partner)
+        live_limits = LiveLimits(
+            per_partner=args.live_streams_per_partner,
+            heartbeat_s=args.live_heartbeat,
+            write_timeout_s=args.live_write_timeout,
+            max_lifetime_s=args.live_max_lifetime,
+        )
     except ValueError as exc:
         print(f"cdrstream api: {exc}", file=sys.stderr)
         return 2
@@ -54,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     redis = connect(settings)
     try:
         try:
-            app = create_api_app(settings, redis, export_limits=limits)
+            app = create_api_app(settings, redis, export_limits=limits, live_limits=live_limits)
         except TenantProfilesError as exc:
             log.error("%s", exc)
             return 2

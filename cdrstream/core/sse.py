@@ -11,6 +11,8 @@ Pure functions, no I/O.
 - **Resuming** (`resume_plan`): a client that sends ``Last-Event-ID`` is replayed every
   entry after it, if the stream still holds all of them; otherwise (entries after it were
   trimmed, the id is not one of this stream's, or it is malformed) it is told to reload.
+  (Redis's ``max-deleted-entry-id`` moves with ``XDEL`` only, not with trimming, so the
+  oldest entry held and the count of entries ever added are what tell.)
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ class StreamState:
 
     exists: bool
     last: StreamId = ZERO  # last-generated-id
-    max_deleted: StreamId = ZERO  # the largest id ever trimmed or deleted
+    first: StreamId | None = None  # the oldest entry still held (None: the stream is empty)
+    trimmed: bool = False  # some entries were removed (entries-added > length)
+    max_deleted: StreamId = ZERO  # the largest id removed by XDEL
 
 
 Plan = Literal["replay", "reload"]
@@ -103,22 +107,24 @@ def resume_plan(last_seen: StreamId | None, state: StreamState) -> Plan:
     """Whether a client that saw events up to ``last_seen`` can be replayed what came
     after it (every such entry is still in the stream), or must reload the list.
 
-    - ``last_seen`` None (a malformed Last-Event-ID): reload;
-    - no stream: replay (nothing) when the client saw nothing either (``0-0``), else reload
-      (the stream is gone: its entries cannot be checked);
-    - an id after the stream's last one: not this stream's (Redis lost data, or the id was
-      made up): reload;
-    - an entry after ``last_seen`` was trimmed: reload; else replay.
+    Entries leave a stream from its old end only (trimming), so every entry after
+    ``last_seen`` is still there when ``last_seen`` is not older than the oldest entry
+    held, or when nothing was ever trimmed. Otherwise, and when the id is malformed (None),
+    not this stream's (after its last id), or the stream is gone (a client that saw
+    nothing, ``0-0``, excepted), the client is told to reload. (A client whose last event
+    was exactly the last one trimmed is told to reload too: the stream cannot tell.)
     """
     if last_seen is None:
         return "reload"
     if not state.exists:
         return "replay" if last_seen == ZERO else "reload"
-    if last_seen > state.last:
+    if last_seen > state.last or state.max_deleted > last_seen:
         return "reload"
-    if state.max_deleted > last_seen:
-        return "reload"
-    return "replay"
+    if state.first is None:  # empty: every entry up to `last` is gone
+        return "replay" if last_seen == state.last or not state.trimmed else "reload"
+    if last_seen >= state.first or not state.trimmed:
+        return "replay"
+    return "reload"
 
 
 # ------------------------------------------------------------------------------- filters

@@ -82,7 +82,8 @@ def _text(value: Any) -> str:
 
 
 async def stream_state(redis: Any, tenant_id: str) -> StreamState:
-    """The tenant stream's last id and the largest id trimmed from it (XINFO STREAM)."""
+    """The tenant stream's last id, its oldest entry, whether entries were trimmed
+    (XINFO STREAM)."""
     try:
         info = await redis.xinfo_stream(live_key(tenant_id))
     except ResponseError as exc:
@@ -92,7 +93,11 @@ async def stream_state(redis: Any, tenant_id: str) -> StreamState:
     fields = {_text(k): v for k, v in info.items()}
     last = parse_id(_text(fields.get("last-generated-id", b"0-0"))) or ZERO
     deleted = parse_id(_text(fields.get("max-deleted-entry-id", b"0-0"))) or ZERO
-    return StreamState(exists=True, last=last, max_deleted=deleted)
+    length = int(fields.get("length", 0))
+    first_entry = fields.get("first-entry")
+    first = parse_id(_text(first_entry[0])) if length and first_entry else None
+    trimmed = int(fields.get("entries-added", length)) > length
+    return StreamState(exists=True, last=last, first=first, trimmed=trimmed, max_deleted=deleted)
 
 
 def _entries(raw: Sequence[Any]) -> list[tuple[StreamId, str]]:

@@ -17,11 +17,12 @@ import pytest
 
 from cdrstream.core.clock import DAY_MS, HOUR_MS, now_ms
 from cdrstream.core.record import CallRecord, record_id
+from cdrstream.core.sse import StreamState
 from cdrstream.core.summary import aggregate, first_day, local_day
 from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.store.connection import connect
-from cdrstream.store.live import live_key, read_after, stream_state
+from cdrstream.store.live import fetch_records, live_key, read_after, stream_state, wait_after
 from cdrstream.store.reader import RecordQuery, RecordReader
 from cdrstream.store.sealer import seal_tenant
 from cdrstream.store.summary import read_summary, summary_key, sweep_summaries
@@ -176,3 +177,27 @@ async def test_the_sweep_drops_days_that_left_the_window(redis: tuple[Any, Setti
     await writer.write_batch([old], now)
     assert await read_summary(client, t) == fields
     assert await sweep_summaries(client, [tenant()], floor) == 0  # no summary: nothing made
+
+
+async def test_the_api_reads_the_stream_the_same_way_on_a_cluster(
+    redis: tuple[Any, Settings],
+) -> None:
+    """The API's stream reads (XINFO, XRANGE, XREAD BLOCK) on the tenant's key, any node."""
+    client, _ = redis
+    t = tenant()
+    assert await stream_state(client, t) == StreamState(exists=False)
+    assert await wait_after(client, t, (0, 0), 10, 50) == []
+    writer = RecordWriter(client, retention_ms=RETENTION_MS)
+    now = now_ms()
+    records = [make(t, n, now - n * 1000) for n in range(3)]
+    await writer.write_batch(records, now)
+    state = await stream_state(client, t)
+    entries = await wait_after(client, t, (0, 0), 10, 50)
+    assert [rid for _, rid in entries] == [r.id for r in records]
+    assert state.last == entries[-1][0] and state.first == entries[0][0] and not state.trimmed
+    assert await wait_after(client, t, state.last, 10, 50) == []
+    reader = RecordReader(client, retention_ms=RETENTION_MS, cursor_secret=b"s")
+    assert await fetch_records(client, reader, t, [r.id for r in records] + ["nope"]) == [
+        *records,
+        None,
+    ]

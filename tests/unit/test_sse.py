@@ -78,17 +78,52 @@ def test_framing() -> None:
 
 
 def test_resume_plan() -> None:
-    stream = StreamState(exists=True, last=(100, 5), max_deleted=(50, 0))
-    assert resume_plan((60, 0), stream) == "replay"
-    assert resume_plan((50, 0), stream) == "replay"  # the deleted one itself was seen
-    assert resume_plan((100, 5), stream) == "replay"  # up to date
-    assert resume_plan((49, 9), stream) == "reload"  # something after it was trimmed
-    assert resume_plan((100, 6), stream) == "reload"  # not this stream's
-    assert resume_plan(None, stream) == "reload"  # malformed
-    fresh = StreamState(exists=True, last=(100, 5))
-    assert resume_plan(ZERO, fresh) == "replay"
+    trimmed = StreamState(exists=True, last=(100, 5), first=(60, 0), trimmed=True)
+    assert resume_plan((60, 0), trimmed) == "replay"  # the oldest held was seen
+    assert resume_plan((70, 3), trimmed) == "replay"
+    assert resume_plan((100, 5), trimmed) == "replay"  # up to date
+    assert resume_plan((59, 9), trimmed) == "reload"  # entries after it were trimmed
+    assert resume_plan((100, 6), trimmed) == "reload"  # not this stream's
+    assert resume_plan(None, trimmed) == "reload"  # malformed
+    assert resume_plan(ZERO, trimmed) == "reload"
+    whole = StreamState(exists=True, last=(100, 5), first=(60, 0), trimmed=False)
+    assert resume_plan(ZERO, whole) == "replay"  # nothing ever trimmed
+    assert resume_plan((10, 0), whole) == "replay"
+    deleted = StreamState(exists=True, last=(100, 5), first=(60, 0), max_deleted=(80, 0))
+    assert resume_plan((70, 0), deleted) == "reload"  # XDEL'd after it
+    assert resume_plan((80, 0), deleted) == "replay"
+    emptied = StreamState(exists=True, last=(100, 5), first=None, trimmed=True)
+    assert resume_plan((100, 5), emptied) == "replay"  # saw the last one: nothing missed
+    assert resume_plan((99, 0), emptied) == "reload"
+    assert resume_plan(ZERO, StreamState(exists=True)) == "replay"  # empty, never written
     assert resume_plan(ZERO, StreamState(exists=False)) == "replay"
     assert resume_plan((1, 0), StreamState(exists=False)) == "reload"
+
+
+@given(
+    ids=st.lists(st.tuples(st.integers(1, 50), st.integers(0, 3)), min_size=1, unique=True),
+    keep=st.integers(0, 60),
+    seen=st.tuples(st.integers(0, 55), st.integers(0, 3)),
+)
+def test_a_replay_is_planned_only_when_nothing_after_the_client_was_trimmed(
+    ids: list[tuple[int, int]], keep: int, seen: tuple[int, int]
+) -> None:
+    """A stream of entries trimmed from its old end: "replay" exactly when every entry
+    after the client's id is still held (or, when it cannot tell, "reload")."""
+    entries = sorted(ids)
+    held = entries[len(entries) - min(keep, len(entries)) :]
+    gone = entries[: len(entries) - len(held)]
+    state = StreamState(
+        exists=True, last=entries[-1], first=held[0] if held else None, trimmed=bool(gone)
+    )
+    plan = resume_plan(seen, state)
+    missed_gone = any(e > seen for e in gone)
+    if plan == "replay":
+        assert not missed_gone and seen <= entries[-1]
+    elif seen <= entries[-1] and not missed_gone:
+        # Reload although nothing was missed: only for the last entry trimmed itself, or
+        # an id between it and the oldest held (the stream cannot tell those apart).
+        assert gone and seen >= gone[-1] and (not held or seen < held[0])
 
 
 def rec(direction: str = "inbound", extension: str = "201", src: str = "+31201234567",
