@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "token": "issue or revoke partner access tokens",
     "normalize": "normalize A/B numbers, one JSON line each",
     "explain": "stdin events -> one JSON line each: outcome, reason, record",
+    "rebuild": "the retention window rebuilt from the call-ended topic (after Redis was lost)",
     "bench": "the benchmark of contract §9",
     "migrate": "move version-1 Redis records into the tiered layout now (workers do it lazily)",
     "demo": "everything at once: stack, worker, api, generator; prints URL and token",

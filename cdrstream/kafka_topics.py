@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
+from cdrstream.core.clock import DAY_MS
 from cdrstream.settings import Settings
 
 
@@ -18,6 +19,12 @@ def owned_topics(settings: Settings) -> dict[str, int]:
         settings.topic: settings.topic_partitions,
         settings.dlq_topic: settings.topic_partitions,
     }
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """The call-ended topic keeps a day more than the window, so `cdrstream rebuild` can bring
+    the whole window back (the dead-letter topic keeps the broker's default)."""
+    return {"retention.ms": str(settings.retention_ms + DAY_MS)}
 
 
 async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1) -> None:
@@ -30,7 +37,12 @@ async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=parts, replication_factor=replication_factor)
+            NewTopic(
+                name,
+                num_partitions=parts,
+                replication_factor=replication_factor,
+                topic_configs=topic_configs(settings) if name == settings.topic else {},
+            )
             for name, parts in owned_topics(settings).items()
             if name not in existing
         ]

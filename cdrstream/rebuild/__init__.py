@@ -1,0 +1,1 @@
+"""`cdrstream rebuild`: the retention window rebuilt from the call-ended topic."""

@@ -1,0 +1,180 @@
+"""The rebuild itself: the topic read from ``now - retention`` through the worker's own batch
+pipeline (the same rules, writer and overlap), so a rebuilt record is byte for byte what the
+live worker writes, and the idempotent upsert makes overlap with live workers harmless.
+
+Invalid events are not dead-lettered again (the live worker did when they arrived).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cdrstream.core.clock import now_ms
+from cdrstream.core.outcome import Policy
+from cdrstream.rebuild.plan import Progress, retention_shortfall, start_time_ms
+from cdrstream.settings import Settings
+from cdrstream.store.connection import connect, prepare
+from cdrstream.store.writer import RecordWriter
+from cdrstream.tenant_profiles import load_tenant_profiles
+from cdrstream.worker.batch import BatchHandler
+from cdrstream.worker.dead_letters import DeadLetter
+from cdrstream.worker.fetch_batches import incoming
+from cdrstream.worker.incoming import Incoming
+from cdrstream.worker.pipeline import OverlappedBatches
+from cdrstream.worker.progress import Progress as StallProgress
+
+
+class RebuildRefused(RuntimeError):
+    """The rebuild cannot be complete; the message says why and what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    partitions: list[int]
+    retention_ms: int | None  # None when the broker says nothing (kept by its default)
+
+
+async def topic_layout(settings: Settings) -> TopicLayout:
+    """The topic's partitions and ``retention.ms``, as the broker reports them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics([settings.topic])
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, settings.topic, {"retention.ms": None})]
+        )
+    finally:
+        await admin.close()
+    described = [t for t in topics if t["topic"] == settings.topic and not t["error_code"]]
+    if not described or not described[0]["partitions"]:
+        raise RebuildRefused(f"topic {settings.topic} does not exist")
+    partitions = sorted(p["partition"] for p in described[0]["partitions"])
+    retention: int | None = None
+    for response in responses:
+        for error_code, _message, _type, name, entries, *_ in response.resources:
+            if error_code:
+                raise RebuildRefused(f"topic {settings.topic}: broker error code {error_code}")
+            for entry in entries:
+                if name == settings.topic and entry[0] == "retention.ms" and entry[1] is not None:
+                    retention = int(entry[1])
+    return TopicLayout(partitions, retention)
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    tenant: str | None = None,
+    since_ms: int | None = None,
+    report: Callable[[Progress], None] = lambda progress: None,
+    report_every_s: float = 1.0,
+) -> RebuildResult:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.partitioner import DefaultPartitioner
+    from aiokafka.structs import TopicPartition
+
+    layout = await topic_layout(settings)
+    shortfall = retention_shortfall(layout.retention_ms, settings.retention_ms)
+    if shortfall is not None:
+        raise RebuildRefused(shortfall.message(settings.topic))
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1 << 20,
+    )
+    redis = connect(settings)
+    await consumer.start()
+    try:
+        await prepare(redis)
+        partitions = layout.partitions
+        key = tenant.encode() if tenant is not None else None
+        if key is not None:  # one tenant lives on one partition: read only that one
+            partitions = [DefaultPartitioner()(key, partitions, partitions)]
+        tps = [TopicPartition(settings.topic, p) for p in partitions]
+        consumer.assign(tps)
+        start = start_time_ms(now_ms(), settings.retention_ms, since_ms)
+        firsts = await consumer.offsets_for_times({tp: start for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        todo: dict[Any, int] = {}  # partition -> end offset (exclusive) to read up to
+        total = 0
+        for tp in tps:
+            found = firsts.get(tp)
+            if found is not None and found.offset < ends[tp]:
+                todo[tp] = ends[tp]
+                total += ends[tp] - found.offset
+        consumer.assign(list(todo))  # nothing to read elsewhere
+        for tp in todo:
+            consumer.seek(tp, firsts[tp].offset)
+        return await _read(consumer, redis, settings, todo, key, total, report, report_every_s)
+    finally:
+        await consumer.stop()
+        await redis.aclose()
+
+
+async def _read(
+    consumer: Any,
+    redis: Any,
+    settings: Settings,
+    todo: dict[Any, int],
+    key: bytes | None,
+    total: int,
+    report: Callable[[Progress], None],
+    report_every_s: float,
+) -> RebuildResult:
+    async def no_dead_letters(letters: Sequence[DeadLetter]) -> None:
+        return None
+
+    handler = BatchHandler(
+        records=RecordWriter(redis, retention_ms=settings.retention_ms),
+        dead_letters=no_dead_letters,
+        policy=Policy(
+            retention_ms=settings.retention_ms,
+            default_region=settings.default_region,
+            tenants=load_tenant_profiles(settings.tenants_file) if settings.tenants_file else {},
+        ),
+        progress=StallProgress(stall_after_s=settings.stall_after_s),
+    )
+    pipeline: OverlappedBatches[None] = OverlappedBatches(handler, lambda token: None)
+    began = time.perf_counter()
+    reported = began
+    done = 0
+    while todo:
+        fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
+        messages: list[Incoming] = []
+        for tp, records in fetched.items():
+            end = todo.get(tp)
+            if end is None:
+                continue
+            kept = [r for r in records if r.offset < end]
+            done += len(kept)
+            if len(kept) < len(records) or (kept and kept[-1].offset >= end - 1):
+                del todo[tp]  # reached the end offset taken at the start
+                consumer.pause(tp)
+            messages.extend(incoming(r) for r in kept if key is None or r.key == key)
+        if messages:
+            await pipeline.feed(messages, None)
+        now = time.perf_counter()
+        if now - reported >= report_every_s:
+            report(Progress(done, total, now - began))
+            reported = now
+    await pipeline.flush()
+    elapsed = time.perf_counter() - began
+    report(Progress(done, total, elapsed))
+    return RebuildResult(done, elapsed)
