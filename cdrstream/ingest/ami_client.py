@@ -86,16 +86,20 @@ class AmiClient:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
-            await self._login(reader, writer)
+            early = await self._login(reader, writer)
             AMI_CONNECTED.set(1)
             log.info("AMI connected to %s:%d", self.host, self.port)
-            await self._events(reader, stop)
+            await self._events(reader, stop, early)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _login(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> list[Message]:
+        """Log in; returns the messages that came after the answer in the same read (the
+        first events may arrive with it)."""
         messages = self._reader = MessageReader()
         writer.write(action("Login", Username=self._username, Secret=self._secret, Events="cdr"))
         await writer.drain()
@@ -104,15 +108,21 @@ class AmiClient:
                 data = await reader.read(4096)
                 if not data:
                     raise ConnectionResetError("closed during login")
-                for message in messages.feed(data):
+                received = messages.feed(data)
+                for index, message in enumerate(received):
                     if message.response == "Success":
-                        return
+                        return received[index + 1 :]
                     if message.response is not None:
                         raise LoginRefused()
 
-    async def _events(self, reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
+    async def _events(
+        self, reader: asyncio.StreamReader, stop: asyncio.Event, early: list[Message]
+    ) -> None:
         messages = self._reader
         last_event_at = time.monotonic()
+        for message in early:
+            if message.event == "Cdr":
+                await self._cdr(message, stop)
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():

@@ -365,6 +365,7 @@ class FakeAsterisk:
         self.logins: list[tuple[str, bool]] = []
         self.logged_in = asyncio.Event()
         self.events: asyncio.Queue[bytes] = asyncio.Queue()
+        self.with_login = b""
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -395,9 +396,10 @@ class FakeAsterisk:
                 writer.write(b"Response: Error\r\nMessage: Authentication failed\r\n\r\n")
                 await writer.drain()
                 return
-            writer.write(b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n")
             writer.write(
+                b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
                 b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
+                + self.with_login  # events already waiting: in the same write as the answer
             )
             await writer.drain()
             self.logged_in.set()
@@ -410,8 +412,13 @@ class FakeAsterisk:
             writer.close()
 
     def send(self, *chain: dict[str, Any]) -> None:
-        """The ``Event: Cdr`` of each CDR of a chain, as cdr_manager's manager_log writes
-        them, in one write (Asterisk dispatches a chain at once)."""
+        """The ``Event: Cdr`` of each CDR of a chain, in one write (Asterisk dispatches a
+        chain at once)."""
+        self.events.put_nowait(self.render(*chain))
+
+    @staticmethod
+    def render(*chain: dict[str, Any]) -> bytes:
+        """``Event: Cdr`` messages as cdr_manager's manager_log writes them."""
         names = {column: header for header, column in AMI_HEADERS.items()}
         data = b""
         for values in chain:
@@ -422,7 +429,7 @@ class FakeAsterisk:
                            "userfield"):  # fmt: skip
                 lines.append(f"{names[column]}: {values[column]}")
             data += ("\r\n".join(lines) + "\r\n\r\n").encode()
-        self.events.put_nowait(data)
+        return data
 
 
 @pytest.fixture
@@ -436,15 +443,16 @@ async def test_ami_cdr_events_come_out_as_the_rules_predict(
     pipeline: Pipeline, asterisk: FakeAsterisk
 ) -> None:
     settings = replace(pipeline.settings, ami_port=asterisk.port)
+    calls = chains(pipeline.tenant, local_start(30))
+    asterisk.with_login = asterisk.render(*calls[0])  # arrives with the login's answer
     client = RoleProcess(
         ["ingest", "asterisk-ami", "--settle", "0.5"],
         env=settings_env(settings),
         log_file=pipeline.work / "ami.log",
     ).start()
-    calls = chains(pipeline.tenant, local_start(30))
     try:
         await asyncio.wait_for(asterisk.logged_in.wait(), 60)
-        for index, chain in enumerate(calls):
+        for index, chain in enumerate(calls[1:], start=1):
             asterisk.send(*chain)
             if index == 3:
                 asterisk.send({**calls[0][0], "start": "garbage", "uniqueid": "bad.1"})
