@@ -1,6 +1,8 @@
 // The CDR table: plain JavaScript, no build step. All data comes from the JSON API with
 // "Authorization: Bearer <token>"; the token lives in sessionStorage only. Data is put in
 // the page with textContent only (never innerHTML), so a number cannot inject markup.
+// The daily chart is inline SVG built here; the live tail is read with fetch() (an
+// EventSource cannot send the Authorization header), reconnecting with Last-Event-ID.
 "use strict";
 
 (function () {
@@ -16,6 +18,7 @@
     nextCursor: null,
     filters: {},
     loading: 0,
+    pageSize: 100,
   };
 
   // ---------------------------------------------------------------- time helpers
@@ -176,37 +179,41 @@
     return Object.assign({ Authorization: `Bearer ${token()}` }, extra || {});
   }
 
+  function rowFor(r) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = r.id;
+    tr.dataset.started = r.started_at;
+    const cells = [
+      displayTime(r.started_at_local),
+      r.source,
+      r.destination,
+      duration(r.duration),
+      r.extension,
+      r.direction,
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (i === 0) {
+        td.title = browserTime(r.started_at);
+        td.className = "time";
+      } else if (i === 1 || i === 2) {
+        // A token with masked numbers is served no raw number (null): say why instead.
+        const raw = i === 1 ? r.source_raw : r.destination_raw;
+        td.className = "number";
+        td.title = raw === null ? "masked: this token is not shown full numbers" : raw;
+      } else if (i === 3) {
+        td.className = "duration";
+      }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
   function render(records) {
     const body = $("rows");
     body.replaceChildren();
-    for (const r of records) {
-      const tr = document.createElement("tr");
-      const cells = [
-        displayTime(r.started_at_local),
-        r.source,
-        r.destination,
-        duration(r.duration),
-        r.extension,
-        r.direction,
-      ];
-      cells.forEach((text, i) => {
-        const td = document.createElement("td");
-        td.textContent = text;
-        if (i === 0) {
-          td.title = browserTime(r.started_at);
-          td.className = "time";
-        } else if (i === 1 || i === 2) {
-          // A token with masked numbers is served no raw number (null): say why instead.
-          const raw = i === 1 ? r.source_raw : r.destination_raw;
-          td.className = "number";
-          td.title = raw === null ? "masked: this token is not shown full numbers" : raw;
-        } else if (i === 3) {
-          td.className = "duration";
-        }
-        tr.appendChild(td);
-      });
-      body.appendChild(tr);
-    }
+    for (const r of records) body.appendChild(rowFor(r));
     $("empty").hidden = records.length > 0;
     $("cdrs").classList.toggle("is-empty", records.length === 0);
   }
@@ -299,6 +306,334 @@
     setStatus(`Downloaded ${a.download}`, "");
   }
 
+
+  // ---------------------------------------------------------------- daily chart (inline SVG)
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const chart = { days: [], selected: null, timer: null };
+
+  function svg(name, attrs, parent) {
+    const el = document.createElementNS(SVG_NS, name);
+    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  async function loadSummary() {
+    if (!state.tenant || !token()) {
+      $("summary").hidden = true;
+      return;
+    }
+    let response;
+    try {
+      response = await fetch(`/v1/tenants/${encodeURIComponent(state.tenant)}/summary`, {
+        headers: authHeaders({ Accept: "application/json" }),
+        cache: "no-store",
+      });
+    } catch (e) {
+      return; // the table says what is wrong; the chart keeps what it has
+    }
+    if (!response.ok) {
+      if (response.status === 401 || response.status === 403) $("summary").hidden = true;
+      return;
+    }
+    chart.days = (await response.json()).days;
+    drawChart();
+  }
+
+  // At most one summary reload every few seconds while live records arrive.
+  function scheduleSummary() {
+    if (chart.timer) return;
+    chart.timer = setTimeout(() => {
+      chart.timer = null;
+      loadSummary();
+    }, 3000);
+  }
+
+  function minutesOf(day) {
+    return (day.inbound.talk_seconds + day.outbound.talk_seconds) / 60;
+  }
+
+  function tipText(day) {
+    const lines = [day.date];
+    for (const dir of ["inbound", "outbound"]) {
+      const f = day[dir];
+      const rate = f.answer_rate === null ? "-" : `${Math.round(f.answer_rate * 100)}%`;
+      const average =
+        f.average_talk_seconds === null ? "-" : duration(Math.round(f.average_talk_seconds));
+      lines.push(
+        `${dir}: ${f.calls} calls, ${f.answered} answered (${rate}), average talk ${average}`
+      );
+    }
+    lines.push(`minutes of talk: ${minutesOf(day).toFixed(1)}`);
+    return lines.join("\n");
+  }
+
+  function showTip(day, event) {
+    const tip = $("chart-tip");
+    tip.textContent = tipText(day);
+    tip.hidden = false;
+    moveTip(event);
+  }
+
+  function moveTip(event) {
+    const box = $("summary").getBoundingClientRect();
+    const tip = $("chart-tip");
+    const x = Math.min(event.clientX - box.left + 12, box.width - tip.offsetWidth - 4);
+    tip.style.left = `${Math.max(0, x)}px`;
+    tip.style.top = `${event.clientY - box.top + 14}px`;
+  }
+
+  function hideTip() {
+    $("chart-tip").hidden = true;
+  }
+
+  function drawChart() {
+    const box = $("chart");
+    box.replaceChildren();
+    const days = chart.days;
+    $("summary").hidden = days.length === 0;
+    if (!days.length) return;
+    const W = 900;
+    const H = 180;
+    const left = 36;
+    const right = 44;
+    const top = 8;
+    const bottom = 22;
+    const plotW = W - left - right;
+    const plotH = H - top - bottom;
+    const maxCalls = Math.max(1, ...days.map((d) => Math.max(d.inbound.calls, d.outbound.calls)));
+    const maxMinutes = Math.max(1, ...days.map(minutesOf));
+    const root = svg(
+      "svg",
+      {
+        viewBox: `0 0 ${W} ${H}`,
+        preserveAspectRatio: "none",
+        role: "img",
+        "aria-label": "Calls per day, inbound and outbound, and minutes of talk",
+      },
+      box
+    );
+    for (const share of [0, 0.5, 1]) {
+      const y = top + plotH * (1 - share);
+      svg("line", { x1: left, x2: W - right, y1: y, y2: y, class: "grid" }, root);
+      const calls = svg("text", { x: left - 4, y: y + 3, "text-anchor": "end", class: "axis" }, root);
+      calls.textContent = String(Math.round(maxCalls * share));
+      const minutes = svg("text", { x: W - right + 4, y: y + 3, class: "axis" }, root);
+      minutes.textContent = `${Math.round(maxMinutes * share)} min`;
+    }
+    const slot = plotW / days.length;
+    const barW = Math.max(1, slot * 0.38);
+    const labelEvery = Math.ceil(days.length / 10);
+    const points = [];
+    days.forEach((day, i) => {
+      const x0 = left + i * slot;
+      const group = svg("g", { class: "day-group", "data-date": day.date }, root);
+      const selected = chart.selected === day.date ? " selected" : "";
+      svg("rect", { x: x0, y: top, width: slot, height: plotH, class: "day" + selected }, group);
+      [["inbound", 0], ["outbound", 1]].forEach(([dir, j]) => {
+        const h = (plotH * day[dir].calls) / maxCalls;
+        svg(
+          "rect",
+          { x: x0 + slot * 0.12 + j * barW, y: top + plotH - h, width: barW, height: h,
+            class: `bar ${dir}`, "data-calls": day[dir].calls },
+          group
+        );
+      });
+      const cx = x0 + slot / 2;
+      const cy = top + plotH * (1 - minutesOf(day) / maxMinutes);
+      points.push(`${cx.toFixed(1)},${cy.toFixed(1)}`);
+      if (i % labelEvery === 0 || i === days.length - 1) {
+        const label = svg("text", { x: cx, y: H - 6, "text-anchor": "middle", class: "axis" }, root);
+        label.textContent = day.date.slice(5);
+      }
+      group.addEventListener("mouseenter", (event) => showTip(day, event));
+      group.addEventListener("mousemove", moveTip);
+      group.addEventListener("mouseleave", hideTip);
+      group.addEventListener("click", () => filterDay(day.date));
+    });
+    svg("polyline", { points: points.join(" "), class: "minutes" }, root);
+    for (const point of points) {
+      const [cx, cy] = point.split(",");
+      svg("circle", { cx, cy, r: 2.5, class: "dot" }, root);
+    }
+  }
+
+  // A click on a day: the table lists that day's calls (a day in the display zone).
+  function filterDay(date) {
+    const form = $("filters");
+    form.elements.from.value = `${date}T00:00:00`;
+    form.elements.to.value = `${date}T23:59:59`;
+    chart.selected = date;
+    drawChart();
+    clearFieldErrors();
+    state.filters = readFilters();
+    state.cursors = [null];
+    load();
+    if (live.on) startLive();
+  }
+
+  // ---------------------------------------------------------------- live tail
+
+  const live = { on: false, controller: null, lastId: null, retryMs: 2000, failures: 0, timer: null };
+
+  function setLiveState(text, kind) {
+    const el = $("live-state");
+    el.textContent = text;
+    el.className = kind || "";
+  }
+
+  function liveUrl() {
+    const params = {};
+    for (const name of ["direction", "extension", "number"]) {
+      if (state.filters[name]) params[name] = state.filters[name];
+    }
+    const query = new URLSearchParams(params).toString();
+    return `/v1/tenants/${encodeURIComponent(state.tenant)}/cdrs/live${query ? "?" + query : ""}`;
+  }
+
+  // (Re)start the stream for the current filters: the list is reloaded once it is ready.
+  function startLive() {
+    stopLive();
+    live.on = true;
+    live.lastId = null;
+    live.failures = 0;
+    connectLive();
+  }
+
+  function stopLive() {
+    if (live.controller) live.controller.abort();
+    live.controller = null;
+    clearTimeout(live.timer);
+  }
+
+  async function connectLive() {
+    if (!live.on || !state.tenant || !token()) return;
+    const controller = new AbortController();
+    live.controller = controller;
+    const headers = authHeaders({ Accept: "text/event-stream" });
+    if (live.lastId) headers["Last-Event-ID"] = live.lastId;
+    setLiveState(live.failures ? "reconnecting…" : "connecting…", live.failures ? "error" : "");
+    let response;
+    try {
+      response = await fetch(liveUrl(), { headers, cache: "no-store", signal: controller.signal });
+    } catch (e) {
+      retryLive(controller);
+      return;
+    }
+    if ([400, 401, 403].includes(response.status)) {
+      // Refused as the list would be: stop, and let the list say why.
+      live.on = false;
+      $("live").checked = false;
+      setLiveState("", "");
+      load();
+      return;
+    }
+    if (!response.ok || !response.body) {
+      retryLive(controller, response.status === 429 ? 5000 : 0);
+      return;
+    }
+    try {
+      await readEvents(response.body, controller);
+    } catch (e) {
+      // the connection broke (API restarted, network gone) or the stream was stopped
+    }
+    retryLive(controller);
+  }
+
+  // Reconnect after a pause (the server's retry, longer after repeated failures), with
+  // the last event id: nothing is missed (or the server says to reload the list).
+  function retryLive(controller, delay) {
+    if (!live.on || live.controller !== controller || controller.signal.aborted) return;
+    live.failures += 1;
+    const wait = delay || Math.min(10000, live.retryMs * Math.min(live.failures, 5));
+    setLiveState("reconnecting…", "error");
+    live.timer = setTimeout(connectLive, wait);
+  }
+
+  async function readEvents(body, controller) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let fields = {};
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || controller.signal.aborted) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        let line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (line.endsWith("\r")) line = line.slice(0, -1);
+        if (line === "") {
+          dispatch(fields);
+          fields = {};
+        } else if (!line.startsWith(":")) {
+          const colon = line.indexOf(":");
+          const name = colon < 0 ? line : line.slice(0, colon);
+          let text = colon < 0 ? "" : line.slice(colon + 1);
+          if (text.startsWith(" ")) text = text.slice(1);
+          fields[name] = name === "data" && fields.data !== undefined ? `${fields.data}\n${text}` : text;
+        }
+      }
+    }
+  }
+
+  function dispatch(fields) {
+    if (fields.id !== undefined) live.lastId = fields.id; // heartbeats move it too
+    if (fields.retry !== undefined && /^[0-9]+$/.test(fields.retry)) live.retryMs = +fields.retry;
+    if (fields.data === undefined) return;
+    let data;
+    try {
+      data = JSON.parse(fields.data);
+    } catch (e) {
+      return;
+    }
+    const name = fields.event || "message";
+    if (name === "ready") {
+      live.failures = 0;
+      setLiveState("live", "on");
+      if (!data.resumed) load(); // calls stored before the stream opened
+    } else if (name === "reload") {
+      load();
+      scheduleSummary();
+    } else if (name === "record") {
+      addLiveRow(data);
+      scheduleSummary();
+    }
+  }
+
+  function inPeriod(r) {
+    const t = Date.parse(r.started_at);
+    if (state.filters.from && t < Date.parse(state.filters.from)) return false;
+    if (state.filters.to && t > Date.parse(state.filters.to)) return false;
+    return true;
+  }
+
+  // A record as it is stored: on the first page, in time order, marked for a few seconds
+  // (a replaced record replaces its row).
+  function addLiveRow(r) {
+    if (state.cursors.length > 1 || !inPeriod(r)) return;
+    const body = $("rows");
+    const old = body.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
+    const tr = rowFor(r);
+    tr.classList.add("new");
+    if (old) {
+      old.replaceWith(tr);
+    } else {
+      let before = body.firstElementChild;
+      while (before && Date.parse(before.dataset.started) > Date.parse(r.started_at)) {
+        before = before.nextElementSibling;
+      }
+      if (!before && body.rows.length >= state.pageSize) return; // older than the page
+      body.insertBefore(tr, before);
+      while (body.rows.length > state.pageSize) body.deleteRow(body.rows.length - 1);
+    }
+    $("empty").hidden = true;
+    $("cdrs").classList.remove("is-empty");
+    setTimeout(() => tr.classList.remove("new"), 5000);
+  }
+
   // ---------------------------------------------------------------- wiring
 
   async function loadConfig() {
@@ -312,6 +647,7 @@
       }
       $("tz-name").textContent = `${config.display_tz} (${config.display_tz_label})`;
       $("retention").textContent = String(config.retention_days);
+      state.pageSize = config.default_limit || state.pageSize;
     } catch (e) {
       // keep the defaults in the page
     }
@@ -345,10 +681,17 @@
       showTokenState();
       state.cursors = [null];
       load();
+      loadSummary();
+      if (live.on) startLive();
     });
     $("token-forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       showTokenState();
+      live.on = false;
+      stopLive();
+      $("live").checked = false;
+      setLiveState("", "");
+      $("summary").hidden = true;
       render([]);
       $("empty").hidden = true;
       state.nextCursor = null;
@@ -360,15 +703,32 @@
       clearFieldErrors();
       state.filters = readFilters();
       state.cursors = [null];
-      load();
+      if (live.on) startLive(); // its ready event reloads the list
+      else load();
     });
-    $("filters").addEventListener("reset", () => {
+    $("filters").addEventListener("reset", (event) => {
+      const wasLive = live.on;
       setTimeout(() => {
+        $("live").checked = wasLive; // the switch is not a filter
         clearFieldErrors();
         state.filters = {};
         state.cursors = [null];
-        load();
+        chart.selected = null;
+        drawChart();
+        if (live.on) startLive();
+        else load();
       }, 0);
+    });
+    $("live").addEventListener("change", () => {
+      if ($("live").checked) {
+        state.cursors = [null];
+        updatePager();
+        startLive();
+      } else {
+        live.on = false;
+        stopLive();
+        setLiveState("", "");
+      }
     });
     $("next").addEventListener("click", () => {
       if (!state.nextCursor) return;
@@ -383,7 +743,10 @@
     $("csv").addEventListener("click", downloadCsv);
 
     loadConfig().then(() => {
-      if (state.tenant) load();
+      if (state.tenant) {
+        load();
+        loadSummary();
+      }
     });
   }
 
