@@ -8,6 +8,7 @@ from typing import Any
 def render_table(result: dict[str, Any]) -> str:
     t = result["throughput"]
     lat = result["latency_ms"]
+    live = result.get("live_ms") or {"rate_eps": 0, "p50": "-", "p99": "-", "n": 0, "missed": 0}
     q = result["query_ms"]
     rows = [
         (
@@ -26,6 +27,12 @@ def render_table(result: dict[str, Any]) -> str:
         ("average batch (events)", f"{t['average_batch']}", "one fetch per batch"),
         (f"latency produce->queryable @ {lat['rate_eps']}/s p50", f"{lat['p50']} ms", ""),
         ("latency p99", f"{lat['p99']} ms", "target <= 250 ms"),
+        (
+            f"live tail produce->SSE client @ {live['rate_eps']}/s p50",
+            f"{live['p50']} ms",
+            f"{live['n']:,} events, {live['missed']} missed",
+        ),
+        ("live tail p99", f"{live['p99']} ms", "target <= 500 ms"),
         (
             f"query page of 100, {q['records']:,} records p50",
             f"{q['p50']} ms",

@@ -5,6 +5,8 @@
   own pipeline on a bare aiokafka loop (``own_work_eps``: the same decode, rules, writer
   and overlap without Faust), then by a `cdrstream worker` process from an empty consumer
   group and an empty Redis (``ratio_own_work`` = worker / own work);
+- live: the same rate again, each event timed from its send to its ``record`` event reaching
+  an SSE client of the live tail (``live_ms``; one client per tenant);
 - latency: events produced at a steady rate, each timed from its send to its record being
   readable in the records hash the query endpoint reads;
 - query: one tenant with N records in its window: pages of 100 with each filter through
@@ -208,6 +210,81 @@ def _worker_eps(worker_metrics: str, total: int, timeout_s: float) -> float:
             return (count - first_count) / (now - first_at) if now > first_at else float("nan")
         time.sleep(0.05)
     raise TimeoutError(f"worker did not finish {total} events in {timeout_s}s")
+
+
+async def _live(settings: Settings, options: BenchOptions, work_dir: Path) -> dict[str, float]:
+    """The live tail: events produced at the latency phase's rate, each timed from its send
+    to its ``record`` event reaching an SSE client (one client per tenant, on an API of its
+    own reading the running worker's Redis)."""
+    import aiohttp
+    from aiokafka import AIOKafkaProducer
+
+    from cdrstream.access.access_store import issue_token
+    from cdrstream.simulation.calls import valid_event
+
+    tenants = [f"bench-live-{n}" for n in range(options.tenants)]
+    token, _ = issue_token(
+        settings.access_file, partner="bench-live", tenants=tenants, airtime_reseller=True
+    )
+    api_settings = replace(settings, api_port=free_port())
+    api = RoleProcess(["api"], env=settings_env(api_settings), log_file=work_dir / "live.log")
+    base = f"http://127.0.0.1:{api_settings.api_port}"
+    api.start().wait_http(f"{base}/healthz")
+    pending: dict[str, float] = {}
+    samples: list[float] = []
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+    readers: list[asyncio.Task[None]] = []
+    produced_all = False
+    drained = asyncio.Event()
+    try:
+        ready = [asyncio.Event() for _ in tenants]
+
+        async def client(tenant: str, ready_event: asyncio.Event) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.get(f"{base}/v1/tenants/{tenant}/cdrs/live", headers=headers) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: {"):
+                        data = orjson.loads(line[6:])
+                        sent = pending.pop(data.get("id", ""), None)
+                        if sent is not None:
+                            samples.append(time.perf_counter() - sent)
+                            if produced_all and not pending:
+                                drained.set()
+                    elif line.startswith(b"event: ready"):
+                        ready_event.set()
+
+        readers = [asyncio.create_task(client(t, e)) for t, e in zip(tenants, ready, strict=True)]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), timeout=60)
+        await producer.start()
+        rng = random.Random(9)
+        total = options.rate * options.seconds
+        began = time.perf_counter()
+        for n in range(total):
+            tenant = tenants[n % len(tenants)]
+            now = time.time_ns() // 1_000_000
+            event = valid_event(rng, tenant, now, call_id=f"live-{uuid.uuid4().hex}")
+            pending[record_id(tenant, event["call_id"])] = time.perf_counter()
+            await producer.send(settings.topic, value=orjson.dumps(event), key=tenant.encode())
+            ahead = began + (n + 1) / options.rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await producer.flush()
+        produced_all = True
+        if not pending:
+            drained.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drained.wait(), timeout=60)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await session.close()
+        await producer.stop()
+        api.stop()
+    result = summary_ms(samples)
+    result["missed"] = len(pending)
+    return result
 
 
 async def _latency(settings: Settings, redis_url: str, options: BenchOptions) -> dict[str, float]:
@@ -436,6 +513,8 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         }
         result["latency_ms"] = asyncio.run(_latency(bench, redis_node.url, options))
         result["latency_ms"]["rate_eps"] = options.rate
+        result["live_ms"] = asyncio.run(_live(bench, options, work_dir))
+        result["live_ms"]["rate_eps"] = options.rate
         worker.stop()
 
         now_ms = time.time_ns() // 1_000_000

@@ -1,7 +1,9 @@
 """Faults with real processes: killed workers, restarted Redis and Kafka, hostile input.
 
 Each test checks the exact outcome: the records served equal the set the pure rules
-predict (none lost), each exactly once (none duplicated).
+predict (none lost), each exactly once (none duplicated); after the kills and replays every
+day's summary equals the aggregate of the stored records, exactly, and the live stream
+announced exactly the records stored (written by the same script).
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import random
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from cdrstream.core.outcome import Policy, decide
+from cdrstream.core.summary import aggregate, first_day
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess
+from cdrstream.store.connection import connect
+from cdrstream.store.live import read_after
+from cdrstream.store.summary import read_summary
 from tests.faults.hostile import hostile_events
 from tests.integration.pipeline_helpers import (
     count_records,
@@ -108,6 +116,25 @@ async def _assert_exactly_expected(
     duplicated = [key for key, copies in found.items() if len(copies) != 1]
     assert duplicated == []
     assert {key: copies[0] for key, copies in found.items()} == expected
+    await _assert_summaries_and_announcements_exact(settings, tenants, expected)
+
+
+async def _assert_summaries_and_announcements_exact(
+    settings: Settings, tenants: list[str], expected: dict[tuple[str, str], Any]
+) -> None:
+    """Every day's summary equals the aggregate of the stored records; every stored record
+    was announced on the live stream, and nothing else was."""
+    zone = ZoneInfo(settings.display_tz)
+    floor = first_day(now_ms(), settings.retention_ms, zone)
+    redis = connect(settings)
+    try:
+        for tenant in tenants:
+            records = [r for (t, _), r in expected.items() if t == tenant]
+            assert await read_summary(redis, tenant) == aggregate(records, zone, floor), tenant
+            announced = {rid for _, rid in await read_after(redis, tenant, (0, 0), 1_000_000)}
+            assert announced == {r.id for r in records}, tenant
+    finally:
+        await redis.aclose()
 
 
 async def _wait_some_progress(settings: Settings, tenants: list[str], at_least: int) -> None:
