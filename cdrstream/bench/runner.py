@@ -227,7 +227,11 @@ async def _live(settings: Settings, options: BenchOptions, work_dir: Path) -> di
         settings.access_file, partner="bench-live", tenants=tenants, airtime_reseller=True
     )
     api_settings = replace(settings, api_port=free_port())
-    api = RoleProcess(["api"], env=settings_env(api_settings), log_file=work_dir / "live.log")
+    api = RoleProcess(
+        ["api", "--live-streams-per-partner", str(len(tenants))],
+        env=settings_env(api_settings),
+        log_file=work_dir / "live.log",
+    )
     base = f"http://127.0.0.1:{api_settings.api_port}"
     api.start().wait_http(f"{base}/healthz")
     pending: dict[str, float] = {}
@@ -243,6 +247,7 @@ async def _live(settings: Settings, options: BenchOptions, work_dir: Path) -> di
         async def client(tenant: str, ready_event: asyncio.Event) -> None:
             headers = {"Authorization": f"Bearer {token}"}
             async with session.get(f"{base}/v1/tenants/{tenant}/cdrs/live", headers=headers) as r:
+                r.raise_for_status()
                 async for line in r.content:
                     if line.startswith(b"data: {"):
                         data = orjson.loads(line[6:])
