@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -18,6 +20,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdrstream.access.access_store import issue_token, revoke_tokens
 from cdrstream.core.clock import DAY_MS, now_ms
@@ -75,6 +79,7 @@ def api(redis_node: RedisNode, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert '"level":"error"' not in log, log[-3000:]
     for token in tokens.values():  # no secret in any log line
         assert token.rsplit("_", 1)[1] not in log
+    assert not re.search(r"\+?31[0-9]{8}", log)  # nor a number someone called
 
 
 _TENANTS = iter(range(12))
@@ -430,3 +435,35 @@ async def test_the_summary_is_the_aggregate_of_the_stored_records(
             assert answer.status == 400, params
             body = await answer.json(content_type=None)
             assert [p["name"] for p in body["invalid_params"]] == [name]
+
+
+_NAMES = st.sampled_from(["direction", "extension", "number", "from", "to", "format", "x"])
+_VALUES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    route=st.sampled_from(["cdrs/live", "summary"]),
+    pairs=st.lists(st.tuples(_NAMES, _VALUES), max_size=4),
+    raw=st.binary(max_size=20),
+    last_event_id=st.one_of(st.none(), st.text(st.characters(codec="ascii"), max_size=30)),
+)
+def test_fuzzed_requests_never_answer_500(
+    api: Api, route: str, pairs: list[tuple[str, str]], raw: bytes, last_event_id: str | None
+) -> None:
+    import http.client
+
+    query = urllib.parse.urlencode(pairs) + "&" + urllib.parse.quote_from_bytes(raw, safe="=&")
+    headers = {"Authorization": f"Bearer {api.tokens['masked']}"}
+    if last_event_id is not None and last_event_id.isprintable():
+        headers["Last-Event-ID"] = last_event_id
+    host = api.base.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=WAIT_S)
+    try:
+        connection.request("GET", f"/v1/tenants/live-{SUFFIX}-11/{route}?{query}", headers=headers)
+        answer = connection.getresponse()  # the status line and headers only
+        assert answer.status in (200, 400, 429), (route, query, answer.status)
+    finally:
+        connection.close()
