@@ -61,6 +61,7 @@ async def _run(args: argparse.Namespace, settings: object) -> int:
                     tenant,
                     now_ms=time.time_ns() // 1_000_000,
                     retention_ms=settings.retention_ms,
+                    display_tz=settings.display_tz,
                 )
                 line = {
                     "tenant": tenant,

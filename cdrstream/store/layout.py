@@ -3,9 +3,9 @@
 A tenant's records live in three tiers, newest first:
 
 - **hot**: records written recently, one small hash entry each, no per-record index;
-- **sealed**: once older than ``sealer.SEAL_AGE_MS`` (or when the hot tier of a tenant
-  outgrows ``sealer.HOT_MAX``) records are moved, a day at a time, into one compressed,
-  immutable string per (tenant, UTC day) plus a sorted index string per day: the way
+- **sealed**: once their hour is past (``sealer.seal_boundary``; or when the hot tier of a
+  tenant outgrows ``sealer.HOT_MAX``) records are moved, a day at a time, into one
+  compressed string per (tenant, UTC day) plus a sorted index string per day: the way
   time-series stores compact old data;
 - **legacy**: records of the version-1 layout (``legacy.py``) that a worker has not yet
   migrated (``migrate.py``); read, never written.
@@ -22,7 +22,8 @@ key                     type    content
 ======================  ======  ==============================================================
 ``cdr:{T}:m``           HASH    meta: ``L``, ``p`` (id-map shape, below), ``n`` (ids in the
                                 id map), ``wm`` (window watermark: records that started
-                                before it are gone), ``ts`` (tombstone sequence).
+                                before it are gone), ``ts`` (tombstone sequence), ``sb``
+                                (the hour boundary the hot tier was last sealed to).
 ``cdr:{T}:i:<b>``       HASH    id-map bucket ``b``: field ``id8`` (8 bytes of BLAKE2b of the
                                 record id) -> ``S6 + digest6`` (the record's start and 6
                                 bytes of BLAKE2b of its payload; a feature may append bytes

@@ -329,7 +329,7 @@ async def walk(
     pending = fetch(high, size)
     try:
         while True:
-            doc, last = await pending
+            doc, last = (await pending)[:2]
             ids, arrays = orjson.loads(doc)
             if not ids:
                 return

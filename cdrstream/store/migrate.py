@@ -12,6 +12,8 @@ writes them, so a tenant is served whole at every moment while its records move:
   between is seen in the hot tier (``reader.py``);
 - the write script treats a record still in the version-1 keys like a stored one: an equal
   payload is a duplicate, a changed one replaces it (the version-1 entries are removed);
+- a moved record is counted in the tenant's daily summary by the script that moves it
+  (version 1 kept none), with its contribution in its id-map value as the writer does;
 - the sealer then moves the migrated records into day segments, oldest first.
 
 ``sweeper.sweep_expired`` migrates lazily (``MIGRATE_PER_SWEEP`` records per tenant per
@@ -23,8 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from cdrstream.store import legacy
+from cdrstream.core.summary import contribution, encode_contribution, first_day
+from cdrstream.store import codec, legacy
 from cdrstream.store.idmap import Shape, read_shape, run_shaped
 from cdrstream.store.layout import (
     ID_TARGET,
@@ -37,7 +41,11 @@ from cdrstream.store.layout import (
 )
 from cdrstream.store.scripts import MIGRATE, SPLIT, pack_write
 from cdrstream.store.sealer import SEAL_BATCH, seal_tenant
+from cdrstream.store.summary import summary_key
 from cdrstream.store.writer import TTL_MARGIN_MS, tenant_fixed_keys
+
+#: The writer's default zone of the daily summaries (``settings.display_tz``'s default).
+DEFAULT_ZONE = "Europe/Amsterdam"
 
 #: Records one migrate call moves (bounds the time it holds Redis: ~15 us a record).
 MIGRATE_BATCH = 500
@@ -58,9 +66,19 @@ async def legacy_count(redis: Any, tenant_id: str) -> int:
 
 
 async def migrate_step(
-    redis: Any, tenant_id: str, *, now_ms: int, retention_ms: int, shape: Shape | None = None
+    redis: Any,
+    tenant_id: str,
+    *,
+    now_ms: int,
+    retention_ms: int,
+    display_tz: str = DEFAULT_ZONE,
+    shape: Shape | None = None,
 ) -> tuple[int, int, Shape]:
-    """Move up to ``MIGRATE_BATCH`` of the oldest version-1 records; (moved, dropped, shape)."""
+    """Move up to ``MIGRATE_BATCH`` of the oldest version-1 records; (moved, dropped, shape).
+
+    Each moved record gets its daily-summary contribution (in ``display_tz``, the zone the
+    writer counts in) in its id-map value and is added to the summary in the same script.
+    """
     t, r = legacy.time_key(tenant_id), legacy.records_key(tenant_id)
     members = list(await redis.zrange(t, b"-", b"+", bylex=True, offset=0, num=MIGRATE_BATCH))
     if not members:
@@ -74,13 +92,15 @@ async def migrate_step(
     orphans = [m for m, p in zip(members, payloads, strict=True) if p is None]
     if orphans:
         await redis.zrem(t, *orphans)
+    zone = ZoneInfo(display_tz)
     items = []
     for rid, payload in zip(ids, payloads, strict=True):
         if payload is None:
             continue
         text = rid.decode("utf-8")
-        started = int(payload[1 : payload.index(b",")])
-        items.append((id8(text), id_value(started, payload), rid, payload))
+        record = codec.decode(tenant_id, text, payload)
+        extra = encode_contribution(contribution(record, zone))
+        items.append((id8(text), id_value(record.started_at_ms, payload, extra), rid, payload))
     if not items:
         return 0, len(orphans), shape or (0, 0)
     cutoff = now_ms - retention_ms
@@ -93,7 +113,10 @@ async def migrate_step(
             index = buckets.setdefault(bucket_of(key8, *shape), len(buckets))
             packed.append(pack_write(index, key8, value, rid, payload))
         keys = tenant_fixed_keys(tenant_id) + [bucket_key(tenant_id, b) for b in buckets]
-        return keys, [cutoff, ttl, shape[0], shape[1], b"".join(packed)]
+        keys.append(summary_key(tenant_id))
+        return keys, [cutoff, ttl, shape[0], shape[1], b"".join(packed), floor]
+
+    floor = first_day(now_ms, retention_ms, zone)
 
     answer = await run_shaped(redis, tenant_id, MIGRATE, build, shape)
     moved = int(answer[2])
@@ -122,29 +145,39 @@ async def migrate_tenant(
     retention_ms: int,
     budget: int | None = None,
     seal: bool = True,
+    display_tz: str = DEFAULT_ZONE,
 ) -> MigrateStats:
     """Move the tenant's version-1 records (at most ``budget``; None: all), sealing the
-    moved ones as they accumulate (``seal``)."""
+    moved ones as they accumulate (``seal``); ``display_tz``: see ``migrate_step``."""
     stats = MigrateStats()
     shape = await read_shape(redis, tenant_id)
     since_seal = 0
     while budget is None or stats.moved + stats.dropped < budget:
         moved, dropped, shape = await migrate_step(
-            redis, tenant_id, now_ms=now_ms, retention_ms=retention_ms, shape=shape
+            redis,
+            tenant_id,
+            now_ms=now_ms,
+            retention_ms=retention_ms,
+            display_tz=display_tz,
+            shape=shape,
         )
         stats.moved += moved
         stats.dropped += dropped
         since_seal += moved
         if seal and since_seal >= SEAL_BATCH:
             stats.sealed += (
-                await seal_tenant(redis, tenant_id, now_ms=now_ms, retention_ms=retention_ms)
+                await seal_tenant(
+                    redis, tenant_id, now_ms=now_ms, retention_ms=retention_ms, everything=True
+                )
             ).sealed
             since_seal = 0
         if not moved and not dropped:
             break
     if seal and since_seal:
         stats.sealed += (
-            await seal_tenant(redis, tenant_id, now_ms=now_ms, retention_ms=retention_ms)
+            await seal_tenant(
+                redis, tenant_id, now_ms=now_ms, retention_ms=retention_ms, everything=True
+            )
         ).sealed
     stats.left = await legacy_count(redis, tenant_id)
     return stats

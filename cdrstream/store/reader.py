@@ -75,6 +75,12 @@ TIER_READ_MAX = 4_000
 #: records, and at most ``INDEX_MAX`` entries (else the day is walked and filtered).
 INDEX_SHARE = 0.25
 INDEX_MAX = 3_000
+#: Share of a day's records an extension or number is guessed to match before the first
+#: read reports its index entries (it sizes the first step).
+INDEX_GUESS = 0.02
+#: Days whose index entries the plan counts (the newest in range; the density they show
+#: sizes the steps over the others).
+COUNTED_DAYS = 4
 #: Records per chunk read of one stream step.
 STREAM_STEP = 4_096
 
@@ -151,15 +157,38 @@ class _Plan:
     refs: dict[int, int] = field(default_factory=dict)  # day -> index entries (index plans)
     hot_span: tuple[int, int] | None = None  # first and last day with hot records
     legacy_span: tuple[int, int] | None = None
+    text_filter: tuple[bytes, bytes, bytes] = (b"", b"", b"")  # FETCH's payload tests
     density: float = 1.0  # expected share of walked candidates that match
     residual: float = 1.0  # expected share of index candidates that match
+    direction: float = 1.0  # share a direction filter keeps (0.5 with one)
+    seen: list[int] = field(default_factory=lambda: [0, 0])  # index entries, records
 
     def mode(self, day: int) -> str:
-        count = self.days.get(day, 0)
-        refs = self.refs.get(day)
-        if refs is None or count == 0:
+        """An index read when the query has a key that is not dense in the day (the script
+        also walks a day where it finds it dense), else a walk."""
+        if self.num is None and self.ext is None:
             return "walk"
-        return "index" if refs <= INDEX_MAX and refs <= INDEX_SHARE * count else "walk"
+        refs = self.refs.get(day)
+        if refs is not None and (refs > INDEX_MAX or refs > INDEX_SHARE * self.days[day]):
+            return "walk"
+        return "index"
+
+    def expected(self, day: int) -> float:
+        """Matches expected in a sealed day."""
+        refs = self.refs.get(day)
+        if refs is not None:
+            return refs * self.residual
+        return self.days[day] * self.density
+
+    def learn(self, day: int, entries: int, records: int) -> None:
+        """A day's index entries for the query's key, as a read reported them."""
+        if entries < 0 or day in self.refs:
+            return
+        self.refs[day] = entries
+        self.seen[0] += entries
+        self.seen[1] += records
+        if self.seen[1]:
+            self.density = min(1.0, max(self.seen[0] / self.seen[1], 1e-6) * self.direction)
 
     def data_days(self, first: int, last: int) -> list[int]:
         """Days in [first, last] that may hold records, newest first."""
@@ -340,7 +369,15 @@ class RecordReader:
         ext_key = None if ext is None else segment.extension_key(ext).to_bytes(4, "big")
         first_day, top_day = day_of(lo), _top_day(upper)
         ht, t = hot_time_key(tenant_id), legacy.time_key(tenant_id)
-        sealed, hot_first, hot_last, old_first, old_last = await run_pipeline(
+        # With a key, the index entries of the newest days that may hold records are counted
+        # in the same round trip (a few small reads a day), to size the steps and choose,
+        # per day, between the index and a walk (a read reports the others' counts).
+        counted: list[int] = []
+        if num is not None or ext_key is not None:
+            last = min(top_day, first_day + self._retention_ms // DAY_MS + 2)
+            counted = list(range(last, max(first_day, last - COUNTED_DAYS + 1) - 1, -1))
+        count_args = ["count", 0, 0, 0, 0, *(num or (b"", b"")), ext_key or b""]
+        sealed, hot_first, hot_last, old_first, old_last, *counts = await run_pipeline(
             self._redis,
             [
                 (None, "HGETALL", [days_key(tenant_id)]),
@@ -348,6 +385,10 @@ class RecordReader:
                 (None, "ZRANGE", [ht, -1, -1]),
                 (None, "ZRANGE", [t, 0, 0]),
                 (None, "ZRANGE", [t, -1, -1]),
+                *(
+                    (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], count_args)
+                    for d in counted
+                ),
             ],
         )
         if isinstance(sealed, list):
@@ -380,31 +421,24 @@ class RecordReader:
             hot_span=day_span(hot_first, hot_last),
             legacy_span=legacy_span,
         )
-        density = 0.5 if query.direction is not None else 1.0
-        if (num is not None or ext_key is not None) and days:
-            ordered = sorted(days, reverse=True)
-            args = ["count", 0, 0, 0, 0, *(num or (b"", b"")), ext_key or b""]
-            replies = await run_pipeline(
-                self._redis,
-                [
-                    (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], args)
-                    for d in ordered
-                ],
-            )
-            refs_total = count_total = 0
-            for day, reply in zip(ordered, replies, strict=True):
-                if not reply or not reply[0]:
-                    continue
-                counts = [int(x) for x in reply[3:5]]
-                used = [c for c, key in zip(counts, (num, ext_key), strict=True) if key is not None]
-                plan.refs[day] = min(used)
-                refs_total += min(used)
-                count_total += int(reply[2])
-            if count_total:
-                density *= max(refs_total / count_total, 0.001)
+        plan.text_filter = (
+            b"" if ext is None else orjson.dumps(ext),
+            digits or b"",
+            b"" if query.direction is None else str(codec.direction_code(query.direction)).encode(),
+        )
+        plan.direction = 0.5 if query.direction is not None else 1.0
+        density = plan.direction
+        if num is not None or ext_key is not None:
             # Beyond the index used, another filter may drop some of its matches.
             plan.residual = 0.5 if query.direction is not None or (num and ext_key) else 1.0
-        elif num is not None or ext_key is not None or prefix is not None:
+            density *= INDEX_GUESS  # until the counts below say better
+            for day, reply in zip(counted, counts, strict=True):
+                if reply and reply[0] and day in days:
+                    found = [int(c) for c, k in zip(reply[3:5], (num, ext_key), strict=True) if k]
+                    plan.learn(day, min(found), int(reply[2]))
+            if plan.seen[1]:
+                density = plan.density
+        elif prefix is not None:
             density *= 0.05
         plan.density = min(density, 1.0)
         return plan
@@ -436,11 +470,8 @@ class RecordReader:
         for day in sorted((d for d in plan.days if d <= top_day), reverse=True):
             if day * DAY_MS + DAY_MS <= step_lo:
                 break
-            mode = plan.mode(day)
-            step_days.append((day, mode))
-            expected += (
-                plan.refs[day] * plan.residual if mode == "index" else plan.days[day] * density
-            )
+            step_days.append((day, plan.mode(day)))
+            expected += plan.expected(day)
             if not one_day and expected >= want:
                 step_lo = max(lo, day * DAY_MS)
                 break
@@ -483,14 +514,20 @@ class RecordReader:
                 (
                     FETCH,
                     [w.key, legacy.records_key(tenant_id)],
-                    [b"(" + w.prefix + top, b"[" + w.prefix + s6(step_lo), tier_want, int(w.keyed)],
+                    [
+                        b"(" + w.prefix + top,
+                        b"[" + w.prefix + s6(step_lo),
+                        tier_want,
+                        int(w.keyed),
+                        *plan.text_filter,
+                    ],
                 )
             )
         calls.append(
             (
                 FETCH,
                 [hot_time_key(tenant_id), hot_key(tenant_id)],
-                [b"(" + top, b"[" + s6(step_lo), tier_want, 0],
+                [b"(" + top, b"[" + s6(step_lo), tier_want, 0, *plan.text_filter],
             )
         )
         calls.append((None, "HGETALL", [tombstones_key(tenant_id)]))
@@ -501,7 +538,8 @@ class RecordReader:
             if mode == "walk":
                 calls.append((SEG, keys, ["walk", top_start, day_lo, chunks_want]))
             else:
-                index_args = [*(plan.num or (b"", b"")), plan.ext or b""]
+                index_args: list[Any] = [*(plan.num or (b"", b"")), plan.ext or b""]
+                index_args += [chunks_want, INDEX_MAX, INDEX_SHARE]
                 calls.append(
                     (SEG, keys, ["index", top_start, day_lo, refs_want, refs_want, *index_args])
                 )
@@ -511,14 +549,16 @@ class RecordReader:
         floors: list[Position] = []
         at = 0
         tiers = [plan.legacy_walk.keyed] if plan.legacy_walk is not None else []
+        examined = 0
         for keyed in [*tiers, False]:
-            doc, last = replies[at]
+            doc, last, looked = replies[at]
             at += 1
+            examined += int(looked)
             ids, arrays = orjson.loads(doc)
             for rid, f in zip(ids, arrays, strict=True):
                 if f is not None and rid not in candidates:
                     candidates[rid] = (f[0], rid, f, 0)
-            if len(ids) == tier_want:
+            if int(looked) == tier_want:
                 started, rid_bytes = split_member(last, keyed)
                 floors.append((started, rid_bytes.decode("utf-8")))
         tombs = replies[at]
@@ -532,10 +572,13 @@ class RecordReader:
             )
             dead = {(int.from_bytes(k[:6], "big"), k[6:].decode("utf-8")) for k, _ in pairs}
         sealed_floor: Position | None = None
-        for (_, mode), reply in zip(step_days, replies[at:], strict=True):
+        for (day, _), reply in zip(step_days, replies[at:], strict=True):
+            if not reply or not reply[0]:
+                continue  # the day was dropped since the plan read its list
+            plan.learn(day, int(reply[4]), int(reply[2]))
             if sealed_floor is not None:
-                break  # a newer day is not complete: older ones are read again later
-            rows, more = _walk(reply) if mode == "walk" else _index(reply)
+                continue  # a newer day is not complete: older ones are read again later
+            rows, more = _walk(reply) if reply[3] == b"w" else _index(reply)
             for f in rows:
                 rid = f[0]
                 if rid not in candidates and (f[1], rid) not in dead:
@@ -549,7 +592,8 @@ class RecordReader:
         floor = max([(step_lo, ""), *floors])
         kept = [c for c in candidates.values() if floor <= (c[0], c[1]) < upper and c[0] >= lo]
         kept.sort(key=_position, reverse=True)
-        return _Step(kept, floor, len(candidates))
+        sealed = len(candidates) - sum(1 for c in candidates.values() if not c[3])
+        return _Step(kept, floor, examined + sealed)
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
@@ -573,9 +617,9 @@ def _chunk_arrays(data: bytes) -> list[list[Any]]:
 
 def _walk(reply: list[Any]) -> tuple[list[list[Any]], bool]:
     """Rows of a ``SEG walk`` reply, and whether older chunks of the range remain."""
-    if not reply or not reply[0] or not reply[4]:
+    if not reply[6]:
         return [], False
-    return _split_chunks(reply[4], reply[5]), bool(int(reply[6]))
+    return _split_chunks(reply[6], reply[7]), bool(int(reply[8]))
 
 
 def _walk_rows(reply: list[Any]) -> list[list[Any]]:
@@ -597,19 +641,43 @@ def _split_chunks(directory: bytes, data: bytes) -> list[list[Any]]:
     return rows
 
 
+#: Bytes of a chunk's row, about (to decompress no further than the rows wanted).
+_ROW_BYTES = 200
+
+
+def _head_lines(data: bytes, last: int) -> list[bytes]:
+    """A chunk's rows 0..``last`` (and maybe a few more): rows are oldest first, so an
+    index read decompresses only as far as the last row it points at."""
+    inflate = zlib.decompressobj(segment.WBITS)
+    out = inflate.decompress(data, (last + 1) * _ROW_BYTES)
+    while out.count(b"\n") <= last and not inflate.eof:
+        tail = inflate.unconsumed_tail
+        if not tail:
+            break
+        out += inflate.decompress(tail, 4 * _ROW_BYTES)
+    lines = out.split(b"\n")
+    if not inflate.eof:
+        lines.pop()  # a row cut short
+    return lines
+
+
 def _index(reply: list[Any]) -> tuple[list[list[Any]], bool]:
     """Rows an ``SEG index`` reply points at, and whether more index entries remain."""
-    if not reply or not reply[0]:
-        return [], False
-    refs, more = reply[3], bool(int(reply[4]))
-    decoded: dict[int, list[list[Any]]] = {}
-    for i in range(5, len(reply), 3):
-        decoded[int(reply[i])] = _chunk_arrays(reply[i + 2])
-    rows = []
+    refs, more = reply[5], bool(int(reply[6]))
+    needed: dict[int, int] = {}  # chunk -> last row wanted
     for i in range(0, len(refs), 3):
         chunk = int.from_bytes(refs[i : i + 2], "big")
+        needed[chunk] = max(needed.get(chunk, 0), refs[i + 2])
+    lines: dict[int, list[bytes]] = {}
+    for i in range(7, len(reply), 3):
+        chunk = int(reply[i])
+        lines[chunk] = _head_lines(reply[i + 2], needed.get(chunk, segment.CHUNK_ROWS))
+    wanted = []
+    for i in range(0, len(refs), 3):
+        chunk_lines = lines.get(int.from_bytes(refs[i : i + 2], "big"))
         position = refs[i + 2]
-        chunk_rows = decoded.get(chunk)
-        if chunk_rows is not None and position < len(chunk_rows):
-            rows.append(chunk_rows[position])
+        if chunk_lines is not None and position < len(chunk_lines):
+            wanted.append(chunk_lines[position])
+    # Only the rows the index points at are parsed: one orjson call for all of them.
+    rows: list[list[Any]] = orjson.loads(b"[" + b",".join(wanted) + b"]") if wanted else []
     return rows, more

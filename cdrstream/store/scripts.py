@@ -271,10 +271,13 @@ return {L, p}
 )
 
 #: Moves version-1 records into the hot tier (``migrate.py``). KEYS: as WRITE_LUA without
-#: split pairs. ARGV: cutoff_ms, ttl_ms, L, p, records (as WRITE_LUA's, with their current
-#: version-1 payloads). A record is moved only if its version-1 payload is still the one
-#: given; one that left the window is only deleted; one the id map already has (written
-#: by version 2 meanwhile) is dropped from the version-1 keys. Returns {L, p, moved}.
+#: split pairs, then the tenant's daily summary. ARGV: cutoff_ms, ttl_ms, L, p, records (as
+#: WRITE_LUA's, with their current version-1 payloads and their summary contributions as
+#: the values' extra bytes), the oldest summary day. A record is moved only if its
+#: version-1 payload is still the one given, and then counted in the summary (version 1
+#: kept none); one that left the window is only deleted; one the id map already has
+#: (written by version 2 meanwhile) is dropped from the version-1 keys. Moved records are
+#: not announced on the live tail (they are not new). Returns {L, p, moved}.
 MIGRATE_LUA = (
     "#!lua\n"
     + r"""
@@ -283,11 +286,13 @@ local R, T, X, N = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 """
     + MEMBERS_LUA
     + _V2_COMMON
+    + SUMMARY_LUA
     + r"""
 local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
 local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
 local mL, mp, n = shape(M)
 if mL ~= L or mp ~= p then return {-1, mL, mp} end
+summary_begin(KEYS[#KEYS], ARGV[6])
 local RECORD = ">I2c8I4c0I4c0I4c0"
 local final, order, moved = {}, {}, 0
 local blob, pos = ARGV[5], 1
@@ -299,6 +304,7 @@ while pos <= #blob do
     legacy_remove(id, payload)
     if be48(value, 1) >= cutoff and not redis.call("HGET", B, key8) then
       redis.call("HSET", B, key8, value)
+      summary_add(string.sub(value, 13), 1)
       n = n + 1
       order[#order + 1] = id
       final[id] = {string.sub(value, 1, 6) .. id, payload}
@@ -307,6 +313,7 @@ while pos <= #blob do
   end
 end
 apply_hot(H, HT, order, final, {})
+summary_flush(ttl)
 redis.call("HSET", M, "L", L, "p", p, "n", n)
 for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
 return {L, p, moved}
@@ -452,20 +459,22 @@ return 1
 #: the mode; every reply starts with the segment's nonce ("" when there is no segment),
 #: its chunk count and its record count:
 #:
-#: - ``count`` (4 unused, number low, number high, extension): {.., .., .., number refs,
-#:   extension refs}: index entries in the number key range [low, high] (8-byte keys, ""
-#:   for none) and with the extension key (4 bytes, "" for none); the arguments sit where
-#:   ``index`` has them.
 #: - ``walk`` (upper, lower, most chunks): the chunks that may hold records started in
-#:   [lower, upper], newest first, at most that many: {.., .., .., first chunk number,
-#:   their directory entries, their data (both in chunk order, oldest first), 1 if older
-#:   chunks of the range remain}.
-#: - ``index`` (upper, lower, most refs, most chunks, number low, number high, extension):
-#:   the index entries of the range (or of the extension; of whichever has fewer entries
-#:   when both are given) whose chunk may hold records started in [lower, upper], newest
-#:   first, at most that many and within that many chunks: {.., .., .., refs (chunk 2 +
-#:   row 1 bytes each, newest first), 1 if entries remain, then per chunk: number,
-#:   directory entry, data}.
+#:   [lower, upper], newest first, at most that many: {.., .., .., "w", -1, first chunk
+#:   number, their directory entries, their data (both in chunk order, oldest first), 1 if
+#:   older chunks of the range remain}.
+#: - ``index`` (upper, lower, most refs, most chunks, number low, number high, extension,
+#:   walk chunks, most entries, most share): the index entries of the number key range
+#:   [low, high] (8-byte keys, "" for none) or of the extension key (4 bytes, "" for none;
+#:   the one with fewer entries when both are given) whose chunk may hold records started
+#:   in [lower, upper], newest first, at most that many and within that many chunks:
+#:   {.., .., .., "i", entries of the key in the day, refs (chunk 2 + row 1 bytes each,
+#:   newest first), 1 if more remain, then per chunk: number, directory entry, data}. When
+#:   the key has more than "most entries" entries, or more than "most share" of the day's
+#:   records, the day is walked instead (a ``walk`` reply with "walk chunks", carrying the
+#:   number of entries).
+#: - ``count`` (4 unused, number low, number high, extension): {.., .., .., entries of the
+#:   number range, entries of the extension} (the arguments sit where ``index`` has them).
 #: - ``find`` (start): the chunks whose range holds ``start`` (to get one record):
 #:   {.., .., .., first chunk number, directory entries, data}.
 #: - ``from`` (cutoff): {.., .., .., rows of chunks wholly at or after cutoff, then the
@@ -476,109 +485,178 @@ local mode = ARGV[1]
 local head = redis.call("GETRANGE", S, 0, 17)
 if #head < 18 then return {""} end
 local _, nonce, nchunks, count = struct.unpack(">c2c8I4I4", head)
-local W = 17
-local base = 18 + W * nchunks
-local dirs = redis.call("GETRANGE", S, 18, base - 1)
-local total = redis.call("STRLEN", S) - base
-
-local function entry(i)  -- chunk i (0-based): oldest, newest, data offset, rows
+-- Layout (segment.py): header 18, directory fence (12 bytes per 32 chunks), directory
+-- (17 bytes per chunk), data. Only small slices are read: a large GETRANGE into Lua is
+-- costly.
+local W, FW, FE = 17, 12, 32
+local nfence = math.ceil(nchunks / FE)
+local DIR = 18 + FW * nfence
+local base = DIR + W * nchunks
+local fence = redis.call("GETRANGE", S, 18, DIR - 1)
+local data_len = nil
+local function total()
+  if not data_len then data_len = redis.call("STRLEN", S) - base end
+  return data_len
+end
+local function be48(s, at)
+  local hi, lo = struct.unpack(">I2I4", s, at)
+  return hi * 4294967296 + lo
+end
+local function dir_bytes(first, last)  -- directory entries first..last (0-based, inclusive)
+  return redis.call("GETRANGE", S, DIR + W * first, DIR + W * (last + 1) - 1)
+end
+-- Chunks whose oldest (at = 0) or newest (at = 6) start is before t (<= t when
+-- `inclusive`): both are non-decreasing along the chunks; the fence finds the block of 32.
+local function count_chunks(t, at, inclusive)
+  local function before(v)
+    if inclusive then return v <= t end
+    return v < t
+  end
+  local lo, hi = 0, nfence
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(be48(fence, FW * mid + 1 + at)) then lo = mid + 1 else hi = mid end
+  end
+  if lo == 0 then return 0 end
+  local first = (lo - 1) * FE
+  local n = math.min(nchunks - first, FE)
+  local block = dir_bytes(first, first + n - 1)
+  local l2, h2 = 0, n
+  while l2 < h2 do
+    local mid = math.floor((l2 + h2) / 2)
+    if before(be48(block, W * mid + 1 + at)) then l2 = mid + 1 else h2 = mid end
+  end
+  return first + l2
+end
+local function upto(t) return count_chunks(t, 0, true) end  -- oldest start <= t
+local function below(t) return count_chunks(t, 6, false) end  -- newest start < t
+local function entry(dirs, i)  -- entry i of a directory slice: oldest, newest, offset, rows
   local a, b, c, d, off, rows = struct.unpack(">I2I4I2I4I4B", dirs, W * i + 1)
   return a * 4294967296 + b, c * 4294967296 + d, off, rows
 end
-local function offset(i)
-  if i >= nchunks then return total end
-  local _, _, off = entry(i)
-  return off
-end
--- Number of chunks whose oldest start is <= t (chunks are ordered by time).
-local function upto(t)
-  local lo, hi = 0, nchunks
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    local o = entry(mid)
-    if o <= t then lo = mid + 1 else hi = mid end
+-- Chunks first..last: their directory entries and their data, one string each.
+local function chunks(first, last)
+  local dirs = dir_bytes(first, math.min(last + 1, nchunks - 1))
+  local _, _, from = entry(dirs, 0)
+  local to
+  if last + 1 < nchunks then
+    _, _, to = entry(dirs, last + 1 - first)
+  else
+    to = total()
   end
-  return lo
-end
--- Number of chunks whose newest start is < t.
-local function below(t)
-  local lo, hi = 0, nchunks
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    local _, n = entry(mid)
-    if n < t then lo = mid + 1 else hi = mid end
-  end
-  return lo
-end
-local function data(first, last)  -- chunks first..last (inclusive), one string
-  return redis.call("GETRANGE", S, base + offset(first), base + offset(last + 1) - 1)
-end
-local function dir_bytes(first, last)
-  return string.sub(dirs, W * first + 1, W * (last + 1))
+  local data = redis.call("GETRANGE", S, base + from, base + to - 1)
+  return string.sub(dirs, 1, W * (last - first + 1)), data
 end
 
-if mode == "walk" then
-  local upper, lower, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- The chunks that may hold records started in [lower, upper], newest first, at most `most`.
+local function walk(upper, lower, most, entries)
   local last = upto(upper) - 1
   local bottom = below(lower)
   local first = math.max(bottom, last - most + 1)
-  if last < first then return {nonce, nchunks, count, 0, "", "", 0} end
+  if last < first then return {nonce, nchunks, count, "w", entries, 0, "", "", 0} end
   local more = 0
   if first > bottom then more = 1 end
-  return {nonce, nchunks, count, first, dir_bytes(first, last), data(first, last), more}
+  local dirs, data = chunks(first, last)
+  return {nonce, nchunks, count, "w", entries, first, dirs, data, more}
+end
+
+if mode == "walk" then
+  return walk(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), -1)
 end
 
 if mode == "find" then
   local t = tonumber(ARGV[2])
   local first, last = below(t), upto(t) - 1
   if last < first then return {nonce, nchunks, count, 0, "", ""} end
-  return {nonce, nchunks, count, first, dir_bytes(first, last), data(first, last)}
+  local dirs, data = chunks(first, last)
+  return {nonce, nchunks, count, first, dirs, data}
 end
 
 if mode == "from" then
   local cutoff = tonumber(ARGV[2])
   local whole = 0
   local parts = {nonce, nchunks, count, 0}
-  for i = below(cutoff), nchunks - 1 do
-    local o, _, _, rows = entry(i)
-    if o >= cutoff then whole = whole + rows else parts[#parts + 1] = data(i, i) end
+  local first = below(cutoff)
+  if first < nchunks then
+    local dirs = dir_bytes(first, nchunks - 1)
+    for i = first, nchunks - 1 do
+      local o, _, _, rows = entry(dirs, i - first)
+      if o >= cutoff then
+        whole = whole + rows
+      else
+        local _, data = chunks(i, i)
+        parts[#parts + 1] = data
+      end
+    end
   end
   parts[4] = whole
   return parts
 end
 
--- The index: sections of fixed-width entries, keys compared as unsigned 32-bit numbers.
+-- The index (segment.py): header 10, number fences (every 4096th key, every 64th key),
+-- extension fences (the same), number entries (11 bytes), extension entries (7 bytes).
+-- Keys are compared as unsigned 32-bit numbers.
 local ih = redis.call("GETRANGE", Y, 0, 9)
-if #ih < 10 then return {nonce, nchunks, count, 0, 0} end
-local _, nnum, next_ = struct.unpack(">c2I4I4", ih)
-local NUM_AT, NUM_W = 10, 11
-local EXT_AT, EXT_W = 10 + 11 * nnum, 7
+local nnum, next_ = 0, 0
+if #ih == 10 then
+  local _
+  _, nnum, next_ = struct.unpack(">c2I4I4", ih)
+end
+local BLOCK = 64
+local function fences(n)
+  local f1 = math.ceil(n / BLOCK)
+  return math.ceil(f1 / BLOCK), f1
+end
+local n2, n1 = fences(nnum)
+local x2, x1 = fences(next_)
+local NUM_F2 = 10
+local NUM_F1 = NUM_F2 + 8 * n2
+local EXT_F2 = NUM_F1 + 8 * n1
+local EXT_F1 = EXT_F2 + 4 * x2
+local NUM_AT = EXT_F1 + 4 * x1
+local EXT_AT = NUM_AT + 11 * nnum
 
--- First entry (0-based) of a section whose key is >= (strict: >) the target.
-local function bound(at, cnt, w, words, t1, t2, strict)
+-- Of `cnt` keys `stride` bytes apart from byte `at`, how many are before the target (one
+-- read, a binary search in it).
+local function count_before(at, cnt, stride, words, t1, t2, strict)
+  if cnt <= 0 then return 0 end
+  local s = redis.call("GETRANGE", Y, at, at + stride * cnt - 1)
+  local fmt = words == 2 and ">I4I4" or ">I4"
   local lo, hi = 0, cnt
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    local k = redis.call("GETRANGE", Y, at + w * mid, at + w * mid + 4 * words - 1)
-    local a, b = struct.unpack(words == 2 and ">I4I4" or ">I4", k)
-    local less
-    if a ~= t1 then less = a < t1
-    elseif words == 2 and b ~= t2 then less = b < t2
-    else less = strict end
-    if less then lo = mid + 1 else hi = mid end
+    local a, b = struct.unpack(fmt, s, stride * mid + 1)
+    local before
+    if a ~= t1 then before = a < t1
+    elseif words == 2 and b ~= t2 then before = b < t2
+    else before = strict end
+    if before then lo = mid + 1 else hi = mid end
   end
   return lo
+end
+-- First entry (0-based) whose key is >= (strict: >) the target: top fence, one block of
+-- the 64-key fence, one block of 64 entries.
+local function bound(n, w, words, f2, f1, at, t1, t2, strict)
+  local kw = 4 * words
+  local c1n = math.ceil(n / BLOCK)
+  local c2 = count_before(f2, math.ceil(c1n / BLOCK), kw, words, t1, t2, strict)
+  if c2 == 0 then return 0 end
+  local b1 = (c2 - 1) * BLOCK
+  local c1 = b1 + count_before(f1 + kw * b1, math.min(BLOCK, c1n - b1), kw, words, t1, t2, strict)
+  if c1 == 0 then return 0 end
+  local b0 = (c1 - 1) * BLOCK
+  return b0 + count_before(at + w * b0, math.min(BLOCK, n - b0), w, words, t1, t2, strict)
 end
 local function range(spec)  -- {at, width, first, end} of the entries of a key spec
   if spec == "num" then
     local l1, l2 = struct.unpack(">I4I4", ARGV[6])
     local h1, h2 = struct.unpack(">I4I4", ARGV[7])
-    return {NUM_AT, NUM_W, bound(NUM_AT, nnum, NUM_W, 2, l1, l2, false),
-            bound(NUM_AT, nnum, NUM_W, 2, h1, h2, true)}
+    return {NUM_AT, 11, bound(nnum, 11, 2, NUM_F2, NUM_F1, NUM_AT, l1, l2, false),
+            bound(nnum, 11, 2, NUM_F2, NUM_F1, NUM_AT, h1, h2, true)}
   end
   local e = struct.unpack(">I4", ARGV[8])
-  return {EXT_AT, EXT_W, bound(EXT_AT, next_, EXT_W, 1, e, 0, false),
-          bound(EXT_AT, next_, EXT_W, 1, e, 0, true)}
+  return {EXT_AT, 7, bound(next_, 7, 1, EXT_F2, EXT_F1, EXT_AT, e, 0, false),
+          bound(next_, 7, 1, EXT_F2, EXT_F1, EXT_AT, e, 0, true)}
 end
 
 if mode == "count" then
@@ -607,6 +685,11 @@ else
   r = range("ext")
 end
 local at, w, first, stop = r[1], r[2], r[3], r[4]
+local entries = stop - first
+if entries > tonumber(ARGV[10]) or entries > tonumber(ARGV[11]) * count then
+  -- The key is dense in this day: walking and filtering reads less than its entries would.
+  return walk(upper, lower, tonumber(ARGV[9]), entries)
+end
 local top = upto(upper) - 1  -- chunks above this hold only records after `upper`
 local bottom = below(lower)  -- chunks below this hold only records before `lower`
 local refs = {}
@@ -618,36 +701,61 @@ if stop > first then
   end
 end
 table.sort(refs, function(x, y) return x > y end)
-local out = {nonce, nchunks, count, "", 0}
-local taken, chunks, last = {}, 0, -1
+local out = {nonce, nchunks, count, "i", entries, "", 0}
+local taken, wanted, last = {}, {}, -1
 for i = 1, #refs do
   local c = math.floor(refs[i] / 256)
   if c ~= last then
-    if chunks == most_chunks then break end
-    chunks = chunks + 1
+    if #wanted == most_chunks then break end
+    wanted[#wanted + 1] = c
     last = c
-    out[#out + 1] = c
-    out[#out + 1] = dir_bytes(c, c)
-    out[#out + 1] = data(c, c)
   end
   if #taken == most_refs then break end
   taken[#taken + 1] = struct.pack(">I2B", c, refs[i] % 256)
 end
-out[4] = table.concat(taken)
-if #taken < #refs then out[5] = 1 end
+-- The chunks' directory entries: one read of the whole directory when many are wanted,
+-- else two small reads a chunk.
+local all = nil
+if #wanted > 12 then all = dir_bytes(0, nchunks - 1) end
+for _, c in ipairs(wanted) do
+  out[#out + 1] = c
+  if all then
+    local _, _, from = entry(all, c)
+    local to
+    if c + 1 < nchunks then
+      _, _, to = entry(all, c + 1)
+    else
+      to = total()
+    end
+    out[#out + 1] = string.sub(all, W * c + 1, W * (c + 1))
+    out[#out + 1] = redis.call("GETRANGE", S, base + from, base + to - 1)
+  else
+    local dirs, data = chunks(c, c)
+    out[#out + 1] = dirs
+    out[#out + 1] = data
+  end
+end
+out[6] = table.concat(taken)
+if #taken < #refs then out[7] = 1 end
 return out
 """
 
 #: KEYS: 1 an index zset (members ``[key NUL] S6 + id``), 2 the records hash. ARGV: max,
-#: min (lex bounds), count, keyed ("1" when members start with "key NUL"). Walks the
-#: index newest first; returns {json, last member}: json is ``[[id, ...], [payload, ...]]``
-#: (a payload is null if its record vanished), one bulk string that the reader parses with
-#: a single orjson call. Used on the hot tier (``ht``, ``h``) and on version 1's keys.
+#: min (lex bounds), count, keyed ("1" when members start with "key NUL"), then optionally
+#: filters tested on the payloads' JSON text (``codec.encode``) so that records that cannot
+#: match are not sent: the extension as JSON (its exact encoding, e.g. ``"203"``), the
+#: digits a number must start with (source or destination), the direction code ("0",
+#: "1"); "" for none. A test may pass a record that does not match (the reader tests every
+#: filter again), never drop one that does. Walks the index newest first; returns {json,
+#: last member looked at, members looked at}: json is ``[[id, ...], [payload, ...]]`` (a
+#: payload is null if its record vanished), one bulk string that the reader parses with a
+#: single orjson call. Used on the hot tier (``ht``, ``h``) and on version 1's keys.
 FETCH_LUA = r"""#!lua flags=no-writes
 local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "REV", "LIMIT", 0, ARGV[3])
 local n = #ms
-if n == 0 then return {"[[],[]]", ""} end
+if n == 0 then return {"[[],[]]", "", 0} end
 local keyed = ARGV[4] == "1"
+local ext, digits, dir = ARGV[5] or "", ARGV[6] or "", ARGV[7] or ""
 local ids = {}
 for i = 1, n do
   local m = ms[i]
@@ -655,11 +763,69 @@ for i = 1, n do
   if keyed then start = string.find(m, "\0", 1, true) + 1 end
   ids[i] = string.sub(m, start + 6)
 end
-local ps = redis.call("HMGET", KEYS[2], unpack(ids))
-for i = 1, n do
-  if not ps[i] then ps[i] = "null" end
+local ps = {}
+for i = 1, n, 960 do
+  local part = redis.call("HMGET", KEYS[2], unpack(ids, i, math.min(i + 959, n)))
+  for q = 1, #part do ps[i + q - 1] = part[q] end
 end
-return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n]}
+if ext == "" and digits == "" and dir == "" then
+  for i = 1, n do
+    if not ps[i] then ps[i] = "null" end
+  end
+  return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n], n}
+end
+
+-- The position just after the JSON value that starts at i (a string, or a number/null).
+local function value_end(p, i)
+  if string.sub(p, i, i) ~= '"' then
+    return string.find(p, ",", i, true) or #p
+  end
+  local j = i + 1
+  while true do
+    local q = string.find(p, '"', j, true)
+    if not q then return #p end
+    local k, slashes = q - 1, 0
+    while string.sub(p, k, k) == "\\" do
+      slashes = slashes + 1
+      k = k - 1
+    end
+    if slashes % 2 == 0 then return q + 1 end
+    j = q + 1
+  end
+end
+local function starts(p, i, j)  -- does the number in p[i, j) start with `digits`?
+  local c = string.sub(p, i, i)
+  if c == '"' then
+    return string.sub(p, i + 1, i + 1) == "+" and string.sub(p, i + 2, i + 1 + #digits) == digits
+  end
+  return string.sub(p, i, i - 1 + #digits) == digits
+end
+local keep_ids, keep_ps = {}, {}
+for i = 1, n do
+  local p = ps[i]
+  local ok = p ~= nil
+  if ok then
+    local e0 = string.find(p, ",", 1, true) + 1  -- the extension, after the start
+    local e1 = value_end(p, e0)
+    if ext ~= "" and string.sub(p, e0, e1 - 1) ~= ext then ok = false end
+    if ok and (digits ~= "" or dir ~= "") then
+      local s0 = e1 + 1
+      local s1 = value_end(p, s0)
+      local d0 = s1 + 1
+      local d1 = value_end(p, d0)
+      if digits ~= "" and not (starts(p, s0, s1) or starts(p, d0, d1)) then ok = false end
+      if ok and dir ~= "" and string.sub(p, d1 + 1, value_end(p, d1 + 1) - 1) ~= dir then
+        ok = false
+      end
+    end
+  end
+  if ok then
+    keep_ids[#keep_ids + 1] = ids[i]
+    keep_ps[#keep_ps + 1] = p
+  end
+end
+if #keep_ids == 0 then return {"[[],[]]", ms[n], n} end
+return {"[" .. cjson.encode(keep_ids) .. ",[" .. table.concat(keep_ps, ",") .. "]]", ms[n], n}
 """
 
 

@@ -4,8 +4,9 @@ Hot records (one hash field and one sorted-set member each, ~300 bytes) are what
 write cheap; sealed records (~75 bytes of segment and ~28 of day index) are what makes the
 window small. The sealer runs in every worker's sweep (``sweeper.py``) and in ``cdrstream
 migrate``; per tenant it takes a lock (``SET NX PX``, so two workers do not do the same
-work), then, a day at a time and oldest first, seals the hot records that started more
-than ``SEAL_AGE_MS`` ago (or the oldest ones, when more than ``HOT_MAX`` records are hot):
+work), then, a day at a time and oldest first, seals the hot records due (once per
+completed hour, see ``seal_boundary``; or the oldest ones, when more than ``HOT_MAX``
+records are hot):
 
 1. read, in this order (one pipeline): the records (hot hash), the tombstones, the day's
    segment and index;
@@ -49,11 +50,15 @@ from cdrstream.store.scripts import SEAL, pack_record, run_pipeline
 
 log = logging.getLogger("cdrstream.store")
 
-#: Hot records that started longer ago than this are sealed (late records of a call that
-#: is still being answered and replays of the last minutes stay in the cheap-to-write tier).
-SEAL_AGE_MS = 3_600_000
-#: More hot records than this in one tenant: the oldest are sealed whatever their age, so
-#: that reading the hot tier stays cheap for big tenants.
+#: A tenant's hot records are sealed once per completed hour: those that started before
+#: the last hour boundary at least SEAL_GRACE_MS old (most calls that started in that hour
+#: have ended by then). One seal rewrites the day's segment and index, so sealing by the
+#: hour, not by the record, keeps that at ~24 rewrites per tenant-day whatever the write
+#: rate; a late record for an older hour waits in the hot tier for the next hourly seal.
+SEAL_GRACE_MS = 5 * 60_000
+HOUR_MS = 3_600_000
+#: More hot records than this in one tenant: the oldest are sealed at once, down to half of
+#: it, so that reading the hot tier stays cheap for big or bursty tenants.
 HOT_MAX = 4_000
 #: Hot records sealed by one install (bounds the time one script holds Redis).
 SEAL_BATCH = 4_000
@@ -99,6 +104,12 @@ async def _unlock(redis: Any, tenant_id: str, token: bytes) -> None:
         await redis.delete(lock_key(tenant_id))
 
 
+def seal_boundary(now_ms: int) -> int:
+    """Hot records that started before this are due (the last hour boundary that is at
+    least SEAL_GRACE_MS old)."""
+    return (now_ms - SEAL_GRACE_MS) // HOUR_MS * HOUR_MS
+
+
 async def seal_tenant(
     redis: Any,
     tenant_id: str,
@@ -108,7 +119,10 @@ async def seal_tenant(
     budget: int = 50_000,
     everything: bool = False,
 ) -> SealStats:
-    """Seal the tenant's due hot records (``everything``: all of them), at most ``budget``.
+    """Seal the tenant's due hot records (``everything``: all of them), at most ``budget``:
+    once a new hour boundary has passed (``seal_boundary``; the meta hash keeps the last one
+    sealed to, ``sb``), every hot record that started before it; any time, the oldest when
+    the hot tier holds more than ``HOT_MAX``.
 
     Does nothing when another process holds the tenant's lock.
     """
@@ -118,28 +132,39 @@ async def seal_tenant(
         return stats
     try:
         cutoff = now_ms - retention_ms
+        boundary = seal_boundary(now_ms)
+        hourly = everything or boundary > int(await redis.hget(meta_key(tenant_id), "sb") or 0)
+        drained = False
         while stats.sealed < budget:
-            members = await _due(redis, tenant_id, now_ms, everything, budget - stats.sealed)
+            members = await _due(
+                redis, tenant_id, boundary, everything, hourly, budget - stats.sealed
+            )
             members = [m for m in members if int.from_bytes(m[:6], "big") >= cutoff]
             if not members:
+                drained = True
                 break
             day = day_of(int.from_bytes(members[0][:6], "big"))
             batch = [m for m in members if day_of(int.from_bytes(m[:6], "big")) == day]
             done = await _seal_day(redis, tenant_id, day, batch, retention_ms, stats)
             if not done:
                 break
+        if hourly and drained and not everything:
+            await redis.hset(meta_key(tenant_id), "sb", boundary)
         # Days whose only news is a tombstone (a record moved away from them): rebuild the
         # chunk that holds the stale copy and consume the tombstone.
-        tombs = parse_tombstones(_as_dict(await redis.hgetall(tombstones_key(tenant_id))))
-        for day in sorted(tombs):
-            if (day + 1) * DAY_MS > cutoff and stats.sealed < budget:
-                await _seal_day(redis, tenant_id, day, [], retention_ms, stats)
+        if hourly:
+            tombs = parse_tombstones(_as_dict(await redis.hgetall(tombstones_key(tenant_id))))
+            for day in sorted(tombs):
+                if (day + 1) * DAY_MS > cutoff and stats.sealed < budget:
+                    await _seal_day(redis, tenant_id, day, [], retention_ms, stats)
     finally:
         await _unlock(redis, tenant_id, token)
     return stats
 
 
-async def _due(redis: Any, tenant_id: str, now_ms: int, everything: bool, most: int) -> list[bytes]:
+async def _due(
+    redis: Any, tenant_id: str, boundary: int, everything: bool, hourly: bool, most: int
+) -> list[bytes]:
     """Hot members to seal, oldest first."""
     ht = hot_time_key(tenant_id)
     most = max(1, min(most, SEAL_BATCH))
@@ -147,14 +172,16 @@ async def _due(redis: Any, tenant_id: str, now_ms: int, everything: bool, most: 
         return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=most))
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(ht)
-    pipe.zrange(ht, b"-", b"(" + s6(now_ms - SEAL_AGE_MS), bylex=True, offset=0, num=most)
-    count, old = await pipe.execute()
-    extra = int(count) - len(old) - HOT_MAX
+    if hourly:
+        pipe.zrange(ht, b"-", b"(" + s6(boundary), bylex=True, offset=0, num=most)
+    replies = await pipe.execute()
+    count, old = int(replies[0]), (list(replies[1]) if hourly else [])
+    extra = count - len(old) - HOT_MAX
     if extra > 0 and len(old) < most:
         # Too many hot records: seal the oldest ones too, down to half of HOT_MAX.
         take = min(most, len(old) + extra + HOT_MAX // 2)
         return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=take))
-    return list(old)
+    return old
 
 
 async def _seal_day(

@@ -6,12 +6,14 @@ integers big-endian:
 ======  ====  ======================================================================
 offset  size  content
 ======  ====  ======================================================================
-0       2     ``b"S1"``
+0       2     ``b"S2"``
 2       8     nonce: random per build; the install script replaces a segment only if
               it still has the nonce the sealer read
-10      4     chunks
+10      4     chunks (c)
 14      4     records
-18      17    per chunk, oldest chunk first: oldest start (6), newest start (6), data
+18      12    directory fence: oldest and newest start (6 + 6) of chunk 0, 32, 64, ...
+              (ceil(c/32) entries)
+..      17    per chunk, oldest chunk first: oldest start (6), newest start (6), data
               offset (4, from the end of the directory), rows (1)
 ..            chunk data: raw deflate (zlib, wbits -15) of the chunk's rows
               (``codec.row``), oldest first, joined by ``\\n``
@@ -26,17 +28,21 @@ at them, unchanged.
 The **day index** (``cdr:{T}:y:<day>``):
 
 ======  ====  ======================================================================
-0       2     ``b"Y1"``
-2       4     number entries
-6       4     extension entries
-10      11    per number entry: key (8: the digits as 16 nibbles, digit d as d + 1,
+0       2     ``b"Y3"``
+2       4     number entries (n)
+6       4     extension entries (x)
+10      8     number fences: the key of every 4096th entry (ceil(n/4096)), then of
+              every 64th (ceil(n/64))
+..      4     extension fences, the same (ceil(x/4096), ceil(x/64))
+..      11    per number entry: key (8: the digits as 16 nibbles, digit d as d + 1,
               padded with 0; longer numbers are cut to 16 digits), chunk (2), row (1)
 ..      7     per extension entry: key (4: BLAKE2b of the extension), chunk (2), row (1)
 ======  ====  ======================================================================
 
 Both sections are sorted by their bytes, so one number is a contiguous range in time
 order, and a number prefix p is the range [p padded with 0 nibbles, p padded with 0xF
-nibbles]: the read script binary-searches them. The index only proposes candidates (an
+nibbles]: the read script reads the top fence, one block of the next, and one block of
+64 entries (three slices of at most ~700 bytes). The index only proposes candidates (an
 extension hash can collide, a long number is cut): the reader tests every filter on the
 rows it decodes.
 """
@@ -62,9 +68,16 @@ MAX_CHUNKS = 65_535
 LEVEL = 6
 WBITS = -15
 
-SEG_MAGIC = b"S1"
-IDX_MAGIC = b"Y1"
+SEG_MAGIC = b"S2"
+IDX_MAGIC = b"Y3"
+#: Every DIR_FENCE_EVERY-th chunk's start range sits in front of the directory, and the
+#: index keeps every FENCE_EVERY-th key (and every FENCE_EVERY-th of those) in front of
+#: its entries: a lookup reads a few slices of at most ~700 bytes, never a whole
+#: directory or section (a large GETRANGE into Lua costs ~1.6 us per KB).
+DIR_FENCE_EVERY = 32
+FENCE_EVERY = 64
 SEG_HEADER = struct.Struct(">2s8sII")
+DIR_FENCE = struct.Struct(">HIHI")
 DIR_ENTRY = struct.Struct(">HIHIIB")
 IDX_HEADER = struct.Struct(">2sII")
 NUM_ENTRY = struct.Struct(">QHB")
@@ -141,10 +154,9 @@ class Segment:
         magic, nonce, nchunks, _ = SEG_HEADER.unpack_from(raw, 0)
         if magic != SEG_MAGIC:
             raise ValueError("not a segment")
-        base = SEG_HEADER.size + DIR_ENTRY.size * nchunks
-        entries = [
-            DIR_ENTRY.unpack_from(raw, SEG_HEADER.size + DIR_ENTRY.size * i) for i in range(nchunks)
-        ]
+        at = SEG_HEADER.size + DIR_FENCE.size * -(-nchunks // DIR_FENCE_EVERY)
+        base = at + DIR_ENTRY.size * nchunks
+        entries = [DIR_ENTRY.unpack_from(raw, at + DIR_ENTRY.size * i) for i in range(nchunks)]
         chunks = []
         for i, (lo_hi, lo_lo, hi_hi, hi_lo, offset, rows) in enumerate(entries):
             end = entries[i + 1][4] if i + 1 < nchunks else len(raw) - base
@@ -162,6 +174,12 @@ class Segment:
         if len(self.chunks) > MAX_CHUNKS:
             raise TooLarge(f"{len(self.chunks)} chunks in one day")
         head = [SEG_HEADER.pack(SEG_MAGIC, self.nonce, len(self.chunks), self.count)]
+        for c in self.chunks[::DIR_FENCE_EVERY]:
+            head.append(
+                DIR_FENCE.pack(
+                    c.oldest >> 32, c.oldest & 0xFFFFFFFF, c.newest >> 32, c.newest & 0xFFFFFFFF
+                )
+            )
         offset = 0
         for c in self.chunks:
             head.append(
@@ -225,12 +243,40 @@ def _entries(rows_by_chunk: Iterable[tuple[int, Sequence[Row]]]) -> tuple[list[b
     return numbers, extensions
 
 
+def _fences(entries: list[bytes], width: int) -> tuple[list[bytes], list[bytes]]:
+    """Every 64th key, and every 64th of those."""
+    first = [entries[i][:width] for i in range(0, len(entries), FENCE_EVERY)]
+    return first[::FENCE_EVERY], first
+
+
+def _fenced(n: int) -> tuple[int, int]:
+    first = -(-n // FENCE_EVERY)
+    return -(-first // FENCE_EVERY), first
+
+
 def encode_index(numbers: list[bytes], extensions: list[bytes]) -> bytes:
     numbers.sort()
     extensions.sort()
+    number_fences, extension_fences = _fences(numbers, 8), _fences(extensions, 4)
     return b"".join(
-        [IDX_HEADER.pack(IDX_MAGIC, len(numbers), len(extensions)), *numbers, *extensions]
+        [
+            IDX_HEADER.pack(IDX_MAGIC, len(numbers), len(extensions)),
+            *number_fences[0],
+            *number_fences[1],
+            *extension_fences[0],
+            *extension_fences[1],
+            *numbers,
+            *extensions,
+        ]
     )
+
+
+def index_sections(index: bytes) -> tuple[bytes, bytes]:
+    """The number and extension entries of a day index."""
+    _, n_num, n_ext = IDX_HEADER.unpack_from(index, 0)
+    at = IDX_HEADER.size + 8 * sum(_fenced(n_num)) + 4 * sum(_fenced(n_ext))
+    split_at = at + NUM_ENTRY.size * n_num
+    return index[at:split_at], index[split_at : split_at + EXT_ENTRY.size * n_ext]
 
 
 def _split(section: bytes, width: int) -> list[bytes]:
@@ -273,10 +319,11 @@ def merge(
 ) -> Sealed:
     """The day after sealing ``new`` rows into it and dropping ``dead`` (start, id) keys.
 
-    A row of ``new`` replaces an older row with the same id; a row whose (start, id) is in
-    ``dead`` is dropped, new or old. Only the chunks that ``new`` or ``dead`` touch are
-    decoded and rebuilt; the others keep their bytes, and their index entries their chunk
-    numbers unless chunks were inserted before them.
+    A row of ``new`` replaces an older row with the same id and start (one whose start
+    changed left a tombstone for the old start: the write script sees to it); a row whose
+    (start, id) is in ``dead`` is dropped, new or old. Only the chunks that ``new`` or
+    ``dead`` touch are decoded and rebuilt; the others keep their bytes, and their index
+    entries their chunk numbers unless chunks were inserted before them.
     """
     fresh = sorted((r for r in new if r.key not in dead), key=lambda r: r.key)
     segment = Segment.parse(old_segment) if old_segment else Segment(b"", [])
@@ -317,10 +364,9 @@ def merge(
     kept = chunks[:first] + run + chunks[end:]
 
     if old_index:
-        _, n_num, _ = IDX_HEADER.unpack_from(old_index, 0)
-        split_at = IDX_HEADER.size + NUM_ENTRY.size * n_num
+        number_section, extension_section = index_sections(old_index)
         numbers = _remap(
-            _split(old_index[IDX_HEADER.size : split_at], NUM_ENTRY.size),
+            _split(number_section, NUM_ENTRY.size),
             NUM_ENTRY,
             first,
             end,
@@ -328,7 +374,7 @@ def merge(
             len(chunks),
         )
         extensions = _remap(
-            _split(old_index[split_at:], EXT_ENTRY.size), EXT_ENTRY, first, end, shift, len(chunks)
+            _split(extension_section, EXT_ENTRY.size), EXT_ENTRY, first, end, shift, len(chunks)
         )
     else:
         numbers, extensions = [], []

@@ -10,7 +10,7 @@ takes a per-tenant lock). For each known tenant, bounded work:
 3. drop every sealed day that has wholly left the window: forget its records' id-map
    entries (those still pointing at it), then delete its segment and index;
 4. migrate up to ``migrate.MIGRATE_PER_SWEEP`` version-1 records (``migrate.py``);
-5. seal what is due (``sealer.py``);
+5. seal what is due (``sealer.py``: once per completed hour, or when the hot tier is too big);
 6. drop the daily summaries' days before ``summary_floor_day`` (``summary.py``).
 
 Tenants whose keys are all gone are forgotten; a tenant forgotten just as it writes again
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdrstream.store import legacy, segment
+from cdrstream.store import legacy, sealer, segment
 from cdrstream.store.idmap import Shape, read_shape, run_shaped
 from cdrstream.store.layout import (
     DAY_MS,
@@ -39,9 +39,9 @@ from cdrstream.store.layout import (
     segment_key,
     tombstones_key,
 )
-from cdrstream.store.migrate import MIGRATE_PER_SWEEP, migrate_tenant
+from cdrstream.store.migrate import DEFAULT_ZONE, MIGRATE_PER_SWEEP, migrate_tenant
 from cdrstream.store.scripts import FORGET, SEAL, SEG, TRIM_HOT, run_pipeline
-from cdrstream.store.sealer import HOT_MAX, SEAL_AGE_MS, parse_tombstones, seal_tenant
+from cdrstream.store.sealer import parse_tombstones, seal_boundary, seal_tenant
 from cdrstream.store.summary import sweep_summaries
 
 #: Records one script call may delete: bounds the time it holds Redis.
@@ -63,6 +63,8 @@ class _Survey:
     legacy: bool
     meta: bool
     watermark: int
+    sealed_to: int
+    tombstones: bool
 
 
 async def known_tenants(redis: Any) -> list[str]:
@@ -86,12 +88,13 @@ async def _survey(redis: Any, tenants: list[str]) -> list[_Survey]:
             (None, "ZCARD", [ht]),
             (None, "HGETALL", [days_key(t)]),
             (None, "EXISTS", [legacy.time_key(t), legacy.records_key(t)]),
-            (None, "HMGET", [meta_key(t), "n", "wm"]),
+            (None, "HMGET", [meta_key(t), "n", "wm", "sb"]),
+            (None, "EXISTS", [tombstones_key(t)]),
         ]
     replies = await run_pipeline(redis, calls)
     out = []
     for i, t in enumerate(tenants):
-        first, hot, days, old, meta = replies[5 * i : 5 * i + 5]
+        first, hot, days, old, meta, tombs = replies[6 * i : 6 * i + 6]
         out.append(
             _Survey(
                 t,
@@ -101,16 +104,24 @@ async def _survey(redis: Any, tenants: list[str]) -> list[_Survey]:
                 int(old) > 0,
                 meta[0] is not None,
                 int(meta[1] or 0),
+                int(meta[2] or 0),
+                int(tombs) > 0,
             )
         )
     return out
 
 
 async def sweep_expired(
-    redis: Any, *, now_ms: int, retention_ms: int, summary_floor_day: int | None = None
+    redis: Any,
+    *,
+    now_ms: int,
+    retention_ms: int,
+    summary_floor_day: int | None = None,
+    display_tz: str = DEFAULT_ZONE,
 ) -> int:
     """Trim, migrate and seal every known tenant (bounded); the records deleted. With
-    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days."""
+    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days;
+    ``display_tz``: the zone the daily summaries count migrated records in (the writer's)."""
     cutoff = now_ms - retention_ms
     removed = 0
     gone: list[str] = []
@@ -123,7 +134,7 @@ async def sweep_expired(
                 if not s.meta:
                     gone.append(s.tenant)
                 continue
-            removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff)
+            removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff, display_tz)
     if gone:
         await redis.srem(TENANTS_KEY, *gone)
     if summary_floor_day is not None:
@@ -131,7 +142,9 @@ async def sweep_expired(
     return removed
 
 
-async def _sweep_tenant(redis: Any, s: _Survey, now_ms: int, retention_ms: int, cutoff: int) -> int:
+async def _sweep_tenant(
+    redis: Any, s: _Survey, now_ms: int, retention_ms: int, cutoff: int, display_tz: str
+) -> int:
     tenant = s.tenant
     removed = 0
     shape = await read_shape(redis, tenant) if s.meta else (0, 0)
@@ -156,9 +169,11 @@ async def _sweep_tenant(redis: Any, s: _Survey, now_ms: int, retention_ms: int, 
             now_ms=now_ms,
             retention_ms=retention_ms,
             budget=MIGRATE_PER_SWEEP,
+            display_tz=display_tz,
         )
-    due = s.oldest_hot is not None and s.oldest_hot < now_ms - SEAL_AGE_MS
-    if due or s.hot > HOT_MAX or s.legacy:
+    boundary = seal_boundary(now_ms)
+    due = s.oldest_hot is not None and s.oldest_hot < boundary and boundary > s.sealed_to
+    if due or s.hot > sealer.HOT_MAX or s.legacy or (s.tombstones and boundary > s.sealed_to):
         await seal_tenant(
             redis, tenant, now_ms=now_ms, retention_ms=retention_ms, budget=SEAL_PER_SWEEP
         )

@@ -17,8 +17,9 @@ from cdrstream.settings import load_settings
 from cdrstream.store import reader as reader_module
 from cdrstream.store.connection import connect
 from cdrstream.store.cursor import InvalidCursor
-from cdrstream.store.layout import TENANTS_KEY, hot_key, meta_key
+from cdrstream.store.layout import TENANTS_KEY, day_index_key, hot_key, meta_key, segment_key
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
+from cdrstream.store.scripts import SEG
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from tests.integration.store_helpers import (
@@ -467,8 +468,17 @@ async def test_plans_cover_each_strategy(
     day = NOW // DAY - 1
 
     async def mode(query: RecordQuery) -> str:
+        """How the day is read for ``query``: "i" through its index, "w" walked."""
         plan = await reader._plan(tenant, query, NOW - RETENTION, (NOW, ""))
-        return plan.mode(day)
+        if plan.mode(day) == "walk":
+            return "walk"
+        keys = [segment_key(tenant, day), day_index_key(tenant, day)]
+        args = [
+            "index", NOW, 0, 101, 101, *(plan.num or (b"", b"")), plan.ext or b"",
+            10, reader_module.INDEX_MAX, reader_module.INDEX_SHARE,
+        ]  # fmt: skip
+        reply = await SEG.run(redis, keys, args)
+        return {b"i": "index", b"w": "walk"}[reply[3]]
 
     assert await mode(RecordQuery()) == "walk"
     assert await mode(RecordQuery(direction="inbound")) == "walk"

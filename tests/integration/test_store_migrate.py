@@ -140,7 +140,8 @@ async def test_writes_during_migration_keep_upsert_semantics(
     for query in QUERIES:
         found, _ = await all_pages(reader, tenant, query, limit=50)
         assert found == expected(final, query)
-    assert await writer.write_batch(final, NOW) == ["duplicate"] * len(final)
+    latest = list({r.id: r for r in final}.values())
+    assert await writer.write_batch(latest, NOW) == ["duplicate"] * len(latest)
 
 
 async def test_migration_to_the_end_seals_everything(redis: Any, reader: RecordReader) -> None:
@@ -206,3 +207,25 @@ async def test_migrate_command(request: pytest.FixtureRequest, redis: Any) -> No
         check=False,
     )
     assert orjson.loads(again.stdout.splitlines()[0])["version1_records"] == 0
+
+
+async def test_migrated_records_are_counted_in_the_daily_summary(
+    redis: Any, reader: RecordReader
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from cdrstream.core.summary import contribution, encode_contribution, parse_fields
+    from cdrstream.store.summary import summary_key
+
+    tenant, records = await legacy_tenant(redis, 150)
+    await migrate_tenant(redis, tenant, now_ms=NOW, retention_ms=RETENTION)
+    fresh = RecordWriter(redis, retention_ms=RETENTION)
+    # The same totals the writer would have kept had it written these records itself.
+    other = new_tenant()
+    same = [replace(r, tenant_id=other) for r in records]
+    assert await fresh.write_batch(same, NOW) == ["stored"] * 150
+    migrated = parse_fields(await redis.hgetall(summary_key(tenant)))
+    written = parse_fields(await redis.hgetall(summary_key(other)))
+    assert migrated == written and migrated
+    zone = ZoneInfo("Europe/Amsterdam")
+    assert encode_contribution(contribution(records[0], zone))  # 7 bytes: summaries are on

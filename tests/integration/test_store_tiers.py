@@ -259,3 +259,62 @@ async def test_concurrent_seals_of_one_tenant(
     results = await asyncio.gather(*(seal_all(redis, tenant) for _ in range(4)))
     assert sum(results) == 500  # the lock: one seals, the others find it taken
     assert await assert_indexes_consistent(redis, tenant, reader) == 500
+
+
+async def test_hot_tier_payload_tests_never_drop_a_match(
+    redis: Any, writer: RecordWriter, reader: RecordReader
+) -> None:
+    # The hot fetch tests filters on the payloads' JSON text: values that JSON escapes,
+    # commas and quotes inside strings, numbers stored as strings.
+    tenant = new_tenant()
+    extensions = ['a"b', "a\\\\b", "a,b", ',"', "é☎", "", "0", "\\"]
+    numbers = ["+31201234567", "+0123", "+3120,1", 'x"+3120', "anonymous", "+"]
+    records = []
+    for n in range(160):
+        records.append(
+            make_record(
+                tenant,
+                n,
+                extension=extensions[n % len(extensions)],
+                source=numbers[n % len(numbers)],
+                destination=numbers[(n // 3) % len(numbers)],
+                direction="inbound" if n % 5 else "outbound",
+            )
+        )
+    await writer.write_batch(records, NOW)
+    queries = [RecordQuery(extension=e) for e in extensions]
+    queries += [RecordQuery(number_prefix=p) for p in ("+3120", "+0", "+01", "+3120123", "+")]
+    queries += [RecordQuery(direction="outbound", extension='a"b', number_prefix="+31")]
+    for query in queries:
+        found, _ = await all_pages(reader, tenant, query, limit=11)
+        assert [r.id for r in found] == [r.id for r in expected(records, query)], query
+
+
+async def test_hot_records_are_sealed_once_per_completed_hour(
+    monkeypatch: pytest.MonkeyPatch, redis: Any, writer: RecordWriter, reader: RecordReader
+) -> None:
+    hour = 3_600_000
+    tenant = new_tenant()
+    h0 = (NOW // hour) * hour  # the hour NOW is in
+    records = [make_record(tenant, n, started_at_ms=h0 + 60_000 * n) for n in range(30)]
+    await writer.write_batch(records, NOW)
+
+    async def sweep(at: int) -> int:
+        await sweep_expired(redis, now_ms=at, retention_ms=RETENTION)
+        return int(await redis.hlen(hot_key(tenant)))
+
+    assert await sweep(h0 + hour - 1) == 30  # the hour is not over
+    assert await sweep(h0 + hour + 60_000) == 30  # over, but within the grace
+    assert await sweep(h0 + hour + 6 * 60_000) == 0  # sealed
+    late = make_record(tenant, 99, started_at_ms=h0 + 59 * 60_000)
+    fresh = make_record(tenant, 100, started_at_ms=h0 + hour + 30 * 60_000)
+    await writer.write_batch([late, fresh], NOW)
+    assert await sweep(h0 + hour + 20 * 60_000) == 2  # the late one waits for the next hour
+    assert await sweep(h0 + 2 * hour + 6 * 60_000) == 0
+    assert await assert_indexes_consistent(redis, tenant, reader) == 32
+    # A tenant with too many hot records has its oldest sealed at once.
+    monkeypatch.setattr(sealer_module, "HOT_MAX", 10)
+    burst = [make_record(tenant, 200 + n, started_at_ms=h0 + 2 * hour + n) for n in range(25)]
+    await writer.write_batch(burst, NOW)
+    assert await sweep(h0 + 2 * hour + 7 * 60_000) == 5
+    assert await assert_indexes_consistent(redis, tenant, reader) == 57
