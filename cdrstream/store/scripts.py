@@ -169,9 +169,13 @@ local R, T, X, N = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local cutoff, ttl = tonumber(ARGV[1]), ARGV[2]
 local L, p = tonumber(ARGV[3]), tonumber(ARGV[4])
 local nb, ns, target = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local mL, mp, n, wm = shape(M)
+local meta = redis.call("HMGET", M, "L", "p", "n", "wm", "tt", "lg")
+local mL, mp = tonumber(meta[1]) or 0, tonumber(meta[2]) or 0
 if mL ~= L or mp ~= p then return {-1, mL, mp} end
-local legacy = redis.call("EXISTS", R) == 1
+local n, wm = tonumber(meta[3]) or 0, tonumber(meta[4]) or 0
+-- Version-1 keys are looked for until a call finds none (``lg`` = "0" remembers it).
+local legacy = false
+if meta[6] ~= "0" then legacy = redis.call("EXISTS", R) == 1 end
 local tombs = redis.call("EXISTS", K) == 1
 summary_begin(KEYS[9 + nb + 2 * ns], ARGV[9])
 live_begin(KEYS[10 + nb + 2 * ns], ARGV[11])
@@ -180,6 +184,7 @@ local out, final, order, gone = {}, {}, {}, {}
 
 local function tombstone(at, id)
   redis.call("HSET", K, at .. id, redis.call("HINCRBY", M, "ts", 1))
+  if not tombs then redis.call("PEXPIRE", K, ttl) end  -- a new hash: its TTL now
   tombs = true
 end
 
@@ -246,8 +251,22 @@ end
 apply_hot(H, HT, order, final, gone)
 L, p = grow(n, L, p, target, 9 + nb, ns)
 if cutoff > wm then wm = cutoff end
-redis.call("HSET", M, "L", L, "p", p, "n", n, "wm", wm)
-for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
+local fields = {"L", L, "p", p, "n", n, "wm", wm}
+if not legacy and meta[6] ~= "0" then
+  fields[#fields + 1] = "lg"
+  fields[#fields + 1] = "0"
+end
+-- The tenant keys' TTLs are pushed back at most once an hour (``tt``: when, by the
+-- cutoff's clock); they are a safety net far longer than that (retention + 1 day).
+local refresh = cutoff - (tonumber(meta[5]) or 0) > 3600000
+if refresh then
+  fields[#fields + 1] = "tt"
+  fields[#fields + 1] = cutoff
+end
+redis.call("HSET", M, unpack(fields))
+if refresh then
+  for k = 1, 4 do redis.call("PEXPIRE", KEYS[k], ttl) end
+end
 summary_flush(ttl)
 live_finish(ARGV[10], ttl)
 return {L, p, out}
@@ -349,7 +368,11 @@ for i = 4, #ARGV do
     removed = removed + 1
   end
 end
-if removed > 0 and exists then redis.call("HSET", M, "n", n) end
+if removed > 0 and exists then
+  redis.call("HSET", M, "n", n)
+  -- An emptied hot tier is deleted: the next write must give the new keys their TTL.
+  if redis.call("EXISTS", H) == 0 then redis.call("HDEL", M, "tt") end
+end
 return {L, p, removed}
 """
 )
@@ -435,6 +458,8 @@ if nh > 0 then
   if #del > 0 then
     many("HDEL", H, del, 1)
     many("ZREM", HT, mem, 1)
+    -- An emptied hot tier is deleted: the next write must give the new keys their TTL.
+    if redis.call("EXISTS", H) == 0 then redis.call("HDEL", KEYS[1], "tt") end
   end
 end
 local t0 = 9

@@ -1,13 +1,12 @@
 """The write path: a batch of records upserted by id, in one network round trip.
 
 A batch becomes one pipeline: per tenant, one EVALSHA of the write script per chunk of
-that tenant's records (in batch order), one of the split script, and one ``SADD
-cdr:tenants`` with every tenant of the batch. The write script (``scripts.WRITE_LUA``)
-looks each record up in the id map, reports an unchanged one as a duplicate, and puts a
-new or changed one into the tenant's hot tier (two hash fields and a sorted-set member:
-``layout.py``); the split script keeps the id map's buckets small. On a single Redis the
-pipeline is one round trip; on Redis Cluster it is one (non-transactional) round trip per
-node, the nodes in parallel.
+that tenant's records (in batch order; the last one also splits id-map buckets for the ids
+the batch may add), and one ``SADD cdr:tenants`` with every tenant of the batch. The write
+script (``scripts.WRITE_LUA``) looks each record up in the id map, reports an unchanged one
+as a duplicate, and puts a new or changed one into the tenant's hot tier (two hash fields
+and a sorted-set member: ``layout.py``). On a single Redis the pipeline is one round trip;
+on Redis Cluster it is one (non-transactional) round trip per node, the nodes in parallel.
 
 Id-map buckets are addressed with the tenant's id-map shape, cached here per tenant; a
 script that finds the shape changed (another worker split buckets) changes nothing and
@@ -59,7 +58,7 @@ from cdrstream.store.layout import (
 )
 from cdrstream.store.legacy import tenant_keys as legacy_keys
 from cdrstream.store.live import KEEP_MS, MAX_ENTRIES, live_key
-from cdrstream.store.scripts import SPLIT, WRITE, pack_write
+from cdrstream.store.scripts import WRITE, pack_write
 from cdrstream.store.summary import summary_key
 
 WriteResult = Literal["stored", "duplicate"]
@@ -70,7 +69,7 @@ log = logging.getLogger("cdrstream.store")
 CHUNK = 500
 #: Keys live this long after the tenant's last write (retention + 1 day).
 TTL_MARGIN_MS = 86_400_000
-#: Most bucket splits one split call does (two declared keys each).
+#: Most bucket splits one write call does (two declared keys each).
 MAX_SPLITS = 512
 #: Rounds of "the shape changed, send again" before giving up on a batch.
 MAX_ROUNDS = 8
@@ -122,13 +121,21 @@ class _Call:
     items: list[_Item]
     keys: list[str]
     args: list[Any]
+    splits: int  # bucket splits this call may do (the tenant's last call of the batch)
 
 
 def build_call(
-    tenant: str, items: Sequence[_Item], shape: Shape, cutoff: int, ttl: int, summary_floor: int
+    tenant: str,
+    items: Sequence[_Item],
+    shape: Shape,
+    cutoff: int,
+    ttl: int,
+    summary_floor: int,
+    splits: int = 0,
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``; the
-    tenant's summary and live stream last (the write script's hooks)."""
+    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``, with the
+    bucket pairs of the next ``splits`` splits; the tenant's summary and live stream last
+    (the write script's hooks)."""
     level, split = shape
     buckets: dict[int, int] = {}
     packed = []
@@ -137,16 +144,10 @@ def build_call(
         index = buckets.setdefault(bucket, len(buckets))
         packed.append(pack_write(index, item.key8, item.value, item.rid, item.payload))
     keys = tenant_fixed_keys(tenant) + [bucket_key(tenant, b) for b in buckets]
+    keys += [bucket_key(tenant, b) for pair in split_pairs(level, split, splits) for b in pair]
     keys += [summary_key(tenant), live_key(tenant)]
-    args = [cutoff, ttl, level, split, len(buckets), 0, ID_TARGET, b"".join(packed)]
+    args = [cutoff, ttl, level, split, len(buckets), splits, ID_TARGET, b"".join(packed)]
     return keys, [*args, summary_floor, KEEP_MS, MAX_ENTRIES]
-
-
-def split_call(tenant: str, shape: Shape, count: int) -> tuple[list[str], list[Any]]:
-    level, split = shape
-    pairs = split_pairs(level, split, count)
-    keys = [meta_key(tenant)] + [bucket_key(tenant, b) for pair in pairs for b in pair]
-    return keys, [level, split, count, ID_TARGET]
 
 
 class RecordWriter:
@@ -188,14 +189,22 @@ class RecordWriter:
 
         todo: list[_Call] = []
         for tenant, items in by_tenant.items():
+            # The tenant's last call splits buckets for the ids the batch may add.
+            splits = min(MAX_SPLITS, math.ceil(len(items) / ID_TARGET) + 2)
             for start in range(0, len(items), CHUNK):
                 part = items[start : start + CHUNK]
-                keys, args = build_call(tenant, part, self._shape(tenant), cutoff, ttl, floor)
-                todo.append(_Call(tenant, part, keys, args))
+                last = start + CHUNK >= len(items)
+                call = _Call(tenant, part, [], [], splits if last else 0)
+                todo.append(call)
         tenants = list(by_tenant)
         first_round = True
         for _ in range(MAX_ROUNDS):
-            answers = await self._send(todo, tenants if first_round else [], by_tenant)
+            for call in todo:
+                call.keys, call.args = build_call(
+                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl, floor,
+                    call.splits,
+                )  # fmt: skip
+            answers = await self._send(todo, tenants if first_round else [])
             first_round = False
             stale: set[str] = set()
             for call, answer in zip(todo, answers, strict=True):
@@ -205,32 +214,19 @@ class RecordWriter:
                     self._shapes[call.tenant] = (int(answer[1]), int(answer[2]))
                     stale.add(call.tenant)
                     continue
+                self._shapes[call.tenant] = (int(answer[0]), int(answer[1]))
                 for item, flag in zip(call.items, answer[2], strict=True):
                     out[item.position] = "stored" if int(flag) else "duplicate"
             if not stale:
                 return out
             todo = [c for c in todo if c.tenant in stale]
-            for call in todo:
-                call.keys, call.args = build_call(
-                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl, floor
-                )
         raise RuntimeError("the id-map shape kept changing under the write")
 
     def _shape(self, tenant: str) -> Shape:
         return self._shapes.get(tenant, (0, 0))
 
-    async def _send(
-        self, calls: list[_Call], tenants: list[str], by_tenant: dict[str, list[_Item]]
-    ) -> list[Any]:
-        """The write calls, then one split call per tenant, then the SADD: one pipeline.
-        Returns the write calls' answers; the split answers update the cached shapes."""
-        splits: list[tuple[str, int]] = []
-        seen: set[str] = set()
-        for call in calls:
-            if call.tenant not in seen:
-                seen.add(call.tenant)
-                count = min(MAX_SPLITS, math.ceil(len(by_tenant[call.tenant]) / ID_TARGET) + 2)
-                splits.append((call.tenant, count))
+    async def _send(self, calls: list[_Call], tenants: list[str]) -> list[Any]:
+        """The write calls, then the SADD: one pipeline. Returns the calls' answers."""
 
         async def send() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
@@ -238,19 +234,15 @@ class RecordWriter:
                 # execute_command: redis-py blocks pipe.evalsha() on cluster pipelines, but
                 # routes a raw EVALSHA by its first key (all keys share the tenant's slot).
                 pipe.execute_command("EVALSHA", WRITE.sha, len(call.keys), *call.keys, *call.args)
-            for tenant, count in splits:
-                keys, args = split_call(tenant, self._shape(tenant), count)
-                pipe.execute_command("EVALSHA", SPLIT.sha, len(keys), *keys, *args)
             if tenants:
                 pipe.sadd(TENANTS_KEY, *tenants)
             return list(await pipe.execute(raise_on_error=False))
 
         results = await send()
         if any(isinstance(r, NoScriptError) for r in results):
-            # A restarted or flushed Redis: load the scripts and send the calls again
+            # A restarted or flushed Redis: load the script and send the calls again
             # (idempotent), keeping the first answers of the calls that did run.
             await WRITE.load(self._redis)
-            await SPLIT.load(self._redis)
             again = await send()
             results = [
                 b if isinstance(a, NoScriptError) else a
@@ -259,7 +251,4 @@ class RecordWriter:
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        for (tenant, _), answer in zip(splits, results[len(calls) :], strict=False):
-            if int(answer[0]) != -1:
-                self._shapes[tenant] = (int(answer[0]), int(answer[1]))
         return results[: len(calls)]
