@@ -177,7 +177,7 @@ class _Plan:
         """Matches expected in a sealed day."""
         refs = self.refs.get(day)
         if refs is not None:
-            return refs * self.residual
+            return refs * self.residual * self.direction
         return self.days[day] * self.density
 
     def learn(self, day: int, entries: int, records: int) -> None:
@@ -429,8 +429,9 @@ class RecordReader:
         plan.direction = 0.5 if query.direction is not None else 1.0
         density = plan.direction
         if num is not None or ext_key is not None:
-            # Beyond the index used, another filter may drop some of its matches.
-            plan.residual = 0.5 if query.direction is not None or (num and ext_key) else 1.0
+            # Beyond the index used, another filter may drop some of its matches (not the
+            # direction: the index entries carry it).
+            plan.residual = 0.5 if num and ext_key else 1.0
             density *= INDEX_GUESS  # until the counts below say better
             for day, reply in zip(counted, counts, strict=True):
                 if reply and reply[0] and day in days:
@@ -539,7 +540,7 @@ class RecordReader:
                 calls.append((SEG, keys, ["walk", top_start, day_lo, chunks_want]))
             else:
                 index_args: list[Any] = [*(plan.num or (b"", b"")), plan.ext or b""]
-                index_args += [chunks_want, INDEX_MAX, INDEX_SHARE]
+                index_args += [chunks_want, INDEX_MAX, INDEX_SHARE, plan.text_filter[2]]
                 calls.append(
                     (SEG, keys, ["index", top_start, day_lo, refs_want, refs_want, *index_args])
                 )

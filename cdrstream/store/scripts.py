@@ -489,7 +489,8 @@ return 1
 #:   number, their directory entries, their data (both in chunk order, oldest first), 1 if
 #:   older chunks of the range remain}.
 #: - ``index`` (upper, lower, most refs, most chunks, number low, number high, extension,
-#:   walk chunks, most entries, most share): the index entries of the number key range
+#:   walk chunks, most entries, most share, direction code or ""): the index entries (of
+#:   records of that direction, when given) of the number key range
 #:   [low, high] (8-byte keys, "" for none) or of the extension key (4 bytes, "" for none;
 #:   the one with fewer entries when both are given) whose chunk may hold records started
 #:   in [lower, upper], newest first, at most that many and within that many chunks:
@@ -507,17 +508,23 @@ return 1
 SEG_LUA = r"""#!lua flags=no-writes
 local S, Y = KEYS[1], KEYS[2]
 local mode = ARGV[1]
-local head = redis.call("GETRANGE", S, 0, 17)
-if #head < 18 then return {""} end
-local _, nonce, nchunks, count = struct.unpack(">c2c8I4I4", head)
 -- Layout (segment.py): header 18, directory fence (12 bytes per 32 chunks), directory
 -- (17 bytes per chunk), data. Only small slices are read: a large GETRANGE into Lua is
--- costly.
+-- costly, and so is each call (a few us): the header and the fence of a day of up to
+-- 4,096 chunks come in one read.
 local W, FW, FE = 17, 12, 32
+local head = redis.call("GETRANGE", S, 0, 18 + FW * 128 - 1)
+if #head < 18 then return {""} end
+local _, nonce, nchunks, count = struct.unpack(">c2c8I4I4", head)
 local nfence = math.ceil(nchunks / FE)
 local DIR = 18 + FW * nfence
 local base = DIR + W * nchunks
-local fence = redis.call("GETRANGE", S, 18, DIR - 1)
+local fence
+if nfence <= 128 then
+  fence = string.sub(head, 19, DIR)
+else
+  fence = redis.call("GETRANGE", S, 18, DIR - 1)
+end
 local data_len = nil
 local function total()
   if not data_len then data_len = redis.call("STRLEN", S) - base end
@@ -641,11 +648,23 @@ local EXT_F1 = EXT_F2 + 4 * x2
 local NUM_AT = EXT_F1 + 4 * x1
 local EXT_AT = NUM_AT + 11 * nnum
 
+-- Slices of the index already read by this call (the bounds of one key range mostly read
+-- the same fence block and entry block).
+local slices = {}
+local function slice(from, to)
+  local k = from .. ":" .. to
+  local v = slices[k]
+  if not v then
+    v = redis.call("GETRANGE", Y, from, to)
+    slices[k] = v
+  end
+  return v
+end
 -- Of `cnt` keys `stride` bytes apart from byte `at`, how many are before the target (one
 -- read, a binary search in it).
 local function count_before(at, cnt, stride, words, t1, t2, strict)
   if cnt <= 0 then return 0 end
-  local s = redis.call("GETRANGE", Y, at, at + stride * cnt - 1)
+  local s = slice(at, at + stride * cnt - 1)
   local fmt = words == 2 and ">I4I4" or ">I4"
   local lo, hi = 0, cnt
   while lo < hi do
@@ -715,14 +734,25 @@ if entries > tonumber(ARGV[10]) or entries > tonumber(ARGV[11]) * count then
   -- The key is dense in this day: walking and filtering reads less than its entries would.
   return walk(upper, lower, tonumber(ARGV[9]), entries)
 end
-local top = upto(upper) - 1  -- chunks above this hold only records after `upper`
-local bottom = below(lower)  -- chunks below this hold only records before `lower`
+-- Chunks above `top` hold only records after `upper`, below `bottom` only records before
+-- `lower` (no search when the bounds take in the whole day).
+local top, bottom = nchunks - 1, 0
+if nchunks > 0 then
+  local day_start = math.floor(be48(fence, 1) / 86400000) * 86400000  -- one UTC day
+  if upper < day_start + 86400000 - 1 then top = upto(upper) - 1 end
+  if lower > day_start then bottom = below(lower) end
+end
 local refs = {}
+-- An entry's row byte carries the record's direction (segment.py): a direction filter
+-- drops entries here, before their chunks are read.
+local dir = tonumber(ARGV[12] or "")
 if stop > first then
   local raw = redis.call("GETRANGE", Y, at + w * first, at + w * stop - 1)
   for i = 0, stop - first - 1 do
-    local c, row = struct.unpack(">I2B", raw, w * i + w - 2)
-    if c <= top and c >= bottom then refs[#refs + 1] = c * 256 + row end
+    local c, b = struct.unpack(">I2B", raw, w * i + w - 2)
+    if c <= top and c >= bottom and (dir == nil or math.floor(b / 32) == dir) then
+      refs[#refs + 1] = c * 256 + b % 32
+    end
   end
 end
 table.sort(refs, function(x, y) return x > y end)

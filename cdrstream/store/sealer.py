@@ -216,7 +216,7 @@ async def _seal_day(
             if s6(f[0]) != member[:6]:
                 continue  # changed since it was listed: sealed on a later pass
             text = rid.decode("utf-8")
-            rows.append(segment.Row(f[0], text, codec.row(text, payload), f[1], f[2], f[3]))
+            rows.append(segment.Row(f[0], text, codec.row(text, payload), f[1], f[2], f[3], f[4]))
             sealed.append((rid, member, payload))
         dead = {(started, rid) for _, _, started, rid in dead_list}
         built = await asyncio.to_thread(segment.merge, old_segment, old_index, rows, dead)

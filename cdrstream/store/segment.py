@@ -35,7 +35,9 @@ The **day index** (``cdr:{T}:y:<day>``):
               every 64th (ceil(n/64))
 ..      4     extension fences, the same (ceil(x/4096), ceil(x/64))
 ..      11    per number entry: key (8: the digits as 16 nibbles, digit d as d + 1,
-              padded with 0; longer numbers are cut to 16 digits), chunk (2), row (1)
+              padded with 0; longer numbers are cut to 16 digits), chunk (2), row (1:
+              the row in its chunk, plus 32 for an outbound record, 64 for another
+              direction)
 ..      7     per extension entry: key (4: BLAKE2b of the extension), chunk (2), row (1)
 ======  ====  ======================================================================
 
@@ -116,6 +118,7 @@ class Row:
     extension: str
     source: int | str
     destination: int | str
+    direction: int | str  # as encoded: 0 inbound, 1 outbound
 
     @property
     def key(self) -> tuple[int, str]:
@@ -124,12 +127,12 @@ class Row:
 
 def row_of_payload(record_id: str, payload: bytes) -> Row:
     f = orjson.loads(payload)
-    return Row(f[0], record_id, codec.row(record_id, payload), f[1], f[2], f[3])
+    return Row(f[0], record_id, codec.row(record_id, payload), f[1], f[2], f[3], f[4])
 
 
 def row_of_line(line: bytes) -> Row:
     f = orjson.loads(line)
-    return Row(f[1], f[0], line, f[2], f[3], f[4])
+    return Row(f[1], f[0], line, f[2], f[3], f[4], f[5])
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,13 @@ def _number_key_of(value: int | str) -> int | None:
 _extension_key = functools.lru_cache(maxsize=16_384)(extension_key)
 
 
+#: The row byte of an index entry: the row (5 bits, CHUNK_ROWS <= 32), then the record's
+#: direction (0 inbound, 32 outbound, 64 another), so that a direction filter drops
+#: entries before their chunks are read.
+_DIRECTION_BITS: dict[int | str, int] = {0: 0, 1: 32}
+ROW_MASK = 31
+
+
 def _entries(rows_by_chunk: Iterable[tuple[int, Sequence[Row]]]) -> tuple[list[bytes], list[bytes]]:
     numbers: list[bytes] = []
     extensions: list[bytes] = []
@@ -233,13 +243,14 @@ def _entries(rows_by_chunk: Iterable[tuple[int, Sequence[Row]]]) -> tuple[list[b
     add_n, add_x = numbers.append, extensions.append
     for chunk, rows in rows_by_chunk:
         for position, r in enumerate(rows):
+            row = position | _DIRECTION_BITS.get(r.direction, 64)
             a = _number_key_of(r.source)
             b = _number_key_of(r.destination)
             if a is not None:
-                add_n(pack_n(a, chunk, position))
+                add_n(pack_n(a, chunk, row))
             if b is not None and b != a:
-                add_n(pack_n(b, chunk, position))
-            add_x(pack_x(_extension_key(r.extension), chunk, position))
+                add_n(pack_n(b, chunk, row))
+            add_x(pack_x(_extension_key(r.extension), chunk, row))
     return numbers, extensions
 
 
