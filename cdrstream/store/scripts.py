@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cdrstream.store.live import LIVE_LUA
 from cdrstream.store.summary import SUMMARY_LUA
@@ -948,7 +951,7 @@ async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[An
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
-    results = await send()
+    results = await send_once_more_if_stale(send)
     if any(isinstance(r, NoScriptError) for r in results):
         for script in {c[0] for c in calls if c[0] is not None}:
             await script.load(redis)
@@ -956,6 +959,18 @@ async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[An
     for r in results:
         if isinstance(r, Exception):
             raise r
+    return results
+
+
+async def send_once_more_if_stale(send: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+    """``send()`` a pipeline; when a result is a connection error (a pooled connection that a
+    Redis restart closed), send it once more on fresh connections. A pipeline executed with
+    ``raise_on_error=False`` keeps such errors as results, so redis-py's own retry (which
+    covers single commands, `connection.connect`) never sees them. Only for pipelines of
+    reads and idempotent scripts, like every pipeline of the store."""
+    results = await send()
+    if any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
+        results = await send()
     return results
 
 

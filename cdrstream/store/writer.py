@@ -58,7 +58,7 @@ from cdrstream.store.layout import (
 )
 from cdrstream.store.legacy import tenant_keys as legacy_keys
 from cdrstream.store.live import KEEP_MS, MAX_ENTRIES, live_key
-from cdrstream.store.scripts import WRITE, pack_write
+from cdrstream.store.scripts import WRITE, pack_write, send_once_more_if_stale
 from cdrstream.store.summary import summary_key
 
 WriteResult = Literal["stored", "duplicate"]
@@ -238,7 +238,7 @@ class RecordWriter:
                 pipe.sadd(TENANTS_KEY, *tenants)
             return list(await pipe.execute(raise_on_error=False))
 
-        results = await send()
+        results = await send_once_more_if_stale(send)
         if any(isinstance(r, NoScriptError) for r in results):
             # A restarted or flushed Redis: load the script and send the calls again
             # (idempotent), keeping the first answers of the calls that did run.
