@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 COMMANDS: dict[str, str] = {
-    "stack": "local single-node Kafka (KRaft) + Redis: up | down | status",
+    "stack": "local single-node Kafka (KRaft) + Redis + Prometheus: up | down | status",
     "topics": "create or check the call-ended and dead-letter topics on a real cluster",
     "worker": "the Faust worker (consumer group member); metrics on its own port",
     "api": "the query endpoint and web page",

@@ -82,7 +82,7 @@ DESCRIPTIONS: dict[str, str] = {
     "stall_after_s": "seconds a batch may stay unwritten before the worker reports itself stalled",
     "cursor_secret": "HMAC key for paging cursors (random per process when empty)",
     "log_level": "log level (JSON lines on stderr)",
-    "stack_dir": "where `cdrstream stack` keeps Kafka/Redis data, logs and pids",
+    "stack_dir": "where `cdrstream stack` keeps Kafka/Redis/Prometheus data, logs and pids",
     "kafka_port": "port of the local Kafka broker (`stack up`)",
     "kafka_controller_port": "port of the local KRaft controller (`stack up`)",
     "redis_port": "port of the local Redis (`stack up`)",
