@@ -81,6 +81,9 @@ INDEX_GUESS = 0.02
 #: Days whose index entries the plan counts (the newest in range; the density they show
 #: sizes the steps over the others).
 COUNTED_DAYS = 4
+#: A page's first step also reads the day before when its bound is less than this far
+#: into its day.
+GUESS_BOTH_MS = 4 * 3_600_000
 #: Records per chunk read of one stream step.
 STREAM_STEP = 4_096
 
@@ -277,12 +280,13 @@ class RecordReader:
             return Page([], None)
         need = limit + 1
         found: list[CallRecord] = []
-        plan = await self._plan(tenant_id, query, lo, upper)
+        plan, first = await self._plan_and_first_step(tenant_id, query, lo, upper, need, now_ms)
         keep = plan.keep
         scanned = 0
         while True:
             budget = MAX_SCAN - scanned
-            step = await self._step(tenant_id, plan, lo, upper, need - len(found), budget)
+            step = first or await self._step(tenant_id, plan, lo, upper, need - len(found), budget)
+            first = None
             scanned += step.scanned
             for _, rid, f, off in step.candidates:
                 if keep.empty or keep(f, off):
@@ -360,6 +364,46 @@ class RecordReader:
         return max(lo, 0), hi
 
     async def _plan(self, tenant_id: str, query: RecordQuery, lo: int, upper: Position) -> _Plan:
+        plan = self._skeleton(tenant_id, query)
+        calls, counted = self._plan_calls(tenant_id, plan, lo, upper)
+        self._plan_apply(plan, await run_pipeline(self._redis, calls), lo, upper, counted)
+        return plan
+
+    async def _plan_and_first_step(
+        self, tenant_id: str, query: RecordQuery, lo: int, upper: Position, want: int, now_ms: int
+    ) -> tuple[_Plan, _Step | None]:
+        """The plan and a first step in one round trip: the step reads the newest day the
+        range may hold up to today (and the one before when the bound is early in its day;
+        a day without a segment answers at once). None
+        instead of the step when it has to be read again (see ``_step``), or when the plan
+        shows a sealed day in the step's range that it did not read (then the steps start
+        from the plan)."""
+        plan = self._skeleton(tenant_id, query)
+        plan_calls, counted = self._plan_calls(tenant_id, plan, lo, upper)
+        top_day = min(_top_day(upper), day_of(now_ms))
+        # The day before too when little of this one lies below the bound.
+        early = min(upper[0], now_ms) - top_day * DAY_MS < GUESS_BOTH_MS
+        guess = [d for d in (top_day, top_day - 1)[: 2 if early else 1] if d >= day_of(lo)]
+        if not guess:
+            return await self._plan(tenant_id, query, lo, upper), None
+        step_lo = max(lo, guess[-1] * DAY_MS)
+        tier_want, chunks_want, refs_want = _sizes(plan, want, MAX_SCAN)
+        step_days = [(d, plan.mode(d)) for d in guess]
+        read_calls = self._read_calls(
+            tenant_id, plan, step_lo, upper, tier_want, step_days, chunks_want, refs_want
+        )
+        replies = await run_pipeline(self._redis, plan_calls + read_calls)
+        legacy_walk = plan.legacy_walk  # what the read calls used
+        self._plan_apply(plan, replies[: len(plan_calls)], lo, upper, counted)
+        if any(d not in guess for d in plan.days if d >= day_of(step_lo)):
+            return plan, None
+        step = _read_parse(
+            plan, legacy_walk, lo, step_lo, upper, tier_want, step_days, replies[len(plan_calls) :]
+        )
+        return plan, step
+
+    def _skeleton(self, tenant_id: str, query: RecordQuery) -> _Plan:
+        """What the query alone decides: filters, keys, guesses."""
         ext, prefix = query.extension, query.number_prefix
         digits = None if prefix is None else number_digits(prefix)
         num = None
@@ -367,60 +411,13 @@ class RecordReader:
             low, high = segment.number_range(digits)
             num = (low.to_bytes(8, "big"), high.to_bytes(8, "big"))
         ext_key = None if ext is None else segment.extension_key(ext).to_bytes(4, "big")
-        first_day, top_day = day_of(lo), _top_day(upper)
-        ht, t = hot_time_key(tenant_id), legacy.time_key(tenant_id)
-        # With a key, the index entries of the newest days that may hold records are counted
-        # in the same round trip (a few small reads a day), to size the steps and choose,
-        # per day, between the index and a walk (a read reports the others' counts).
-        counted: list[int] = []
-        if num is not None or ext_key is not None:
-            last = min(top_day, first_day + self._retention_ms // DAY_MS + 2)
-            counted = list(range(last, max(first_day, last - COUNTED_DAYS + 1) - 1, -1))
-        count_args = ["count", 0, 0, 0, 0, *(num or (b"", b"")), ext_key or b""]
-        sealed, hot_first, hot_last, old_first, old_last, *counts = await run_pipeline(
-            self._redis,
-            [
-                (None, "HGETALL", [days_key(tenant_id)]),
-                (None, "ZRANGE", [ht, 0, 0]),
-                (None, "ZRANGE", [ht, -1, -1]),
-                (None, "ZRANGE", [t, 0, 0]),
-                (None, "ZRANGE", [t, -1, -1]),
-                *(
-                    (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], count_args)
-                    for d in counted
-                ),
-            ],
-        )
-        if isinstance(sealed, list):
-            sealed = dict(zip(sealed[::2], sealed[1::2], strict=True))
-        days = {
-            int(k): int(v) for k, v in sealed.items() if first_day <= int(k) <= top_day and int(v)
-        }
-
-        def day_span(first: list[bytes], last: list[bytes]) -> tuple[int, int] | None:
-            if not first or not last:
-                return None
-            return day_of(split_member(first[0], False)[0]), day_of(split_member(last[0], False)[0])
-
-        keep = RecordFilter(query.direction, ext, prefix)
-        legacy_span = day_span(old_first, old_last)
-        legacy_walk = None
-        if legacy_span is not None:
-            if ext is not None:
-                legacy_walk = legacy.Walk(
-                    legacy.extension_key(tenant_id), legacy.extension_prefix(ext), True
-                )
-            else:
-                legacy_walk = legacy.Walk(t, b"", False)
-        plan = _Plan(
-            keep,
-            legacy_walk,
-            num,
-            ext_key,
-            days,
-            hot_span=day_span(hot_first, hot_last),
-            legacy_span=legacy_span,
-        )
+        if ext is not None:
+            legacy_walk = legacy.Walk(
+                legacy.extension_key(tenant_id), legacy.extension_prefix(ext), True
+            )
+        else:
+            legacy_walk = legacy.Walk(legacy.time_key(tenant_id), b"", False)
+        plan = _Plan(RecordFilter(query.direction, ext, prefix), legacy_walk, num, ext_key, {})
         plan.text_filter = (
             b"" if ext is None else orjson.dumps(ext),
             digits or b"",
@@ -432,17 +429,64 @@ class RecordReader:
             # Beyond the index used, another filter may drop some of its matches (not the
             # direction: the index entries carry it).
             plan.residual = 0.5 if num and ext_key else 1.0
-            density *= INDEX_GUESS  # until the counts below say better
-            for day, reply in zip(counted, counts, strict=True):
-                if reply and reply[0] and day in days:
-                    found = [int(c) for c, k in zip(reply[3:5], (num, ext_key), strict=True) if k]
-                    plan.learn(day, min(found), int(reply[2]))
-            if plan.seen[1]:
-                density = plan.density
+            density *= INDEX_GUESS  # until counts say better
         elif prefix is not None:
             density *= 0.05
         plan.density = min(density, 1.0)
         return plan
+
+    def _plan_calls(
+        self, tenant_id: str, plan: _Plan, lo: int, upper: Position
+    ) -> tuple[list[Any], list[int]]:
+        """The plan's reads: the sealed days, the day span of the hot and legacy tiers and,
+        with a key, the index entries of the newest days that may hold records (a few small
+        reads a day: they size the steps and choose, per day, between the index and a
+        walk; a read reports the other days' counts)."""
+        first_day, top_day = day_of(lo), _top_day(upper)
+        counted: list[int] = []
+        if plan.num is not None or plan.ext is not None:
+            last = min(top_day, first_day + self._retention_ms // DAY_MS + 2)
+            counted = list(range(last, max(first_day, last - COUNTED_DAYS + 1) - 1, -1))
+        count_args = ["count", 0, 0, 0, 0, *(plan.num or (b"", b"")), plan.ext or b""]
+        ht, t = hot_time_key(tenant_id), legacy.time_key(tenant_id)
+        calls: list[Any] = [
+            (None, "HGETALL", [days_key(tenant_id)]),
+            (None, "ZRANGE", [ht, 0, 0]),
+            (None, "ZRANGE", [ht, -1, -1]),
+            (None, "ZRANGE", [t, 0, 0]),
+            (None, "ZRANGE", [t, -1, -1]),
+        ]
+        calls += [
+            (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], count_args)
+            for d in counted
+        ]
+        return calls, counted
+
+    def _plan_apply(
+        self, plan: _Plan, replies: list[Any], lo: int, upper: Position, counted: list[int]
+    ) -> None:
+        sealed, hot_first, hot_last, old_first, old_last, *counts = replies
+        if isinstance(sealed, list):
+            sealed = dict(zip(sealed[::2], sealed[1::2], strict=True))
+        first_day, top_day = day_of(lo), _top_day(upper)
+        plan.days = {
+            int(k): int(v) for k, v in sealed.items() if first_day <= int(k) <= top_day and int(v)
+        }
+
+        def day_span(first: list[bytes], last: list[bytes]) -> tuple[int, int] | None:
+            if not first or not last:
+                return None
+            return day_of(split_member(first[0], False)[0]), day_of(split_member(last[0], False)[0])
+
+        plan.hot_span = day_span(hot_first, hot_last)
+        plan.legacy_span = day_span(old_first, old_last)
+        if plan.legacy_span is None:
+            plan.legacy_walk = None
+        for day, reply in zip(counted, counts, strict=True):
+            if reply and reply[0] and day in plan.days:
+                keys = (plan.num, plan.ext)
+                found = [int(c) for c, k in zip(reply[3:5], keys, strict=True) if k is not None]
+                plan.learn(day, min(found), int(reply[2]))
 
     # -- one step ----------------------------------------------------------------------
 
@@ -459,10 +503,7 @@ class RecordReader:
         matches, decoding at most about ``budget`` candidates (None: one whole day, the
         stream's steps); see the module docstring."""
         one_day = budget is None
-        density = plan.density
-        tier_want = min(TIER_READ_MAX, math.ceil(want / density * 1.25) + 16)
-        if budget is not None:
-            tier_want = max(1, min(tier_want, budget))
+        tier_want, chunks_want, refs_want = _sizes(plan, want, budget)
         # The sealed days this step reads, newest first, and the step's lower bound.
         top_day = _top_day(upper)
         step_lo = max(lo, top_day * DAY_MS) if one_day else lo
@@ -472,15 +513,14 @@ class RecordReader:
             if day * DAY_MS + DAY_MS <= step_lo:
                 break
             step_days.append((day, plan.mode(day)))
-            expected += plan.expected(day)
+            # Of the newest day, only the part below the bound is left to read.
+            share = min(1.0, max(0.0, (upper[0] - day * DAY_MS) / DAY_MS))
+            expected += plan.expected(day) * share
             if not one_day and expected >= want:
                 step_lo = max(lo, day * DAY_MS)
                 break
-
-        chunks_want = math.ceil(tier_want / segment.CHUNK_ROWS) + 1
         if one_day and plan.keep.empty:
             chunks_want = segment.MAX_CHUNKS
-        refs_want = math.ceil(want * 1.25 / plan.residual) + 4
         # A sealed read ends on whole chunks and index entries are in chunk order, so its
         # newest rows may all lie at or above ``upper`` (the cursor's own chunk): then it is
         # read again, larger, until it reaches below the bound or has nothing more.
@@ -507,6 +547,26 @@ class RecordReader:
         refs_want: int,
     ) -> _Step | None:
         """One step's pipeline and its merge; None if a sealed read made no progress."""
+        calls = self._read_calls(
+            tenant_id, plan, step_lo, upper, tier_want, step_days, chunks_want, refs_want
+        )
+        replies = await run_pipeline(self._redis, calls)
+        return _read_parse(
+            plan, plan.legacy_walk, lo, step_lo, upper, tier_want, step_days, replies
+        )
+
+    def _read_calls(
+        self,
+        tenant_id: str,
+        plan: _Plan,
+        step_lo: int,
+        upper: Position,
+        tier_want: int,
+        step_days: list[tuple[int, str]],
+        chunks_want: int,
+        refs_want: int,
+    ) -> list[Any]:
+        """A step's reads, in the tiers' order: legacy, hot, tombstones, sealed days."""
         top = s6(upper[0]) + upper[1].encode("utf-8")
         calls: list[Any] = []
         if plan.legacy_walk is not None:
@@ -521,6 +581,7 @@ class RecordReader:
                         tier_want,
                         int(w.keyed),
                         *plan.text_filter,
+                        refs_want,
                     ],
                 )
             )
@@ -528,7 +589,7 @@ class RecordReader:
             (
                 FETCH,
                 [hot_time_key(tenant_id), hot_key(tenant_id)],
-                [b"(" + top, b"[" + s6(step_lo), tier_want, 0, *plan.text_filter],
+                [b"(" + top, b"[" + s6(step_lo), tier_want, 0, *plan.text_filter, refs_want],
             )
         )
         calls.append((None, "HGETALL", [tombstones_key(tenant_id)]))
@@ -539,65 +600,90 @@ class RecordReader:
             if mode == "walk":
                 calls.append((SEG, keys, ["walk", top_start, day_lo, chunks_want]))
             else:
+                # The script walks the day instead when the key is dense there (at least
+                # INDEX_SHARE of its records): so many chunks hold the matches wanted.
+                walk_chunks = math.ceil(refs_want / INDEX_SHARE / segment.CHUNK_ROWS) + 1
                 index_args: list[Any] = [*(plan.num or (b"", b"")), plan.ext or b""]
-                index_args += [chunks_want, INDEX_MAX, INDEX_SHARE, plan.text_filter[2]]
+                index_args += [walk_chunks, INDEX_MAX, INDEX_SHARE, plan.text_filter[2]]
                 calls.append(
                     (SEG, keys, ["index", top_start, day_lo, refs_want, refs_want, *index_args])
                 )
-        replies = await run_pipeline(self._redis, calls)
-
-        candidates: dict[str, Candidate] = {}
-        floors: list[Position] = []
-        at = 0
-        tiers = [plan.legacy_walk.keyed] if plan.legacy_walk is not None else []
-        examined = 0
-        for keyed in [*tiers, False]:
-            doc, last, looked = replies[at]
-            at += 1
-            examined += int(looked)
-            ids, arrays = orjson.loads(doc)
-            for rid, f in zip(ids, arrays, strict=True):
-                if f is not None and rid not in candidates:
-                    candidates[rid] = (f[0], rid, f, 0)
-            if int(looked) == tier_want:
-                started, rid_bytes = split_member(last, keyed)
-                floors.append((started, rid_bytes.decode("utf-8")))
-        tombs = replies[at]
-        at += 1
-        dead: set[tuple[int, str]] = set()
-        if tombs:
-            pairs = (
-                tombs.items()
-                if isinstance(tombs, dict)
-                else zip(tombs[::2], tombs[1::2], strict=True)
-            )
-            dead = {(int.from_bytes(k[:6], "big"), k[6:].decode("utf-8")) for k, _ in pairs}
-        sealed_floor: Position | None = None
-        for (day, _), reply in zip(step_days, replies[at:], strict=True):
-            if not reply or not reply[0]:
-                continue  # the day was dropped since the plan read its list
-            plan.learn(day, int(reply[4]), int(reply[2]))
-            if sealed_floor is not None:
-                continue  # a newer day is not complete: older ones are read again later
-            rows, more = _walk(reply) if reply[3] == b"w" else _index(reply)
-            for f in rows:
-                rid = f[0]
-                if rid not in candidates and (f[1], rid) not in dead:
-                    candidates[rid] = (f[1], rid, f, 1)
-            if more:
-                sealed_floor = min(((f[1], f[0]) for f in rows), default=upper)
-                if sealed_floor >= upper:
-                    return None
-        if sealed_floor is not None:
-            floors.append(sealed_floor)
-        floor = max([(step_lo, ""), *floors])
-        kept = [c for c in candidates.values() if floor <= (c[0], c[1]) < upper and c[0] >= lo]
-        kept.sort(key=_position, reverse=True)
-        sealed = len(candidates) - sum(1 for c in candidates.values() if not c[3])
-        return _Step(kept, floor, examined + sealed)
+        return calls
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
         return encode_cursor(self._secret, binding, started_ms, record_id)
+
+
+def _sizes(plan: _Plan, want: int, budget: int | None) -> tuple[int, int, int]:
+    """Records a step reads from the hot and legacy tiers, chunks from a walked day, and
+    index entries from an indexed day, for about ``want`` matches."""
+    tier_want = min(TIER_READ_MAX, math.ceil(want / plan.density * 1.25) + 16)
+    if budget is not None:
+        tier_want = max(1, min(tier_want, budget))
+    chunks_want = math.ceil(tier_want / segment.CHUNK_ROWS) + 1
+    refs_want = math.ceil(want * 1.1 / plan.residual) + 8
+    return tier_want, chunks_want, refs_want
+
+
+def _read_parse(
+    plan: _Plan,
+    legacy_walk: legacy.Walk | None,
+    lo: int,
+    step_lo: int,
+    upper: Position,
+    tier_want: int,
+    step_days: list[tuple[int, str]],
+    replies: list[Any],
+) -> _Step | None:
+    """A step's candidates and floor from its replies (``legacy_walk``: the legacy walk the
+    calls used, if any); None if a sealed read made no progress."""
+    candidates: dict[str, Candidate] = {}
+    floors: list[Position] = []
+    at = 0
+    tiers = [legacy_walk.keyed] if legacy_walk is not None else []
+    examined = 0
+    for keyed in [*tiers, False]:
+        doc, last, looked, more = replies[at]
+        at += 1
+        examined += int(looked)
+        ids, arrays = orjson.loads(doc)
+        for rid, f in zip(ids, arrays, strict=True):
+            if f is not None and rid not in candidates:
+                candidates[rid] = (f[0], rid, f, 0)
+        if int(more):
+            started, rid_bytes = split_member(last, keyed)
+            floors.append((started, rid_bytes.decode("utf-8")))
+    tombs = replies[at]
+    at += 1
+    dead: set[tuple[int, str]] = set()
+    if tombs:
+        pairs = (
+            tombs.items() if isinstance(tombs, dict) else zip(tombs[::2], tombs[1::2], strict=True)
+        )
+        dead = {(int.from_bytes(k[:6], "big"), k[6:].decode("utf-8")) for k, _ in pairs}
+    sealed_floor: Position | None = None
+    for (day, _), reply in zip(step_days, replies[at:], strict=True):
+        if not reply or not reply[0]:
+            continue  # no segment: the day was dropped, or holds nothing sealed yet
+        plan.learn(day, int(reply[4]), int(reply[2]))
+        if sealed_floor is not None:
+            continue  # a newer day is not complete: older ones are read again later
+        rows, more = _walk(reply) if reply[3] == b"w" else _index(reply)
+        for f in rows:
+            rid = f[0]
+            if rid not in candidates and (f[1], rid) not in dead:
+                candidates[rid] = (f[1], rid, f, 1)
+        if more:
+            sealed_floor = min(((f[1], f[0]) for f in rows), default=upper)
+            if sealed_floor >= upper:
+                return None
+    if sealed_floor is not None:
+        floors.append(sealed_floor)
+    floor = max([(step_lo, ""), *floors])
+    kept = [c for c in candidates.values() if floor <= (c[0], c[1]) < upper and c[0] >= lo]
+    kept.sort(key=_position, reverse=True)
+    sealed = len(candidates) - sum(1 for c in candidates.values() if not c[3])
+    return _Step(kept, floor, examined + sealed)
 
 
 def _position(c: Candidate) -> Position:

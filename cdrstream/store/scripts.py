@@ -802,88 +802,78 @@ return out
 #: min (lex bounds), count, keyed ("1" when members start with "key NUL"), then optionally
 #: filters tested on the payloads' JSON text (``codec.encode``) so that records that cannot
 #: match are not sent: the extension as JSON (its exact encoding, e.g. ``"203"``), the
-#: digits a number must start with (source or destination), the direction code ("0",
-#: "1"); "" for none. A test may pass a record that does not match (the reader tests every
-#: filter again), never drop one that does. Walks the index newest first; returns {json,
-#: last member looked at, members looked at}: json is ``[[id, ...], [payload, ...]]`` (a
-#: payload is null if its record vanished), one bulk string that the reader parses with a
-#: single orjson call. Used on the hot tier (``ht``, ``h``) and on version 1's keys.
+#: digits a number must start with (source or destination), the direction (unused: half
+#: the records match it); "" for none; and the most records to send (a walk stops there).
+#: A test may pass a record that does not match (the reader tests every filter again),
+#: never drop one that does. Walks the index newest first, looking at ``count`` members at
+#: most; returns {json, last member looked at, members looked at, 1 if the range may hold
+#: more}: json is
+#: ``[[id, ...], [payload, ...]]`` (a payload is null if its record vanished), one bulk
+#: string that the reader parses with a single orjson call. Used on the hot tier (``ht``,
+#: ``h``) and on version 1's keys.
 FETCH_LUA = r"""#!lua flags=no-writes
 local ms = redis.call("ZRANGE", KEYS[1], ARGV[1], ARGV[2], "BYLEX", "REV", "LIMIT", 0, ARGV[3])
 local n = #ms
-if n == 0 then return {"[[],[]]", "", 0} end
+if n == 0 then return {"[[],[]]", "", 0, 0} end
+local full = 0
+if n == tonumber(ARGV[3]) then full = 1 end
 local keyed = ARGV[4] == "1"
-local ext, digits, dir = ARGV[5] or "", ARGV[6] or "", ARGV[7] or ""
-local ids = {}
-for i = 1, n do
-  local m = ms[i]
+local ext, digits = ARGV[5] or "", ARGV[6] or ""
+local most = tonumber(ARGV[8] or "") or n
+local function id_of(m)
   local start = 1
   if keyed then start = string.find(m, "\0", 1, true) + 1 end
-  ids[i] = string.sub(m, start + 6)
+  return string.sub(m, start + 6)
 end
-local ps = {}
-for i = 1, n, 960 do
-  local part = redis.call("HMGET", KEYS[2], unpack(ids, i, math.min(i + 959, n)))
-  for q = 1, #part do ps[i + q - 1] = part[q] end
-end
-if ext == "" and digits == "" and dir == "" then
-  for i = 1, n do
-    if not ps[i] then ps[i] = "null" end
+if ext == "" and digits == "" then
+  local ids = {}
+  for i = 1, n do ids[i] = id_of(ms[i]) end
+  local ps = {}
+  for i = 1, n, 960 do
+    local part = redis.call("HMGET", KEYS[2], unpack(ids, i, math.min(i + 959, n)))
+    for q = 1, #part do ps[i + q - 1] = part[q] or "null" end
   end
-  return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n], n}
+  return {"[" .. cjson.encode(ids) .. ",[" .. table.concat(ps, ",") .. "]]", ms[n], n, full}
 end
 
--- The position just after the JSON value that starts at i (a string, or a number/null).
-local function value_end(p, i)
-  if string.sub(p, i, i) ~= '"' then
-    return string.find(p, ",", i, true) or #p
+-- Cheap tests on the payload's text: the extension is its second element (right after
+-- the start); a number that starts with `digits` appears as ",<digits..." (an E.164 int)
+-- or as "\"+<digits..." (a string): other places may match too (the reader tests again).
+local numeric, quoted = "," .. digits, '"+' .. digits
+local function wanted(p)
+  if ext ~= "" then
+    local c = string.find(p, ",", 1, true)
+    if string.sub(p, c + 1, c + #ext + 1) ~= ext .. "," then return false end
   end
-  local j = i + 1
-  while true do
-    local q = string.find(p, '"', j, true)
-    if not q then return #p end
-    local k, slashes = q - 1, 0
-    while string.sub(p, k, k) == "\\" do
-      slashes = slashes + 1
-      k = k - 1
-    end
-    if slashes % 2 == 0 then return q + 1 end
-    j = q + 1
+  if digits ~= "" then
+    return string.find(p, numeric, 1, true) ~= nil or string.find(p, quoted, 1, true) ~= nil
   end
-end
-local function starts(p, i, j)  -- does the number in p[i, j) start with `digits`?
-  local c = string.sub(p, i, i)
-  if c == '"' then
-    return string.sub(p, i + 1, i + 1) == "+" and string.sub(p, i + 2, i + 1 + #digits) == digits
-  end
-  return string.sub(p, i, i - 1 + #digits) == digits
+  return true
 end
 local keep_ids, keep_ps = {}, {}
-for i = 1, n do
-  local p = ps[i]
-  local ok = p ~= nil
-  if ok then
-    local e0 = string.find(p, ",", 1, true) + 1  -- the extension, after the start
-    local e1 = value_end(p, e0)
-    if ext ~= "" and string.sub(p, e0, e1 - 1) ~= ext then ok = false end
-    if ok and (digits ~= "" or dir ~= "") then
-      local s0 = e1 + 1
-      local s1 = value_end(p, s0)
-      local d0 = s1 + 1
-      local d1 = value_end(p, d0)
-      if digits ~= "" and not (starts(p, s0, s1) or starts(p, d0, d1)) then ok = false end
-      if ok and dir ~= "" and string.sub(p, d1 + 1, value_end(p, d1 + 1) - 1) ~= dir then
-        ok = false
-      end
+local looked = 0
+-- Payloads are read in pieces, so that a walk that has sent enough stops reading.
+for i = 1, n, 128 do
+  local ids = {}
+  for q = i, math.min(i + 127, n) do ids[#ids + 1] = id_of(ms[q]) end
+  local part = redis.call("HMGET", KEYS[2], unpack(ids))
+  for q = 1, #ids do
+    local p = part[q]
+    looked = looked + 1
+    if p and wanted(p) then
+      keep_ids[#keep_ids + 1] = ids[q]
+      keep_ps[#keep_ps + 1] = p
+      if #keep_ids >= most then break end
     end
   end
-  if ok then
-    keep_ids[#keep_ids + 1] = ids[i]
-    keep_ps[#keep_ps + 1] = p
-  end
+  if #keep_ids >= most then break end
 end
-if #keep_ids == 0 then return {"[[],[]]", ms[n], n} end
-return {"[" .. cjson.encode(keep_ids) .. ",[" .. table.concat(keep_ps, ",") .. "]]", ms[n], n}
+if looked < n then full = 1 end
+local doc = "[[],[]]"
+if #keep_ids > 0 then
+  doc = "[" .. cjson.encode(keep_ids) .. ",[" .. table.concat(keep_ps, ",") .. "]]"
+end
+return {doc, ms[looked], looked, full}
 """
 
 

@@ -318,3 +318,19 @@ async def test_hot_records_are_sealed_once_per_completed_hour(
     await writer.write_batch(burst, NOW)
     assert await sweep(h0 + 2 * hour + 7 * 60_000) == 5
     assert await assert_indexes_consistent(redis, tenant, reader) == 57
+
+
+async def test_sealed_days_after_today_are_read(
+    redis: Any, writer: RecordWriter, reader: RecordReader
+) -> None:
+    # A page's first step reads today and yesterday with the plan's reads; a sealed day
+    # after today (a clock gone wrong, a test) must still be read.
+    tenant = new_tenant()
+    records = [make_record(tenant, n) for n in range(20)]
+    records += [make_record(tenant, 100 + n, started_at_ms=NOW + 5 * DAY + n) for n in range(5)]
+    records += [make_record(tenant, 200 + n, started_at_ms=NOW - 3 * DAY + n) for n in range(5)]
+    await writer.write_batch(records, NOW)
+    await seal_all(redis, tenant)
+    for query in (RecordQuery(), RecordQuery(extension="201"), RecordQuery(direction="inbound")):
+        found, _ = await all_pages(reader, tenant, query, limit=4)
+        assert [r.id for r in found] == [r.id for r in expected(records, query)], query
