@@ -40,10 +40,64 @@ def render_table(result: dict[str, Any]) -> str:
         ),
         ("query p99", f"{q['p99']} ms", "target <= 15 ms"),
         ("CSV export (rows/s)", f"{result['csv_rows_per_s']:,}", "target >= 100,000"),
-        ("Redis bytes per record", f"{result['redis_bytes_per_record']}", "target <= 200"),
     ]
+    layouts = result.get("layouts")
+    if layouts:
+        tiered, v1 = layouts["tiered"], layouts["v1"]
+        rows += [
+            (
+                f"Redis bytes per record, {layouts['records']:,} records",
+                f"{tiered['bytes_per_record']}",
+                f"today's layout {v1['bytes_per_record']}; target <= 200",
+            ),
+            (
+                "  with the live-tail stream as the fill left it",
+                f"{tiered['bytes_per_record_with_filled_live_stream']}",
+                "all fill writes within its 16 minutes: at its 1M cap",
+            ),
+            (
+                "Redis time per new record (us)",
+                f"{tiered['us_per_record']}",
+                f"write {tiered['write_us_per_record']} + seal {tiered['seal_us_per_record']};"
+                f" today's layout {v1['write_us_per_record']}; target <= 30",
+            ),
+            (
+                "  same, one record per write call (us)",
+                f"{tiered['single_us_per_record']}",
+                f"today's layout {v1['single_us_per_record']} (a quiet tenant's batches)",
+            ),
+            (
+                "Redis CPU per new record (us)",
+                f"{tiered['redis_cpu_us_per_record']}",
+                f"today's layout {v1['redis_cpu_us_per_record']} (process CPU, all commands)",
+            ),
+            (
+                "sealing, worker CPU per record (us)",
+                f"{tiered['seal_python_us_per_record']}",
+                f"{tiered['seals']} hourly seals; hot records left {tiered['hot_records']:,}",
+            ),
+            (
+                "reader stream, no HTTP (records/s)",
+                f"{tiered['stream_records_per_s']:,}",
+                "what the CSV export reads from",
+            ),
+        ]
+    else:
+        rows.append(
+            ("Redis bytes per record", f"{result['redis_bytes_per_record']}", "target <= 200")
+        )
     for name, figures in q.get("by_filter", {}).items():
         rows.append((f"  filter {name} p50/p99", f"{figures['p50']}/{figures['p99']} ms", ""))
+        if layouts:
+            tiered_q = layouts["tiered"]["query_ms"][name]
+            v1_q = layouts["v1"]["query_ms"][name]
+            rows.append(
+                (
+                    "    in-process p50/p99",
+                    f"{tiered_q['p50']}/{tiered_q['p99']} ms",
+                    f"today's layout {v1_q['p50']}/{v1_q['p99']} ms",
+                )
+            )
     for name, rps in result.get("redis_benchmark_ceiling", {}).items():
         rows.append((f"  redis-benchmark {name}", f"{rps:,.0f}", "ceiling of the same Redis"))
     width = max(len(r[0]) for r in rows)

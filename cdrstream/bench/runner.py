@@ -12,7 +12,12 @@
 - query: one tenant with N records in its window: pages of 100 with each filter through
   the reader and over HTTP, the CSV export over HTTP, and ``redis-benchmark`` on the same
   Redis as the ceiling;
-- memory: Redis ``used_memory`` per stored record, indexes included.
+- layouts: the query tenant's records written in arrival order into today's layout
+  (version 1, ``store/legacy.py``) and into the tiered one (sealed as a worker's sweeps
+  would), each on the same flushed Redis: ``used_memory`` per record (indexes included),
+  Redis time per new record from INFO commandstats (the write script; sealing; their sum),
+  and pages of 100 per filter through each layout's reader in-process; the HTTP query and
+  CSV phases then run on the tiered layout.
 
 It runs on the local stack's Kafka and on a Redis of its own (so the memory figure and the
 window are the benchmark's alone).
@@ -349,22 +354,188 @@ async def _latency(settings: Settings, redis_url: str, options: BenchOptions) ->
     return summary_ms(samples)
 
 
-async def _fill_and_measure_memory(
-    redis_url: str, settings: Settings, records: list[CallRecord]
-) -> float:
+#: Top-level commands whose INFO commandstats time a layout's writes and sealing spend
+#: (scripts, and what the sealer sends itself). A few commands that Lua scripts also call
+#: (SET, DEL, HMGET) are then counted twice: the figures slightly overstate Redis time.
+_SCRIPT_AND_CLIENT = (
+    "evalsha",
+    "sadd",
+    "get",
+    "set",
+    "del",
+    "zrange",
+    "zcard",
+    "hgetall",
+    "hmget",
+)
+#: Records per write call in the fills (the writer's own chunk size).
+_FILL_BATCH = 500
+#: Write calls of one record each, timed after the fills (a quiet tenant's batches).
+_SINGLES = 2_000
+
+
+async def _redis_usec(redis: Any) -> float:
+    stats = await redis.info("commandstats")
+    return float(
+        sum(stats.get(f"cmdstat_{name}", {}).get("usec", 0) for name in _SCRIPT_AND_CLIENT)
+    )
+
+
+async def _redis_cpu_s(redis: Any) -> float:
+    cpu = await redis.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def _single_writes(redis: Any, writer: Any, records: list[CallRecord]) -> float:
+    """Redis time per record of write calls that carry one new record each (a tenant with
+    a few calls a second gets batches of one: the per-call costs are not shared); written
+    to a tenant of their own, so the query tenant's tiers are left as they are."""
+    now_ms = time.time_ns() // 1_000_000
+    fresh = [
+        replace(r, tenant_id="bench-single", id=r.id[:-4] + f"{n:04d}", call_id=f"single-{n}")
+        for n, r in enumerate(records[-_SINGLES:])
+    ]
+    mark = await _redis_usec(redis)
+    for record in fresh:
+        await writer.write_batch([record], now_ms)
+    return round((await _redis_usec(redis) - mark) / len(fresh), 2)
+
+
+async def _query_timings(
+    reader: Any, tenant: str, filters: dict[str, Any], samples: int, now_ms: int
+) -> dict[str, dict[str, float]]:
+    """Pages of 100 per filter through ``reader`` in-process, following cursors."""
+    out = {}
+    for name, query in filters.items():
+        timings, cursor = [], None
+        for _ in range(samples):
+            begin = time.perf_counter()
+            page = await reader.page(tenant, query, limit=100, cursor=cursor, now_ms=now_ms)
+            timings.append(time.perf_counter() - begin)
+            cursor = page.next_cursor
+        out[name] = summary_ms(timings)
+    return out
+
+
+def _reader_queries(filters: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The HTTP filters as reader queries."""
+    from datetime import datetime
+
+    from cdrstream.store.reader import RecordQuery
+
+    def ms(text: str) -> int:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+    out = {}
+    for name, params in filters.items():
+        out[name] = RecordQuery(
+            from_ms=ms(params["from"]) if "from" in params else None,
+            to_ms=ms(params["to"]) if "to" in params else None,
+            direction=params.get("direction"),  # type: ignore[arg-type]
+            extension=params.get("extension"),
+            number_prefix=params.get("number"),
+        )
+    return out
+
+
+async def _measure_layouts(
+    redis_url: str,
+    settings: Settings,
+    records: list[CallRecord],
+    filters: dict[str, dict[str, str]],
+    samples: int,
+) -> dict[str, Any]:
+    """Both layouts filled with the same records in arrival order, one after the other on
+    the same (flushed) Redis: bytes per record (``used_memory``), Redis time per new record
+    (INFO commandstats), in-process pages per filter; the tiered layout stays for the
+    HTTP phase."""
     from cdrstream.store.connection import connect
+    from cdrstream.store.layout import hot_key
+    from cdrstream.store.legacy import LegacyReader, LegacyWriter
+    from cdrstream.store.live import live_key
+    from cdrstream.store.reader import RecordReader
+    from cdrstream.store.sealer import seal_tenant
     from cdrstream.store.writer import RecordWriter
 
+    tenant = records[0].tenant_id
+    arrival = sorted(records, key=lambda r: r.started_at_ms)
+    n = len(arrival)
+    queries = _reader_queries(filters)
+    now_ms = time.time_ns() // 1_000_000
+    secret = b"bench"
     redis = connect(replace(settings, redis_url=redis_url))
+    out: dict[str, Any] = {"records": n}
     try:
+        # -- version 1 (today's layout) -------------------------------------------------
         await redis.flushall()
-        before = (await redis.info("memory"))["used_memory"]
+        await redis.config_resetstat()
+        before, cpu = (await redis.info("memory"))["used_memory"], await _redis_cpu_s(redis)
+        legacy_writer = LegacyWriter(redis, retention_ms=settings.retention_ms)
+        began = time.perf_counter()
+        for start in range(0, n, _FILL_BATCH):
+            await legacy_writer.write_batch(arrival[start : start + _FILL_BATCH], now_ms)
+        out["v1"] = {
+            "bytes_per_record": round(
+                ((await redis.info("memory"))["used_memory"] - before) / n, 1
+            ),
+            "write_us_per_record": round(await _redis_usec(redis) / n, 2),
+            "redis_cpu_us_per_record": round((await _redis_cpu_s(redis) - cpu) * 1e6 / n, 2),
+            "fill_s": round(time.perf_counter() - began, 1),
+        }
+        out["v1"]["single_us_per_record"] = await _single_writes(redis, legacy_writer, arrival)
+        legacy_reader = LegacyReader(
+            redis, retention_ms=settings.retention_ms, cursor_secret=secret
+        )
+        out["v1"]["query_ms"] = await _query_timings(
+            legacy_reader, tenant, queries, samples, now_ms
+        )
+
+        # -- tiered (this layout) -------------------------------------------------------
+        # Written in arrival order; the sealer's clock is the arrival time of the records
+        # written so far, so it seals once per (simulated) hour, as a worker's sweeps do.
+        await redis.flushall()
+        await redis.config_resetstat()
+        before, cpu = (await redis.info("memory"))["used_memory"], await _redis_cpu_s(redis)
         writer = RecordWriter(redis, retention_ms=settings.retention_ms)
-        now_ms = time.time_ns() // 1_000_000
-        for start in range(0, len(records), 5_000):
-            await writer.write_batch(records[start : start + 5_000], now_ms)
-        after = (await redis.info("memory"))["used_memory"]
-        return (after - before) / len(records)
+        write_us = seal_us = seal_s = 0.0
+        seals = 0
+        began = time.perf_counter()
+        for start in range(0, n, _FILL_BATCH):
+            batch = arrival[start : start + _FILL_BATCH]
+            mark = await _redis_usec(redis)
+            await writer.write_batch(batch, now_ms)
+            write_us += await _redis_usec(redis) - mark
+            clock = max(r.ended_at_ms for r in batch)
+            mark, t0 = await _redis_usec(redis), time.perf_counter()
+            stats = await seal_tenant(
+                redis, tenant, now_ms=clock, retention_ms=settings.retention_ms, budget=n
+            )
+            seals += stats.sealed > 0
+            seal_us += await _redis_usec(redis) - mark
+            seal_s += time.perf_counter() - t0
+        memory = (await redis.info("memory"))["used_memory"]
+        stream = int(await redis.memory_usage(live_key(tenant)) or 0)
+        out["tiered"] = {
+            "bytes_per_record": round((memory - before - stream) / n, 1),
+            "bytes_per_record_with_filled_live_stream": round((memory - before) / n, 1),
+            "write_us_per_record": round(write_us / n, 2),
+            "seal_us_per_record": round(seal_us / n, 2),
+            "us_per_record": round((write_us + seal_us) / n, 2),
+            "redis_cpu_us_per_record": round((await _redis_cpu_s(redis) - cpu) * 1e6 / n, 2),
+            "seal_python_us_per_record": round(seal_s * 1e6 / n, 1),
+            "seals": seals,
+            "fill_s": round(time.perf_counter() - began, 1),
+            "hot_records": int(await redis.hlen(hot_key(tenant))),
+        }
+        out["tiered"]["single_us_per_record"] = await _single_writes(redis, writer, arrival)
+        reader = RecordReader(redis, retention_ms=settings.retention_ms, cursor_secret=secret)
+        out["tiered"]["query_ms"] = await _query_timings(reader, tenant, queries, samples, now_ms)
+        began = time.perf_counter()
+        rows = 0
+        async for chunk in reader.stream(tenant, queries["none"], now_ms=now_ms):
+            rows += len(chunk)
+        out["tiered"]["stream_records_per_s"] = round(rows / (time.perf_counter() - began))
+        return out
     finally:
         await redis.aclose()
 
@@ -524,9 +695,13 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
 
         now_ms = time.time_ns() // 1_000_000
         records = synthetic_records("bench-big", options.query_records, now_ms, random.Random(3))
-        result["redis_bytes_per_record"] = round(
-            asyncio.run(_fill_and_measure_memory(redis_node.url, bench, records)), 1
+        filters = _query_filters(records, now_ms)
+        layouts = asyncio.run(
+            _measure_layouts(redis_node.url, bench, records, filters, options.query_samples)
         )
+        result["layouts"] = layouts
+        result["redis_bytes_per_record"] = layouts["tiered"]["bytes_per_record"]
+        result["redis_us_per_new_record"] = layouts["tiered"]["us_per_record"]
         token = subprocess.run(
             [
                 sys.executable,
@@ -551,7 +726,7 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
                 f"http://127.0.0.1:{bench.api_port}",
                 token,
                 "bench-big",
-                _query_filters(records, now_ms),
+                filters,
                 options.query_samples,
             )
         )
