@@ -84,8 +84,10 @@ COUNTED_DAYS = 4
 #: A page's first step also reads the day before when its bound is less than this far
 #: into its day.
 GUESS_BOTH_MS = 4 * 3_600_000
-#: Records per chunk read of one stream step.
-STREAM_STEP = 4_096
+#: Records per chunk read of one stream step. A stalled export holds two steps decoded (the
+#: current one and the next day's, read ahead): 1,024 keeps that near 2 MB
+#: (tests/integration/test_api_slow_exports.py); larger steps would save round trips.
+STREAM_STEP = 1_024
 
 
 @dataclass(frozen=True, slots=True)
