@@ -1,4 +1,4 @@
-"""Realistic call-ended events (SPEC section 2) for `cdrstream generate`, tests and benchmarks.
+"""Realistic call-ended events (contract §2) for `cdrstream generate`, tests and benchmarks.
 
 `generate_events` yields ``(tenant id, JSON bytes)`` pairs. Deterministic for a given ``rng``
 seed: every random choice comes from ``rng``; the pools of phone numbers and each tenant's

@@ -84,7 +84,7 @@ KEY_PREFIX = "cdr"
 TENANTS_KEY = f"{KEY_PREFIX}:tenants"
 
 #: started_at_ms must fit the 6 bytes of ``S6`` (up to the year 10889).
-MAX_MS = (1 << 48) - 1
+MAX_STORED_MS = (1 << 48) - 1
 DAY_MS = 86_400_000
 NUL = b"\x00"
 #: Greater than any byte that can follow a number's digits in a version-1 ``n`` member.
@@ -142,8 +142,8 @@ def lock_key(tenant_id: str) -> str:
 
 
 def s6(ms: int) -> bytes:
-    """``ms`` as 6 bytes big-endian, clamped to [0, MAX_MS] (bounds of ranges only)."""
-    return min(max(ms, 0), MAX_MS).to_bytes(6, "big")
+    """``ms`` as 6 bytes big-endian, clamped to [0, MAX_STORED_MS] (bounds of ranges only)."""
+    return min(max(ms, 0), MAX_STORED_MS).to_bytes(6, "big")
 
 
 def day_of(ms: int) -> int:

@@ -42,7 +42,7 @@ from cdrstream.store.cursor import decode_cursor, encode_cursor
 from cdrstream.store.layout import (
     HIGH,
     KEY_PREFIX,
-    MAX_MS,
+    MAX_STORED_MS,
     NUL,
     TENANTS_KEY,
     number_digits,
@@ -428,7 +428,7 @@ class LegacyReader:
         lo = now_ms - self._retention_ms
         if query.from_ms is not None:
             lo = max(lo, query.from_ms)
-        hi = MAX_MS if query.to_ms is None else min(query.to_ms, MAX_MS)
+        hi = MAX_STORED_MS if query.to_ms is None else min(query.to_ms, MAX_STORED_MS)
         return max(lo, 0), hi
 
     async def _plan(

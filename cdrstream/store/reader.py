@@ -49,7 +49,7 @@ from cdrstream.store import codec, legacy, segment
 from cdrstream.store.cursor import decode_cursor, encode_cursor
 from cdrstream.store.layout import (
     DAY_MS,
-    MAX_MS,
+    MAX_STORED_MS,
     bucket_key,
     bucket_of,
     day_index_key,
@@ -362,7 +362,7 @@ class RecordReader:
         lo = now_ms - self._retention_ms
         if query.from_ms is not None:
             lo = max(lo, query.from_ms)
-        hi = MAX_MS if query.to_ms is None else min(query.to_ms, MAX_MS)
+        hi = MAX_STORED_MS if query.to_ms is None else min(query.to_ms, MAX_STORED_MS)
         return max(lo, 0), hi
 
     async def _plan(self, tenant_id: str, query: RecordQuery, lo: int, upper: Position) -> _Plan:

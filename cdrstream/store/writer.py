@@ -44,7 +44,7 @@ from cdrstream.core.summary import contribution, encode_contribution, first_day
 from cdrstream.store import codec
 from cdrstream.store.layout import (
     ID_TARGET,
-    MAX_MS,
+    MAX_STORED_MS,
     TENANTS_KEY,
     bucket_key,
     bucket_of,
@@ -96,7 +96,7 @@ def _encode(record: CallRecord) -> bytes:
     logged and reported ``"duplicate"`` instead. The rules never produce one.
     """
     try:
-        if not 0 <= record.started_at_ms <= MAX_MS:
+        if not 0 <= record.started_at_ms <= MAX_STORED_MS:
             raise ValueError("started_at_ms out of range")
         record.id.encode("utf-8")
         record.tenant_id.encode("utf-8")

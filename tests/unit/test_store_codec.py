@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from cdrstream.core.record import CallRecord, record_id
 from cdrstream.store import codec
-from cdrstream.store.layout import MAX_MS
+from cdrstream.store.layout import MAX_STORED_MS
 
 E164 = st.from_regex(r"\+[1-9][0-9]{1,14}", fullmatch=True)
 NUMBERS = st.one_of(
@@ -23,7 +23,7 @@ OFFSETS = st.integers(min_value=0, max_value=2**40)
 def records(draw: st.DrawFn) -> CallRecord:
     tenant = draw(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True))
     call_id = draw(st.text(min_size=1, max_size=80))
-    started = draw(st.integers(min_value=0, max_value=MAX_MS))
+    started = draw(st.integers(min_value=0, max_value=MAX_STORED_MS))
     source, destination = draw(NUMBERS), draw(NUMBERS)
     answered = draw(st.one_of(st.none(), OFFSETS))
     return CallRecord(
