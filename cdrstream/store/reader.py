@@ -521,8 +521,6 @@ class RecordReader:
             if not one_day and expected >= want:
                 step_lo = max(lo, day * DAY_MS)
                 break
-        if one_day and plan.keep.empty:
-            chunks_want = segment.MAX_CHUNKS
         # A sealed read ends on whole chunks and index entries are in chunk order, so its
         # newest rows may all lie at or above ``upper`` (the cursor's own chunk): then it is
         # read again, larger, until it reaches below the bound or has nothing more.
