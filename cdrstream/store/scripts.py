@@ -886,8 +886,19 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
     async def load(self, redis: Any) -> None:
-        """SCRIPT LOAD (on every primary in cluster mode)."""
-        await redis.script_load(self.source)
+        """SCRIPT LOAD (on every primary in cluster mode), sent again on a stale connection.
+
+        Right after a Redis restart many requests load at once; redis-py's cluster client
+        then sometimes writes on a connection another task is reconnecting and fails with
+        ``AttributeError: 'NoneType' object has no attribute 'writelines'``: that counts as
+        a stale connection too."""
+        for attempt in range(STALE_RESENDS + 1):
+            try:
+                await redis.script_load(self.source)
+                return
+            except (RedisConnectionError, RedisTimeoutError, AttributeError):
+                if attempt == STALE_RESENDS:
+                    raise
 
     async def run(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
         """One EVALSHA; on NOSCRIPT (a restarted or flushed Redis) load and run again."""
@@ -924,6 +935,10 @@ def pack_write(bucket: int, key8: bytes, value: bytes, record_id: bytes, payload
     )
 
 
+#: How many times a pipeline is sent again after connection errors (see send_once_more_if_stale).
+STALE_RESENDS = 3
+
+
 async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[Any]]]) -> list[Any]:
     """Commands in one pipeline (one round trip per node), in order: ``(script, keys,
     args)`` is an EVALSHA, ``(None, name, args)`` a plain command. On NOSCRIPT the scripts
@@ -954,12 +969,16 @@ async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[An
 
 async def send_once_more_if_stale(send: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
     """``send()`` a pipeline; when a result is a connection error (a pooled connection that a
-    Redis restart closed), send it once more on fresh connections. A pipeline executed with
-    ``raise_on_error=False`` keeps such errors as results, so redis-py's own retry (which
-    covers single commands, `connection.connect`) never sees them. Only for pipelines of
-    reads and idempotent scripts, like every pipeline of the store."""
+    Redis restart closed), send it again, up to ``STALE_RESENDS`` times. A pipeline executed
+    with ``raise_on_error=False`` keeps such errors as results, so redis-py's own retry
+    (which covers single commands, `connection.connect`) never sees them. Each failed
+    connection is dropped by redis-py, but a pool may hold more stale connections than one
+    attempt uses (a cluster client holds one pool per node). Only for pipelines of reads and
+    idempotent scripts, like every pipeline of the store."""
     results = await send()
-    if any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
+    for _ in range(STALE_RESENDS):
+        if not any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
+            break
         results = await send()
     return results
 
