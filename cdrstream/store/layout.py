@@ -71,9 +71,10 @@ retention + 1 day on each write, segments expire one day after their day leaves 
 id-map buckets have no TTL: they empty as days are dropped (an empty hash is deleted).
 
 Memory at 1,000,000 records of the benchmark's tenant (52-character call ids, 12-digit
-numbers, SIP-URI and national raw forms, 200 extensions), Redis 7.0, ``used_memory``:
-see ``docs/pipeline.md`` ("Redis memory") for the measured points; in short, about
-75 bytes per record of segment, 28 of day index, 24 of id map.
+numbers, SIP-URI and national raw forms, 200 extensions), Redis 7.0: ~139 bytes per record
+(``used_memory``): ~76 of segments, ~30 of day indexes, ~36 of id map (its values carry the
+daily summary's 7 bytes), ~1 of hot tier; the previous layout took 768. The measured points
+and the page costs per filter: ``docs/pipeline.md`` ("Redis memory, write cost and pages").
 """
 
 from __future__ import annotations
