@@ -84,11 +84,11 @@ async def _produce(settings: Settings, items: list[tuple[str, bytes]]) -> None:
         await producer.stop()
 
 
-async def _baseline_eps(settings: Settings, total: int) -> float:
-    """A bare aiokafka consume-and-decode loop over the pre-filled topic."""
+def _topic_from_start(settings: Settings) -> Any:
+    """A consumer of the whole pre-filled topic, outside any group (the baselines' reader)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(
+    return AIOKafkaConsumer(
         settings.topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -96,6 +96,12 @@ async def _baseline_eps(settings: Settings, total: int) -> float:
         enable_auto_commit=False,
         max_partition_fetch_bytes=1 << 20,
     )
+
+
+async def _baseline_eps(settings: Settings, total: int) -> float:
+    """A bare aiokafka consume-and-decode loop over the pre-filled topic."""
+
+    consumer = _topic_from_start(settings)
     await consumer.start()
     seen = 0
     first = 0.0
@@ -117,7 +123,7 @@ async def _baseline_eps(settings: Settings, total: int) -> float:
 async def _own_work_eps(settings: Settings, total: int) -> float:
     """The worker's own pipeline (the same decode, rules, Redis writer, dead letters and
     overlap) on a bare aiokafka consumer loop: what the worker would do without Faust."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaProducer
 
     from cdrstream.core.outcome import Policy
     from cdrstream.store.connection import connect
@@ -128,14 +134,7 @@ async def _own_work_eps(settings: Settings, total: int) -> float:
     from cdrstream.worker.pipeline import OverlappedBatches
     from cdrstream.worker.progress import Progress
 
-    consumer = AIOKafkaConsumer(
-        settings.topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=1 << 20,
-    )
+    consumer = _topic_from_start(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     redis = connect(settings)
     await consumer.start()
