@@ -80,10 +80,6 @@ class BatchHandler:
         self._progress = progress
         self._clock_ms = clock_ms
 
-    async def handle(self, batch: Sequence[Incoming]) -> Counter[str]:
-        """Decide and store ``batch``; returns its outcome counts."""
-        return await self.store(await self.decide(batch))
-
     async def decide(self, batch: Sequence[Incoming]) -> DecidedBatch:
         """The rules on every event (`decide` never raises)."""
         started = time.perf_counter()

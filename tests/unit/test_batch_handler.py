@@ -8,6 +8,7 @@ The sinks here are in-memory stand-ins that refuse the way Redis and the produce
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 import orjson
@@ -76,8 +77,14 @@ class Letters:
         self.sent.extend(letters)
 
 
-def _handler(records: Records, letters: Letters) -> BatchHandler:
-    return BatchHandler(
+class Handler(BatchHandler):
+    async def store_all(self, batch: list[Incoming]) -> Counter[str]:
+        """Both steps, as the pipeline runs them."""
+        return await self.store(await self.decide(batch))
+
+
+def _handler(records: Records, letters: Letters) -> Handler:
+    return Handler(
         records=records,
         dead_letters=letters,
         policy=POLICY,
@@ -88,7 +95,7 @@ def _handler(records: Records, letters: Letters) -> BatchHandler:
 
 async def test_a_record_redis_refuses_for_good_is_dead_lettered_and_the_rest_stored() -> None:
     records, letters = Records(poison={"call-3"}), Letters()
-    outcomes = await _handler(records, letters).handle(_events(10))
+    outcomes = await _handler(records, letters).store_all(_events(10))
     assert outcomes == {"stored": 9, "invalid": 1}
     assert sorted(records.stored) == sorted(f"call-{i}" for i in range(10) if i != 3)
     [letter] = letters.sent
@@ -101,7 +108,7 @@ async def test_transient_failures_are_retried_until_they_pass() -> None:
     records, letters = Records(transient_failures=3), Letters()
     letters.transient_failures = 2
     batch = [*_events(5), Incoming(b"{not json", b"acme", "cdr.call-ended", 0, 99, None, ())]
-    outcomes = await _handler(records, letters).handle(batch)
+    outcomes = await _handler(records, letters).store_all(batch)
     assert outcomes == {"stored": 5, "invalid": 1}
     assert len(records.stored) == 5 and len(letters.sent) == 1
 
@@ -109,7 +116,7 @@ async def test_transient_failures_are_retried_until_they_pass() -> None:
 async def test_a_dead_letter_the_producer_refuses_goes_again_without_its_payload() -> None:
     letters = Letters(refuse_with_value=True)
     batch = [Incoming(b"x" * 50, b"acme", "cdr.call-ended", 1, 7, None, (("h", b"1"),))]
-    outcomes = await _handler(Records(), letters).handle(batch)
+    outcomes = await _handler(Records(), letters).store_all(batch)
     assert outcomes == {"invalid": 1}
     [bare] = letters.sent
     headers = dict(bare.headers)
@@ -126,7 +133,7 @@ async def test_a_dead_letter_refused_twice_is_logged_and_the_batch_ends(
     batch = [Incoming(b"x", b"acme", "cdr.call-ended", 1, 8, None, ()), *_events(2)]
     records = Records()
     with caplog.at_level(logging.ERROR):
-        outcomes = await _handler(records, letters).handle(batch)
+        outcomes = await _handler(records, letters).store_all(batch)
     assert outcomes == {"invalid": 1, "stored": 2}
     assert len(records.stored) == 2
     assert any("refused twice" in r.message for r in caplog.records)
@@ -140,7 +147,7 @@ async def test_a_bug_in_the_handler_dead_letters_the_batch_instead_of_looping(
 
     monkeypatch.setattr(BatchHandler, "_observe", broken)
     letters = Letters()
-    outcomes = await _handler(Records(), letters).handle(_events(3))
+    outcomes = await _handler(Records(), letters).store_all(_events(3))
     assert outcomes == {"invalid": 3}
     reasons = {dict(x.headers)["cdrstream.reason"] for x in letters.sent}
     assert reasons == {b"internal_error:ZeroDivisionError"}
