@@ -14,14 +14,20 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redis
+import redis as redis_sync
 
+from cdrstream.settings import load_settings
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
+from cdrstream.store.connection import connect
+from cdrstream.store.writer import RecordWriter
+from tests.integration.store_helpers import RETENTION
 
 
 def _port_free(port: int) -> bool:
@@ -45,7 +51,7 @@ def _cluster_ports(count: int) -> list[int]:
 
 
 def _cluster_ok(port: int, masters: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2)
+    client = redis_sync.Redis(port=port, socket_timeout=2, socket_connect_timeout=2)
     try:
         info = client.execute_command("CLUSTER", "INFO")
         text = info.decode() if isinstance(info, bytes) else str(info)
@@ -57,7 +63,7 @@ def _cluster_ok(port: int, masters: int) -> bool:
             and fields.get("cluster_slots_ok") == "16384"
             and int(fields.get("cluster_known_nodes", "0")) == masters
         )
-    except redis.RedisError:
+    except redis_sync.RedisError:
         return False
     finally:
         client.close()
@@ -114,3 +120,21 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     finally:
         for node in nodes:
             node.down()
+
+
+@pytest.fixture(params=["single", "cluster"])
+async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A store client of the store tests, on their single Redis and on the real cluster."""
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        settings = replace(load_settings({}), redis_url=url, redis_cluster=True)
+    else:
+        settings = replace(load_settings({}), redis_url=request.getfixturevalue("store_redis_url"))
+    client = connect(settings)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def writer(redis: Any) -> RecordWriter:
+    return RecordWriter(redis, retention_ms=RETENTION)

@@ -7,15 +7,13 @@ sealed into day segments (``tier``) before they are read, replaced, trimmed or s
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from cdrstream.settings import load_settings
 from cdrstream.store import reader as reader_module
-from cdrstream.store.connection import connect
 from cdrstream.store.cursor import InvalidCursor
 from cdrstream.store.layout import TENANTS_KEY, day_index_key, hot_key, meta_key, segment_key
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
@@ -37,23 +35,6 @@ from tests.integration.store_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["single", "cluster"])
-async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        settings = replace(load_settings({}), redis_url=url, redis_cluster=True)
-    else:
-        settings = replace(load_settings({}), redis_url=request.getfixturevalue("store_redis_url"))
-    client = connect(settings)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def writer(redis: Any) -> RecordWriter:
-    return RecordWriter(redis, retention_ms=RETENTION)
 
 
 Settle = Callable[[str], Awaitable[None]]

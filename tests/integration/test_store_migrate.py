@@ -12,18 +12,15 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
 
-from cdrstream.settings import load_settings
 from cdrstream.store import legacy
 from cdrstream.store import migrate as migrate_module
 from cdrstream.store import sweeper as sweeper_module
-from cdrstream.store.connection import connect
 from cdrstream.store.legacy import LegacyWriter
 from cdrstream.store.migrate import migrate_step, migrate_tenant
 from cdrstream.store.reader import RecordQuery, RecordReader
@@ -52,18 +49,6 @@ QUERIES = [
     RecordQuery(number_prefix="+31201000007"),
     RecordQuery(from_ms=NOW - 60_000 * 300, to_ms=NOW - 60_000 * 100),
 ]
-
-
-@pytest.fixture(params=["single", "cluster"])
-async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        settings = replace(load_settings({}), redis_url=url, redis_cluster=True)
-    else:
-        settings = replace(load_settings({}), redis_url=request.getfixturevalue("store_redis_url"))
-    client = connect(settings)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from cdrstream.settings import load_settings
 from cdrstream.store import reader as reader_module
 from cdrstream.store import sealer as sealer_module
-from cdrstream.store.connection import connect
 from cdrstream.store.layout import (
     DAY_MS,
     ID_TARGET,
@@ -48,23 +45,6 @@ from tests.integration.store_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["single", "cluster"])
-async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        settings = replace(load_settings({}), redis_url=url, redis_cluster=True)
-    else:
-        settings = replace(load_settings({}), redis_url=request.getfixturevalue("store_redis_url"))
-    client = connect(settings)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def writer(redis: Any) -> RecordWriter:
-    return RecordWriter(redis, retention_ms=RETENTION)
 
 
 @pytest.fixture
