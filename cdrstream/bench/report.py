@@ -24,6 +24,11 @@ def render_table(result: dict[str, Any]) -> str:
         ),
         ("worker / own work", f"{t['ratio_own_work']:.2f}", "target >= 0.70"),
         ("bare Faust agent, no work (events/s)", f"{t['faust_only_eps']:,}", "framework ceiling"),
+        (
+            "rebuild from the topic into an empty Redis (events/s)",
+            f"{t['rebuild_eps']:,}",
+            f"{t['rebuild_events']:,} events, beside the worker's",
+        ),
         ("average batch (events)", f"{t['average_batch']}", "one fetch per batch"),
         (f"latency produce->queryable @ {lat['rate_eps']}/s p50", f"{lat['p50']} ms", ""),
         ("latency p99", f"{lat['p99']} ms", "target <= 250 ms"),

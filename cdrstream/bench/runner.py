@@ -629,6 +629,7 @@ def _redis_benchmark(port: int) -> dict[str, float]:
 
 def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict[str, Any]:
     from cdrstream.kafka_topics import ensure_owned_topics
+    from cdrstream.rebuild.run import rebuild
     from cdrstream.simulation.calls import generate_events
     from cdrstream.stack.local import LocalStack
 
@@ -691,6 +692,11 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
         result["live_ms"] = asyncio.run(_live(bench, options, work_dir))
         result["live_ms"]["rate_eps"] = options.rate
         worker.stop()
+
+        _flush_redis(redis_node.port)  # the window lost: everything the topic holds, again
+        rebuilt = asyncio.run(rebuild(bench))
+        result["throughput"]["rebuild_eps"] = round(rebuilt.rate)
+        result["throughput"]["rebuild_events"] = rebuilt.events
 
         now_ms = time.time_ns() // 1_000_000
         records = synthetic_records("bench-big", options.query_records, now_ms, random.Random(3))

@@ -17,8 +17,22 @@ reconnect behaviour:
   first commands concurrently, before it has loaded the slot map, races in redis-py
   (connections closed under a command being sent: ``AttributeError`` from inside
   redis-py); ``prepare`` loads the map once, before serving.
-- **Health checks**: a pooled connection idle for :data:`HEALTH_CHECK_INTERVAL_S` is
-  PINGed before reuse, so a restart during a quiet spell costs a reconnect, not a retry.
+- **Health checks** (single Redis): a pooled connection idle for
+  :data:`HEALTH_CHECK_INTERVAL_S` is PINGed before reuse, so a restart during a quiet
+  spell costs a reconnect, not a retry.
+- **Stale cluster connections reconnected after a connection error**
+  (:func:`reconnect_pooled_connections`): a single Redis's pool checks each connection
+  it hands out (a connection the server closed is reopened), a cluster node's pool does
+  not. A pipeline that met a closed connection is sent again
+  (``scripts.send_once_more_if_stale``), but a node may hold dozens more connections the
+  same restart closed, one per earlier concurrent request, and each resend would take
+  the next of them: 30 concurrent reads after a rolling restart of a 3-master cluster
+  answered up to 6 times 503. So the store marks every pooled connection for reconnect
+  first.
+- **No health-check PING on a cluster**: on a cluster node a failed PING is raised from
+  the send, and redis-py's cluster pipeline answers that by closing the whole client
+  under every concurrent command (``AttributeError``/``RuntimeError`` from inside the
+  client). Without it a stale connection fails on its read, which the resend handles.
 
 Commands the store sends are safe to repeat: reads, and write scripts that are
 idempotent per record id (a repeated write reports ``duplicate``).
@@ -82,6 +96,7 @@ def connect(settings: Settings) -> RedisClient:
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
     }
     if settings.redis_cluster:
+        options["health_check_interval"] = 0
         return RedisCluster.from_url(
             settings.redis_url, retry=retry_policy(CLUSTER_RETRIES), **options
         )
@@ -97,3 +112,17 @@ async def prepare(client: RedisClient, timeout_s: float = CONNECT_TIMEOUT_S * 2)
     if isinstance(client, RedisCluster):
         async with asyncio.timeout(timeout_s):
             await client.initialize()
+
+
+def reconnect_pooled_connections(client: RedisClient) -> None:
+    """After a connection error on a cluster: mark every pooled connection of every node for
+    reconnect. Each is then closed and opened anew by the next command that takes it, in
+    that command's own task. (Closing them from here, as redis-py's
+    ``disconnect_free_connections`` does, races a command that takes one meanwhile: it
+    writes on a closed transport, ``AttributeError``/``RuntimeError`` from the client.) A
+    single Redis's pool needs nothing: it checks a connection when it hands it out."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            # ``_connections``: redis-py (8.1) has no public list of a node's connections.
+            for connection in node._connections:
+                connection.mark_for_reconnect()

@@ -25,11 +25,13 @@ key                     type    content
                                 before it are gone), ``ts`` (tombstone sequence), ``sb``
                                 (the hour boundary the hot tier was last sealed to).
 ``cdr:{T}:i:<b>``       HASH    id-map bucket ``b``: field ``id8`` (8 bytes of BLAKE2b of the
-                                record id) -> ``S6 + digest6`` (the record's start and 6
-                                bytes of BLAKE2b of its payload; a feature may append bytes
-                                it keeps per record). The upsert-by-id table: a
-                                replayed record finds an equal value and adds nothing; a
-                                changed one is found wherever it is stored. Listpack
+                                record id) -> ``S6 + digest6 + V12`` (the record's start, 6
+                                bytes of BLAKE2b of its payload, its version: ended_at and
+                                event time, 6 bytes each; a feature may append bytes it
+                                keeps per record). The upsert-by-id table: a replayed
+                                record finds an equal value and adds nothing; a changed
+                                one is found wherever it is stored; an older version of
+                                it changes nothing (``core/versions.py``). Listpack
                                 encoded (<= 128 fields of <= 64 bytes: Redis defaults).
 ``cdr:{T}:h``           HASH    hot records: field record id (UTF-8) -> payload
                                 (``codec.encode``, the version-1 JSON array).
@@ -80,6 +82,8 @@ and the page costs per filter: ``docs/pipeline.md`` ("Redis memory, write cost a
 from __future__ import annotations
 
 import hashlib
+
+from cdrstream.core.versions import Version
 
 KEY_PREFIX = "cdr"
 TENANTS_KEY = f"{KEY_PREFIX}:tenants"
@@ -174,10 +178,20 @@ def id8(record_id: str) -> bytes:
     return hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest()
 
 
-def id_value(started_ms: int, payload: bytes, extra: bytes = b"") -> bytes:
+#: The version of a record whose version is not known (moved from version 1): any write
+#: of the call replaces it.
+NO_VERSION = Version(0, 0)
+
+
+def id_value(
+    started_ms: int, payload: bytes, version: Version = NO_VERSION, extra: bytes = b""
+) -> bytes:
     """An id-map value: where the record is (its start), what it is (a payload digest),
-    then ``extra``: bytes a feature keeps per record (compared like the rest)."""
-    return s6(started_ms) + hashlib.blake2b(payload, digest_size=6).digest() + extra
+    which version of the call it is (``core.versions``: ended_at then event time, 6 bytes
+    each), then ``extra``: bytes a feature keeps per record (part of the content, like the
+    digest: the write script compares everything but the version to tell a duplicate)."""
+    digest = hashlib.blake2b(payload, digest_size=6).digest()
+    return s6(started_ms) + digest + s6(version.ended_at_ms) + s6(version.event_ms) + extra
 
 
 def bucket_of(key8: bytes, level: int, split: int) -> int:

@@ -32,6 +32,7 @@ from cdrstream.store import codec, legacy
 from cdrstream.store.idmap import Shape, read_shape, run_shaped
 from cdrstream.store.layout import (
     ID_TARGET,
+    NO_VERSION,
     bucket_key,
     bucket_of,
     id8,
@@ -100,7 +101,8 @@ async def migrate_step(
         text = rid.decode("utf-8")
         record = codec.decode(tenant_id, text, payload)
         extra = encode_contribution(contribution(record, zone))
-        items.append((id8(text), id_value(record.started_at_ms, payload, extra), rid, payload))
+        value = id_value(record.started_at_ms, payload, NO_VERSION, extra)
+        items.append((id8(text), value, rid, payload))
     if not items:
         return 0, len(orphans), shape or (0, 0)
     cutoff = now_ms - retention_ms

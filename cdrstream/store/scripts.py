@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cdrstream.store.connection import reconnect_pooled_connections
 from cdrstream.store.live import LIVE_LUA
 from cdrstream.store.summary import SUMMARY_LUA
 
@@ -75,6 +76,20 @@ end
 local function be48(s, at)  -- the 6-byte big-endian number at position `at` of `s`
   local hi, lo = struct.unpack(">I2I4", s, at)
   return hi * 4294967296 + lo
+end
+
+-- Id-map values (``layout.id_value``): S6 start, digest6, V12 version (ended_at, event
+-- time), extra bytes. The record is everything but the version.
+local function content(v)
+  return string.sub(v, 1, 12) .. string.sub(v, 25)
+end
+
+-- Whether `v` is an older version than `w` (``core/versions.py``: the later ended_at,
+-- then the later event time; on a tie neither is older: the last written wins).
+local function older(v, w)
+  local a, b = be48(v, 13), be48(w, 13)
+  if a ~= b then return a < b end
+  return be48(v, 19) < be48(w, 19)
 end
 
 -- Linear hashing: move the ids of bucket P whose bit L is set into bucket Q.
@@ -146,11 +161,13 @@ end
 #: ARGV: cutoff_ms, ttl_ms, L, p, nb, ns, target, records: the records one after the
 #: other, each ``pack_write(bucket, id8, value, id, payload)`` (one argument is far cheaper
 #: for client and server than one per record); ``value`` is the id-map value
-#: (``layout.id_value``: ``S6 + digest6``, then any extra bytes a feature keeps per record,
-#: compared with the rest); an empty payload means "out of the window": a stored version
-#: is removed. The places marked ``HOOK`` are where a feature that must change in step with
-#: the records (a live tail, daily summaries) adds its calls; its keys go last, after the
-#: split pairs (from KEYS[9 + nb + 2 * ns]).
+#: (``layout.id_value``: ``S6 + digest6 + V12``, then any extra bytes a feature keeps per
+#: record, compared with the rest); an empty payload means "out of the window": a stored
+#: version is removed. A record whose version is older than the stored one's
+#: (``core/versions.py``) changes nothing; one equal to the stored record but for a later
+#: version only updates the version. The places marked ``HOOK`` are where a feature that
+#: must change in step with the records (a live tail, daily summaries) adds its calls; its
+#: keys go last, after the split pairs (from KEYS[9 + nb + 2 * ns]).
 #: The hooks in use: the live tail and daily summaries (``live.py``, ``summary.py``). Their
 #: keys: KEYS[9 + nb + 2 * ns] the summary, KEYS[10 + nb + 2 * ns] the live stream; ARGV 9-11:
 #: the oldest summary day, how long the stream keeps entries (ms), its most entries; a
@@ -205,7 +222,7 @@ while pos <= #blob do
     -- A new id (the common case): one id-map call.
     -- HOOK stored(id, nil, value): a live tail announces `id` here and below; a daily
     -- summary adds the new value's extra bytes (and removes the old value's, below).
-    summary_add(string.sub(value, 13), 1)
+    summary_add(string.sub(value, 25), 1)
     live_announce(id)
     if lp then legacy_remove(id, lp) end
     n = n + 1
@@ -215,10 +232,12 @@ while pos <= #blob do
   else
     if lp then legacy_remove(id, lp) end
     local old = redis.call("HGET", B, key8)
-    if payload == "" then
+    if old and older(value, old) then
+      result = 0  -- an older version of a stored call (a rebuild, a late redelivery)
+    elseif payload == "" then
       if old then
         -- HOOK removed(id, old): the record left the window by an update.
-        summary_add(string.sub(old, 13), -1)
+        summary_add(string.sub(old, 25), -1)
         local was = string.sub(old, 1, 6)
         tombstone(was, id)
         gone[#gone + 1] = was .. id
@@ -227,10 +246,13 @@ while pos <= #blob do
         redis.call("HDEL", B, key8)
         n = n - 1
       end
-    elseif old ~= value then
+    elseif old and content(old) == content(value) then
+      -- The same record from a later event: a duplicate; its version is remembered.
+      if old ~= value then redis.call("HSET", B, key8, value) end
+    else
       -- HOOK stored(id, old, value): new (old is nil) or changed.
-      if old then summary_add(string.sub(old, 13), -1) end
-      summary_add(string.sub(value, 13), 1)
+      if old then summary_add(string.sub(old, 25), -1) end
+      summary_add(string.sub(value, 25), 1)
       live_announce(id)
       local at = string.sub(value, 1, 6)
       if old then
@@ -326,7 +348,7 @@ while pos <= #blob do
     legacy_remove(id, payload)
     if be48(value, 1) >= cutoff and not redis.call("HGET", B, key8) then
       redis.call("HSET", B, key8, value)
-      summary_add(string.sub(value, 13), 1)
+      summary_add(string.sub(value, 25), 1)
       n = n + 1
       order[#order + 1] = id
       final[id] = {string.sub(value, 1, 6) .. id, payload}
@@ -956,7 +978,7 @@ async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[An
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
-    results = await send_once_more_if_stale(send)
+    results = await send_once_more_if_stale(redis, send)
     if any(isinstance(r, NoScriptError) for r in results):
         for script in {c[0] for c in calls if c[0] is not None}:
             await script.load(redis)
@@ -967,18 +989,20 @@ async def run_pipeline(redis: Any, calls: list[tuple[Script | None, Any, list[An
     return results
 
 
-async def send_once_more_if_stale(send: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+async def send_once_more_if_stale(
+    redis: Any, send: Callable[[], Awaitable[list[Any]]]
+) -> list[Any]:
     """``send()`` a pipeline; when a result is a connection error (a pooled connection that a
-    Redis restart closed), send it again, up to ``STALE_RESENDS`` times. A pipeline executed
-    with ``raise_on_error=False`` keeps such errors as results, so redis-py's own retry
-    (which covers single commands, `connection.connect`) never sees them. Each failed
-    connection is dropped by redis-py, but a pool may hold more stale connections than one
-    attempt uses (a cluster client holds one pool per node). Only for pipelines of reads and
-    idempotent scripts, like every pipeline of the store."""
+    Redis restart closed), have ``redis``'s pooled connections (opened before the same
+    restart, most likely) reconnected and send it again, up to ``STALE_RESENDS`` times. A pipeline
+    executed with ``raise_on_error=False`` keeps such errors as results, so redis-py's own
+    retry (which covers single commands, `connection.connect`) never sees them. Only for
+    pipelines of reads and idempotent scripts, like every pipeline of the store."""
     results = await send()
     for _ in range(STALE_RESENDS):
         if not any(isinstance(r, RedisConnectionError | RedisTimeoutError) for r in results):
             break
+        reconnect_pooled_connections(redis)
         results = await send()
     return results
 

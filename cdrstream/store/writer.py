@@ -20,7 +20,9 @@ becomes visible) and any stored version of it is removed.
 Replaying a batch is harmless: each record's content digest is compared with the one the
 id map holds and reported ``"duplicate"`` when equal, so the worker may retry a whole batch
 after any error (a redis error is raised to the caller; part of the batch may have been
-applied).
+applied). The id map also holds each record's version (``core/versions.py``): a record
+older than the stored version of its call (a rebuild beside live workers) changes nothing
+and is reported ``"duplicate"`` too.
 
 The same script announces every record it stores or replaces on the tenant's live stream
 and keeps the tenant's daily summary in step (``live.py``, ``summary.py``): each record's
@@ -41,6 +43,7 @@ from redis.exceptions import NoScriptError
 
 from cdrstream.core.record import CallRecord
 from cdrstream.core.summary import contribution, encode_contribution, first_day
+from cdrstream.core.versions import version_of
 from cdrstream.store import codec
 from cdrstream.store.layout import (
     ID_TARGET,
@@ -161,26 +164,36 @@ class RecordWriter:
         self._zone = ZoneInfo(display_tz)
         self._shapes: dict[str, Shape] = {}
 
-    async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> list[WriteResult]:
-        """Upsert ``records`` (same id twice: in order, last wins); one result per record."""
+    async def write_batch(
+        self,
+        records: Sequence[CallRecord],
+        now_ms: int,
+        event_ms: Sequence[int | None] | None = None,
+    ) -> list[WriteResult]:
+        """Upsert ``records``; one result per record. ``event_ms``: each record's event time
+        (its Kafka timestamp), for ``core.versions``: a record older than the stored
+        version of its call changes nothing and is reported ``"duplicate"``. Without
+        ``event_ms`` (or on a tie) the last written wins."""
         if not records:
             return []
+        times = event_ms if event_ms is not None else [None] * len(records)
         cutoff = now_ms - self._retention_ms
         ttl = self._retention_ms + TTL_MARGIN_MS
         floor = first_day(now_ms, self._retention_ms, self._zone)
         by_tenant: dict[str, list[_Item]] = {}
-        for position, record in enumerate(records):
+        for position, (record, event) in enumerate(zip(records, times, strict=True)):
             payload = _encode(record)
             if not payload:
                 continue
             rid = record.id.encode("utf-8")
+            version = version_of(record, event)
             if record.started_at_ms < cutoff:
-                item = _Item(position, id8(record.id), b"\0" * 12, rid, b"")
+                item = _Item(position, id8(record.id), id_value(0, b"", version), rid, b"")
             else:
                 # The id-map value carries the record's summary contribution, so that a
                 # replacement can take away exactly what this version adds.
                 extra = encode_contribution(contribution(record, self._zone))
-                value = id_value(record.started_at_ms, payload, extra)
+                value = id_value(record.started_at_ms, payload, version, extra)
                 item = _Item(position, id8(record.id), value, rid, payload)
             by_tenant.setdefault(record.tenant_id, []).append(item)
         out: list[WriteResult] = ["duplicate"] * len(records)
@@ -238,7 +251,7 @@ class RecordWriter:
                 pipe.sadd(TENANTS_KEY, *tenants)
             return list(await pipe.execute(raise_on_error=False))
 
-        results = await send_once_more_if_stale(send)
+        results = await send_once_more_if_stale(self._redis, send)
         if any(isinstance(r, NoScriptError) for r in results):
             # A restarted or flushed Redis: load the script and send the calls again
             # (idempotent), keeping the first answers of the calls that did run.

@@ -44,7 +44,12 @@ log = logging.getLogger(__name__)
 
 
 class RecordSink(Protocol):
-    async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> Sequence[str]: ...
+    async def write_batch(
+        self,
+        records: Sequence[CallRecord],
+        now_ms: int,
+        event_ms: Sequence[int | None] | None = None,
+    ) -> Sequence[str]: ...
 
 
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
@@ -118,7 +123,8 @@ class BatchHandler:
 
         to_store = [i for i, d in enumerate(decisions) if d.record is not None]
         if to_store:
-            results = await self._write([decisions[i].record for i in to_store], now_ms)  # type: ignore[misc]
+            records = [(decisions[i].record, batch[i].timestamp_ms) for i in to_store]
+            results = await self._write(records, now_ms)  # type: ignore[arg-type]
             for i, result in zip(to_store, results, strict=True):
                 if isinstance(result, BaseException):
                     decisions[i] = _failed(decisions[i], result)
@@ -129,8 +135,12 @@ class BatchHandler:
         await self._send_dead_letters(batch, decisions)
         return self._observe(batch, decisions, outcomes, decided.started)
 
-    async def _write(self, records: list[CallRecord], now_ms: int) -> Sequence[str | BaseException]:
-        """One round trip; if Redis refuses the batch for good, record by record."""
+    async def _write(
+        self, records: list[tuple[CallRecord, int | None]], now_ms: int
+    ) -> Sequence[str | BaseException]:
+        """``(record, event time)`` pairs (the event's Kafka timestamp: which version of a
+        call is the later, ``core.versions``), in one round trip; if Redis refuses the
+        batch for good, record by record."""
         try:
             return await self._retried_write(records, now_ms)
         except Exception as exc:
@@ -147,14 +157,18 @@ class BatchHandler:
                 results.append(exc)
         return results
 
-    async def _retried_write(self, records: list[CallRecord], now_ms: int) -> Sequence[str]:
+    async def _retried_write(
+        self, records: list[tuple[CallRecord, int | None]], now_ms: int
+    ) -> Sequence[str]:
         def failed(exc: BaseException) -> None:
             m.REDIS_ERRORS.inc()
             self._progress.failed("redis write", exc)
 
         async def write() -> Sequence[str]:
             begin = time.perf_counter()
-            results = await self._records.write_batch(records, now_ms)
+            results = await self._records.write_batch(
+                [r for r, _ in records], now_ms, [event for _, event in records]
+            )
             m.REDIS_WRITE.observe(time.perf_counter() - begin)
             return results
 

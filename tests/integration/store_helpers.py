@@ -192,8 +192,9 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
         numbers, extensions = segment._entries(rows_by_chunk)
         assert index == segment.encode_index(numbers, extensions), f"index of day {day}"
 
-    want_entries = {id8(rid): id_value(started, p) for rid, (started, p) in current.items()}
-    # An id-map value may end with extra bytes a feature keeps (the summary contribution).
+    want_entries = {id8(rid): id_value(started, p)[:12] for rid, (started, p) in current.items()}
+    # An id-map value goes on with the record's version and extra bytes a feature keeps
+    # (the summary contribution): where and what the record is come first.
     assert {k: v[:12] for k, v in entries.items()} == want_entries
 
     for rid, payload in _as_dict(await redis.hgetall(legacy.records_key(tenant))).items():

@@ -6,7 +6,8 @@ then the same node started again on the same port and data. Before the restart, 
 concurrent reads fill the client's pool with 30 connections, which the restart makes
 stale; then 30 concurrent reads (pages, a number filter, CSV) must all answer 200.
 Without a retry on a fresh connection most of them answered 503 "Connection closed by
-server".
+server"; on the cluster, before every pooled connection was marked for reconnect after
+the first error (``store/connection.py``), up to 6 of 30 did.
 """
 
 from __future__ import annotations
@@ -164,14 +165,6 @@ async def test_reads_right_after_a_redis_restart_all_answer_200(
 
         after = await _reads(base, token)
         failed = [(what, status, body[:200]) for what, status, body in after if status != 200]
-        if topology == "cluster" and failed:
-            # A rolling restart of every master: redis-py's cluster client can still race a
-            # node's reconnect for an odd request; that one answers 503 (retry), never 500,
-            # and the next round is whole. A single Redis gets no such allowance.
-            assert {status for _, status, _ in failed} == {503}, failed
-            assert len(failed) <= 3, (failed, process.log_tail(10))
-            after = await _reads(base, token)
-            failed = [(w, status, body[:200]) for w, status, body in after if status != 200]
         assert failed == [], (failed, process.log_tail(10))
         # ... with the data the restart kept (AOF): every record of a tenant in its CSV.
         csv_bodies = [body for what, _, body in after if "csv" in what]

@@ -10,16 +10,22 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 
 from cdrstream.core.clock import DAY_MS
+from cdrstream.core.record import record_id
+from cdrstream.core.sse import StreamId
+from cdrstream.core.timestamps import parse_timestamp
 from cdrstream.rebuild.run import RebuildRefused, rebuild
 from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import settings_env
+from cdrstream.store.connection import connect
+from cdrstream.store.live import read_after, stream_state
 from tests.integration.pipeline_helpers import (
     create_topics,
     expected_records,
@@ -105,6 +111,104 @@ async def test_flushed_redis_comes_back_record_for_record(
     assert await stored_records(settings, tenants) == {
         key: copies for key, copies in before.items() if key[0] == tenants[1]
     }
+
+
+def _corrected(value: bytes) -> bytes:
+    """A corrected CDR of the call of ``value``: a new event, the call ten seconds longer."""
+    event = orjson.loads(value)
+    ended = parse_timestamp(event["ended_at"])
+    assert ended is not None
+    event.update(event_id=f"{event['event_id']}-corrected", ended_at=ended + 10_000)
+    if event.get("answered_at") is not None:
+        event["duration"] = int(event.get("duration") or 0) + 10
+    return orjson.dumps(event)
+
+
+def _record_key(value: bytes) -> tuple[str, str]:
+    event = orjson.loads(value)
+    return event["tenant_id"], record_id(event["tenant_id"], event["call_id"])
+
+
+async def _announced_since(settings: Settings, marks: dict[str, StreamId]) -> list[tuple[str, str]]:
+    """(tenant, record id) of every live-tail announcement after ``marks``."""
+    redis = connect(settings)
+    try:
+        return [
+            (tenant, rid)
+            for tenant, mark in marks.items()
+            for _, rid in await read_after(redis, tenant, mark, 1_000_000)
+        ]
+    finally:
+        await redis.aclose()
+
+
+async def _stream_marks(settings: Settings, tenants: list[str]) -> dict[str, StreamId]:
+    redis = connect(settings)
+    try:
+        return {t: (await stream_state(redis, t)).last for t in tenants}
+    finally:
+        await redis.aclose()
+
+
+async def test_a_rebuild_beside_a_live_worker_loses_nothing_and_no_older_version_wins(
+    rebuild_settings: Settings, tmp_path: Path
+) -> None:
+    """A rebuild over a live store while the worker consumes new events and corrections:
+    every event of both ends up stored as its latest version, and the rebuild's replay of
+    an older version never replaces (nor re-announces) a newer one stored before it."""
+    settings = rebuild_settings
+    tenants = [f"rl{random.randrange(10**9)}-{i}" for i in range(3)]
+    first = list(
+        generate_events(
+            random.Random(8), tenants=tenants, now_ms=now_ms(), count=1_200, malformed_ratio=0.01
+        )
+    )
+    # The last event of each visible call (its latest version), corrected in two groups.
+    shown = expected_records(settings, first, now_ms())
+    latest = {_record_key(v): v for _, v in first if _record_key_or_none(v) in shown}
+    visible = [latest[k] for k in sorted(latest)]
+    corrected_before = [(orjson.loads(v)["tenant_id"], _corrected(v)) for v in visible[::3]]
+    corrected_during = [(orjson.loads(v)["tenant_id"], _corrected(v)) for v in visible[1::3]]
+    new_during = list(
+        generate_events(random.Random(9), tenants=tenants, now_ms=now_ms(), count=600)
+    )
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        await produce(settings, first)
+        await produce(settings, corrected_before)
+        settled = expected_records(settings, first + corrected_before, now_ms())
+        stored = await wait_for(
+            lambda: stored_records(settings, tenants),
+            lambda f: f == {k: [r] for k, r in settled.items()},
+        )
+        assert stored == {k: [r] for k, r in settled.items()}, worker.log_tail()
+        marks = await _stream_marks(settings, tenants)
+
+        during = corrected_during + new_during
+        result, _ = await asyncio.gather(rebuild(settings), produce(settings, during))
+
+        everything = first + corrected_before + during
+        expected = {k: [r] for k, r in expected_records(settings, everything, now_ms()).items()}
+        final = await wait_for(lambda: stored_records(settings, tenants), lambda f: f == expected)
+        assert final == expected, worker.log_tail()  # nothing lost, the latest version of each
+        assert result.events >= len(first) + len(corrected_before)
+
+        # The rebuild replayed each corrected call's first version after its correction was
+        # stored: not one of those calls was replaced (a replacement is announced).
+        announced = set(await _announced_since(settings, marks))
+        settled_before = {_record_key(v) for _, v in corrected_before}
+        assert announced & settled_before == set()
+        # ... while what the worker stored meanwhile was announced.
+        assert {_record_key(v) for _, v in corrected_during} <= announced
+    finally:
+        worker.stop()
+
+
+def _record_key_or_none(value: bytes) -> tuple[str, str] | None:
+    try:
+        return _record_key(value)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 async def test_a_topic_that_keeps_less_than_the_window_is_refused(

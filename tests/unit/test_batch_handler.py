@@ -38,7 +38,8 @@ def _events(n: int) -> list[Incoming]:
         event = valid_event(rng, "acme", NOW - 60_000)
         event.update(caller="+31201234567", callee="+31301234567", direction="inbound")
         event["call_id"] = f"call-{i}"
-        out.append(Incoming(orjson.dumps(event), b"acme", "cdr.call-ended", 0, i, None, ()))
+        value = orjson.dumps(event)
+        out.append(Incoming(value, b"acme", "cdr.call-ended", 0, i, NOW - 1_000 + i, ()))
     return out
 
 
@@ -49,15 +50,23 @@ class Records:
         self.poison = poison
         self.transient_failures = transient_failures
         self.stored: dict[str, CallRecord] = {}
+        self.event_ms: dict[str, int | None] = {}
 
-    async def write_batch(self, records: Sequence[CallRecord], now_ms: int) -> Sequence[str]:
+    async def write_batch(
+        self,
+        records: Sequence[CallRecord],
+        now_ms: int,
+        event_ms: Sequence[int | None] | None = None,
+    ) -> Sequence[str]:
+        assert event_ms is not None and len(event_ms) == len(records)
         if self.transient_failures:
             self.transient_failures -= 1
             raise RedisConnectionError("Connection closed by server.")
         if any(r.call_id in self.poison for r in records):
             raise ResponseError("ERR Error running script: user_script:1: bad record")
-        for r in records:
+        for r, event in zip(records, event_ms, strict=True):
             self.stored[r.call_id] = r
+            self.event_ms[r.call_id] = event
         return ["stored"] * len(records)
 
 
@@ -98,6 +107,9 @@ async def test_a_record_redis_refuses_for_good_is_dead_lettered_and_the_rest_sto
     outcomes = await _handler(records, letters).store_all(_events(10))
     assert outcomes == {"stored": 9, "invalid": 1}
     assert sorted(records.stored) == sorted(f"call-{i}" for i in range(10) if i != 3)
+    # Written with its event's Kafka timestamp (which version of a call is the later),
+    # in the batch write and in the record-by-record one alike.
+    assert records.event_ms == {f"call-{i}": NOW - 1_000 + i for i in range(10) if i != 3}
     [letter] = letters.sent
     headers = dict(letter.headers)
     assert headers["cdrstream.reason"] == b"internal_error:ResponseError"

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdrstream.core.record import CallRecord
+from cdrstream.core.versions import Version
 from cdrstream.store import codec, segment
 from cdrstream.store.layout import (
     DAY_MS,
@@ -183,9 +184,12 @@ def test_linear_hashing_finds_every_id_after_any_number_of_splits() -> None:
 
 def test_id_values_and_members() -> None:
     payload = b"[1,2]"
-    value = id_value(1_795_000_000_000, payload, b"extra")
-    assert value[:6] == s6(1_795_000_000_000) and value.endswith(b"extra") and len(value) == 17
+    version = Version(1_795_000_060_000, 1_795_000_061_000)
+    value = id_value(1_795_000_000_000, payload, version, b"extra")
+    assert value[:6] == s6(1_795_000_000_000) and value.endswith(b"extra") and len(value) == 29
+    assert value[12:24] == s6(version.ended_at_ms) + s6(version.event_ms)
     assert id_value(1, payload) != id_value(1, b"[1,3]")
+    assert id_value(1, payload)[12:24] == bytes(12)  # no version: older than any
     member = hot_member(1_795_000_000_000, "abc")
     assert split_member(member, False) == (1_795_000_000_000, b"abc")
 
