@@ -36,7 +36,7 @@ from aiohttp.web_request import BaseRequest
 
 from cdrstream.api import problems
 from cdrstream.api.app import add_security_headers
-from cdrstream.observability.api_metrics import REQUESTS
+from cdrstream.observability.api_metrics import REQUESTS, ROUTE, TENANT
 
 log = logging.getLogger(__name__)
 http_log = logging.getLogger(f"{__name__}.http")
@@ -146,8 +146,8 @@ class AccessLog(AbstractAccessLogger):
     """One line per answered request: method, route template, status, milliseconds."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        route = request.get("cdrstream.route", "malformed")
-        tenant = request.get("cdrstream.tenant")
+        route = request.get(ROUTE, "malformed")
+        tenant = request.get(TENANT)
         self.logger.info(
             "%s %s %d %.1f ms",
             request.method if route != "malformed" else "-",

@@ -41,6 +41,7 @@ from cdrstream.ingest.freeswitch_cdr import (
 from cdrstream.ingest.metrics import CDRS
 from cdrstream.ingest.producer import EventProducer, Unavailable
 from cdrstream.ingest.results import Mapped, Rejected, Skipped
+from cdrstream.observability.api_metrics import ROUTE, route_template
 from cdrstream.observability.health import HEALTHY, METRICS_CONTENT_TYPE, metrics_body, readiness
 
 log = logging.getLogger("cdrstream.ingest")
@@ -100,8 +101,7 @@ def create_receiver_app(
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        request["cdrstream.route"] = resource.canonical if resource is not None else "unmatched"
+        request[ROUTE] = route_template(request)
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:

@@ -30,6 +30,12 @@ CSV_EXPORTS = Gauge("cdrstream_api_csv_exports", "CSV exports in progress.")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+#: What the access log may say of a request: its route template (never the path, which may
+#: hold a number) and its tenant.
+ROUTE = web.RequestKey("route", str)
+TENANT = web.RequestKey("tenant", str)
+
+
 def route_template(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -38,9 +44,10 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = route_template(request)
-    # For the access log, which must not name the path (it may hold a number).
-    request["cdrstream.route"] = route
-    request["cdrstream.tenant"] = request.match_info.get("tenant_id")
+    request[ROUTE] = route
+    tenant = request.match_info.get("tenant_id")
+    if tenant is not None:
+        request[TENANT] = tenant
     begin = time.perf_counter()
     status = 500
     try:

@@ -13,7 +13,6 @@ the first error (``store/connection.py``), up to 6 of 30 did.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 import uuid
@@ -33,7 +32,7 @@ from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
 from cdrstream.store.connection import connect
 from cdrstream.store.writer import RecordWriter
-from tests.integration.conftest import _cluster_ok, _cluster_ports
+from tests.integration.redis_cluster import redis_cli, redis_cluster, wait_cluster_ok
 from tests.integration.test_api import NOW_MS, _settings, _stop, _write, make_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -53,8 +52,7 @@ def _records() -> list[CallRecord]:
 
 def _restart(node: RedisNode) -> None:
     """``redis-cli shutdown`` (Redis writes its AOF and exits), then the same node again."""
-    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-    subprocess.run([cli, "-p", str(node.port), "shutdown"], capture_output=True, timeout=30)
+    subprocess.run([redis_cli(), "-p", str(node.port), "shutdown"], capture_output=True, timeout=30)
     deadline = time.monotonic() + 30
     while node.ready():
         assert time.monotonic() < deadline, "redis did not stop"
@@ -73,40 +71,8 @@ def single_redis(tmp_path: Path) -> Iterator[list[RedisNode]]:
 @pytest.fixture
 def cluster_redis(tmp_path: Path) -> Iterator[list[RedisNode]]:
     """Three masters of a Redis Cluster of this test's own (the suite's is shared)."""
-    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-    nodes: list[RedisNode] = []
-    try:
-        for port in _cluster_ports(3):
-            node_dir = tmp_path / f"node-{port}"
-            node_dir.mkdir()
-            node = RedisNode(
-                base_dir=node_dir,
-                port=port,
-                extra_args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", str(node_dir / "nodes.conf"),
-                    "--cluster-node-timeout", "5000",
-                ],
-            )  # fmt: skip
-            node.up()
-            nodes.append(node)
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        _wait_cluster_ok(nodes)
+    with redis_cluster(tmp_path / "cluster") as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.down()
-
-
-def _wait_cluster_ok(nodes: list[RedisNode]) -> None:
-    deadline = time.monotonic() + 60
-    while not all(_cluster_ok(n.port, len(nodes)) for n in nodes):
-        assert time.monotonic() < deadline, "cluster not ok within 60 s"
-        time.sleep(0.2)
 
 
 async def _reads(base: str, token: str, rounds: int = 1) -> list[tuple[str, int, bytes]]:
@@ -161,7 +127,7 @@ async def test_reads_right_after_a_redis_restart_all_answer_200(
         for node in nodes:  # a rolling restart when there are several
             await asyncio.to_thread(_restart, node)
         if topology == "cluster":
-            await asyncio.to_thread(_wait_cluster_ok, nodes)
+            await asyncio.to_thread(wait_cluster_ok, nodes)
 
         after = await _reads(base, token)
         failed = [(what, status, body[:200]) for what, status, body in after if status != 200]
