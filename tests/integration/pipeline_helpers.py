@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cdrstream.core.outcome import Policy, decide
@@ -132,3 +135,22 @@ def start_worker(settings: Settings, log_file: Path) -> RoleProcess:
 
 def with_cluster(settings: Settings, url: str) -> Settings:
     return replace(settings, redis_url=url, redis_cluster=True)
+
+
+def api_records(settings: Settings, tenant: str, token: str) -> list[dict[str, Any]]:
+    """Every record the running API serves for ``tenant``: JSON pages followed by cursor."""
+    records: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{settings.api_port}/v1/tenants/{tenant}/cdrs?"
+            + urllib.parse.urlencode(query)
+        )
+        request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            page = orjson.loads(answer.read())
+        records.extend(page["records"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return records

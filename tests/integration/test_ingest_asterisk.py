@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -41,7 +39,13 @@ from cdrstream.ingest.results import Mapped
 from cdrstream.settings import Settings
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.integration.pipeline_helpers import create_topics, now_ms, start_worker, wait_for
+from tests.integration.pipeline_helpers import (
+    api_records,
+    create_topics,
+    now_ms,
+    start_worker,
+    wait_for,
+)
 from tests.unit.test_ingest_asterisk import csv_row
 
 pytestmark = pytest.mark.integration
@@ -209,26 +213,11 @@ def predicted(settings: Settings, calls: list[list[dict[str, Any]]]) -> dict[str
     return expected
 
 
-def api_records(pipeline: Pipeline) -> list[dict]:
-    records: list[dict] = []
-    cursor = None
-    while True:
-        query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{pipeline.settings.api_port}/v1/tenants/{pipeline.tenant}/cdrs?"
-            + urllib.parse.urlencode(query)
-        )
-        request.add_header("Authorization", f"Bearer {pipeline.token}")
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            page = orjson.loads(answer.read())
-        records.extend(page["records"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return records
-
-
 async def served(pipeline: Pipeline) -> dict[str, dict]:
-    return {r["call_id"]: r for r in await asyncio.to_thread(api_records, pipeline)}
+    records = await asyncio.to_thread(
+        api_records, pipeline.settings, pipeline.tenant, pipeline.token
+    )
+    return {r["call_id"]: r for r in records}
 
 
 async def topic(settings: Settings, name: str, count: int) -> list[Any]:

@@ -36,6 +36,7 @@ from cdrstream.settings import Settings
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
 from tests.integration.pipeline_helpers import (
+    api_records,
     create_topics,
     expected_records,
     now_ms,
@@ -128,24 +129,6 @@ def post_as(url: str, document: dict, encode: str) -> tuple[int, Any]:
     if encode == "base64":
         return post(url, b"cdr=" + base64.b64encode(text), "application/x-www-form-base64-encoded")
     return post(url, text, "application/json")
-
-
-def api_records(pipeline: Pipeline, tenant: str) -> list[dict]:
-    records: list[dict] = []
-    cursor = None
-    while True:
-        query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{pipeline.settings.api_port}/v1/tenants/{tenant}/cdrs?"
-            + urllib.parse.urlencode(query)
-        )
-        request.add_header("Authorization", f"Bearer {pipeline.token}")
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            page = orjson.loads(answer.read())
-        records.extend(page["records"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return records
 
 
 def predicted(settings: Settings, documents: list[dict]) -> dict[str, dict]:
@@ -259,7 +242,9 @@ async def test_documentation_samples_come_out_as_the_rules_predict(pipeline: Pip
     assert len(expected) == 9  # 10 PSTN legs, the emergency call hidden
 
     async def served() -> list[dict]:
-        return await asyncio.to_thread(api_records, pipeline, pipeline.tenant)
+        return await asyncio.to_thread(
+            api_records, pipeline.settings, pipeline.tenant, pipeline.token
+        )
 
     records = await wait_for(served, lambda r: len(r) >= len(expected))
     assert {r["call_id"]: r for r in records} == expected, pipeline.worker.log_tail()
@@ -367,7 +352,7 @@ async def test_the_generator_as_freeswitch_goes_all_the_way(pipeline: Pipeline) 
     )
     assert {k: v[0] for k, v in found.items()} == expected
     assert all(len(copies) == 1 for copies in found.values())
-    served = api_records(pipeline, pipeline.tenant)
+    served = api_records(pipeline.settings, pipeline.tenant, pipeline.token)
     assert {r["id"] for r in served} == {rid for t, rid in expected if t == pipeline.tenant}
     # trunk legs: the callee of an inbound call is a DID, never the extension
     assert all(r["destination"] != r["extension"] for r in served if r["direction"] == "inbound")
