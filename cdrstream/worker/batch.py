@@ -123,8 +123,12 @@ class BatchHandler:
 
         to_store = [i for i, d in enumerate(decisions) if d.record is not None]
         if to_store:
-            records = [(decisions[i].record, batch[i].timestamp_ms) for i in to_store]
-            results = await self._write(records, now_ms)  # type: ignore[arg-type]
+            records = [
+                (record, message.timestamp_ms)
+                for message, decision in zip(batch, decisions, strict=True)
+                if (record := decision.record) is not None
+            ]
+            results = await self._write(records, now_ms)
             for i, result in zip(to_store, results, strict=True):
                 if isinstance(result, BaseException):
                     decisions[i] = _failed(decisions[i], result)
