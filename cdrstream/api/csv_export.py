@@ -14,21 +14,26 @@ injection). That is also what keeps a spreadsheet from turning ``+31201234567`` 
 number 31201234567: the cell reads ``'+31201234567``. Lines end in CRLF (RFC 4180); the
 file is UTF-8. Times and the duration are never quoted (they cannot hold a comma).
 
-Speed: the text of each minute (UTC and display zone, with the zone's offset) is cached,
-seconds and milliseconds come from a table, and the apostrophe is chosen by a table
-lookup on the first character, so a row is one f-string with no Python function call.
-The f-string spells out the columns in `FIELDS` order; the unit tests hold every column
-of a row to the JSON view of the same record.
+Speed: the export formats the store's decoded rows (``[id, ...payload]``, ``codec``)
+without building record objects. The text of each minute (UTC and display zone, with the
+zone's offset) is cached, seconds and milliseconds come from a table, repeating values
+(numbers as the reader may see them, raw numbers, extensions, dispositions) are cached
+quoted, and the apostrophe of an id is chosen by a table lookup on its first character, so
+a row is one f-string with no Python function call. The f-string spells out the columns in
+`FIELDS` order; the unit tests hold every column of a row to the JSON view of the same
+record (``tests/unit/test_csv_rows.py``: masked views and hostile strings too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import FIELDS, RecordView
+from cdrstream.store import codec
 
 CSV_COLUMNS: tuple[str, ...] = tuple(
     column
@@ -106,45 +111,96 @@ class _Minutes(dict[int, tuple[str, str, str]]):
         return f"{day_text}T{_HM[minute_of_day]}:"
 
 
+def _quoted(text: str) -> str:
+    """A text field: quoted, ``"`` doubled, an apostrophe before a risky first character."""
+    return f'"{_DEFUSE[text[:1]]}{text.replace(_Q, _QQ)}"'
+
+
+class _Fields(dict[int | str, str]):
+    """A field value -> its CSV text (``_quoted``), computed on first use: an int is an
+    E.164 number as the payload holds it (``codec.number_text``). ``show`` is what the
+    reader may see of the value (`RecordView`). Values repeat (numbers, extensions), ids do
+    not: ids are quoted inline instead."""
+
+    def __init__(self, show: Callable[[str], str]) -> None:
+        super().__init__()
+        self._show = show
+
+    def __missing__(self, value: int | str) -> str:
+        if len(self) > _CACHE_MAX:
+            self.clear()
+        text = self[value] = _quoted(self._show(codec.number_text(value)))
+        return text
+
+
+class _Coded(dict[Any, str]):
+    """Direction or disposition as the payload holds it (a code, a string, or None for no
+    disposition) -> its CSV text."""
+
+    def __init__(self, names: Sequence[str], quote: Callable[[str], str]) -> None:
+        super().__init__({code: quote(name) for code, name in enumerate(names)})
+        self[None] = quote("")
+        self._quote = quote
+
+    def __missing__(self, value: str) -> str:
+        return self._quote(value)  # a rare uncoded value: not kept, so the table stays small
+
+
 class CsvFormatter:
     """Header and rows for one export, as ``view`` shows records; keeps its caches for the
     whole stream."""
 
     def __init__(self, view: RecordView) -> None:
-        self._view = view
         self._minutes = _Minutes(view.display_tz)
+        self._texts = _Fields(str)
+        self._numbers = self._texts
+        self._raws = self._texts
+        if view.masked_numbers:
+            self._numbers = _Fields(view.served_number)
+            self._raws = _Fields(view.served_raw_number)
+        # The direction is written as it is (it is never anything but these two words).
+        self._directions = _Coded(codec.DIRECTIONS, lambda name: f'"{name}"')
+        self._dispositions = _Coded(codec.DISPOSITIONS, _quoted)
 
     @staticmethod
     def header() -> str:
         return ",".join(CSV_COLUMNS) + "\r\n"
 
     def rows(self, records: Sequence[CallRecord]) -> str:
-        if self._view.masked_numbers:
-            records = [self._view.served(r) for r in records]
+        """The rows of ``records`` (``payload_rows`` of their sealed rows)."""
+        return self.payload_rows([codec.row_of(r) for r in records])
+
+    def payload_rows(self, rows: Sequence[list[Any]]) -> str:
+        """The rows of decoded sealed rows ``[id, ...payload]`` (``codec``), as the store's
+        export stream yields them: no record object is built on the way."""
         minutes, ss_ms, p, q, qq = self._minutes, _SS_MS, _DEFUSE, _Q, _QQ
+        texts, numbers, raws = self._texts, self._numbers, self._raws
+        directions, dispositions = self._directions, self._dispositions
         lines: list[str] = []
         append = lines.append
-        for r in records:
-            minute, rest = divmod(r.started_at_ms, 60_000)
+        for f in rows:
+            started = f[1]
+            minute, rest = divmod(started, 60_000)
             s, s_sec = minutes[minute], ss_ms[rest]
-            minute, rest = divmod(r.ended_at_ms, 60_000)
+            minute, rest = divmod(started + f[7], 60_000)
             e, e_sec = minutes[minute], ss_ms[rest]
-            if r.answered_at_ms is None:
+            if f[8] is None:
                 answered = ","
             else:
-                minute, rest = divmod(r.answered_at_ms, 60_000)
+                minute, rest = divmod(started + f[8], 60_000)
                 a, a_sec = minutes[minute], ss_ms[rest]
                 answered = f"{a[0]}{a_sec}Z,{a[1]}{a_sec}{a[2]}"
-            rid, call, ext, disp = r.id, r.call_id, r.extension, r.disposition or ""
-            src, src_raw, dst, dst_raw = r.source, r.source_raw, r.destination, r.destination_raw
+            rid, src, dst, call = f[0], f[3], f[4], f[6]
+            # A raw number is 0 (or left out) when it equals its number.
+            n = len(f)
+            src_raw = f[11] if n > 11 and f[11] != 0 else src
+            dst_raw = f[12] if n > 12 and f[12] != 0 else dst
             append(
                 f'"{p[rid[:1]]}{rid.replace(q, qq)}","{p[call[:1]]}{call.replace(q, qq)}",'
                 f"{s[0]}{s_sec}Z,{s[1]}{s_sec}{s[2]},{answered},"
-                f"{e[0]}{e_sec}Z,{e[1]}{e_sec}{e[2]},{r.duration},"
-                f'"{p[src[:1]]}{src.replace(q, qq)}","{p[src_raw[:1]]}{src_raw.replace(q, qq)}",'
-                f'"{p[dst[:1]]}{dst.replace(q, qq)}","{p[dst_raw[:1]]}{dst_raw.replace(q, qq)}",'
-                f'"{p[ext[:1]]}{ext.replace(q, qq)}","{r.direction}",'
-                f'"{p[disp[:1]]}{disp.replace(q, qq)}"\r\n'
+                f"{e[0]}{e_sec}Z,{e[1]}{e_sec}{e[2]},{f[9]},"
+                f"{numbers[src]},{raws[src_raw]},{numbers[dst]},{raws[dst_raw]},"
+                f"{texts[f[2]]},{directions[f[5]]},{dispositions[f[10]]}\r\n"
             )
         return "".join(lines)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -56,7 +56,6 @@ from cdrstream.core import summary as daily
 from cdrstream.core.clock import DAY_MS, now_ms
 from cdrstream.core.event import TENANT_ID
 from cdrstream.core.numbers import normalize_query_number
-from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import RecordView
 from cdrstream.core.sse import LiveFilter
 from cdrstream.observability import health
@@ -354,10 +353,7 @@ class Api:
     ) -> web.StreamResponse:
         """Every matching record as CSV, streamed (see ``exports`` for the limits)."""
         tenant_id = grant.tenant_id
-        chunks = cast(
-            AsyncGenerator[list[CallRecord], None],
-            self._reader.stream(tenant_id, query, now_ms=now, chunk=CHUNK_ROWS),
-        )
+        chunks = self._reader.stream_rows(tenant_id, query, now_ms=now, chunk=CHUNK_ROWS)
         async with contextlib.aclosing(chunks):
             # The first chunk is read before the answer starts, so a Redis that is down
             # still gets a clean 503 instead of a cut-off 200.
@@ -385,7 +381,8 @@ class Api:
                 while records is not None:
                     for start in range(0, len(records), PIECE_ROWS):
                         piece = records[start : start + PIECE_ROWS]
-                        await self._send(response.write((text + formatter.rows(piece)).encode()))
+                        lines = formatter.payload_rows(piece)
+                        await self._send(response.write((text + lines).encode()))
                         rows += len(piece)
                         text = ""
                     records = None  # not held while the next chunk is read
@@ -443,7 +440,7 @@ class Api:
             raise _ClientGone from exc
 
     @staticmethod
-    async def _next_chunk(chunks: AsyncIterator[list[CallRecord]]) -> list[CallRecord] | None:
+    async def _next_chunk(chunks: AsyncIterator[list[list[Any]]]) -> list[list[Any]] | None:
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             try:
                 return await anext(chunks)

@@ -96,9 +96,19 @@ class RecordView:
         its raw numbers blank (withheld)."""
         if not self.masked_numbers:
             return record
-        changes = {name: mask_number(getattr(record, name)) for name in _NUMBERS}
-        changes.update(dict.fromkeys(_RAW_NUMBERS, ""))
+        changes = {name: self.served_number(getattr(record, name)) for name in _NUMBERS}
+        for name in _RAW_NUMBERS:
+            changes[name] = self.served_raw_number(getattr(record, name))
         return replace(record, **changes)  # type: ignore[arg-type]
+
+    def served_number(self, number: str) -> str:
+        """A ``number`` field's value as this reader may see it (masked or not); for views
+        that render field by field, such as the CSV export's caches."""
+        return mask_number(number) if self.masked_numbers else number
+
+    def served_raw_number(self, raw: str) -> str:
+        """A ``raw_number`` field's value as this reader may see it: ``""`` when withheld."""
+        return "" if self.masked_numbers else raw
 
     def to_dict(self, record: CallRecord) -> dict[str, object]:
         """The JSON record this reader is served; withheld fields are ``None``."""

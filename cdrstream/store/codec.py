@@ -42,8 +42,8 @@ from cdrstream.core.record import CallRecord, Direction
 
 DISPOSITIONS: tuple[str, ...] = ("answered", "no_answer", "busy", "failed", "cancelled")
 _DISPOSITION_CODE = {name: code for code, name in enumerate(DISPOSITIONS)}
-_DIRECTIONS: tuple[Direction, Direction] = ("inbound", "outbound")
-_DIRECTION_CODE: dict[str, int] = {name: code for code, name in enumerate(_DIRECTIONS)}
+DIRECTIONS: tuple[Direction, Direction] = ("inbound", "outbound")
+_DIRECTION_CODE: dict[str, int] = {name: code for code, name in enumerate(DIRECTIONS)}
 # Up to 15 digits (E.164), no leading zero: such an int round-trips through a Lua double.
 _E164 = re.compile(r"\+[1-9][0-9]{0,14}")
 
@@ -52,13 +52,14 @@ def _number(value: str) -> int | str:
     return int(value[1:]) if _E164.fullmatch(value) else value
 
 
-def encode(record: CallRecord) -> bytes:
+def _fields(record: CallRecord) -> list[Any]:
+    """The payload array of ``record`` (module docstring)."""
     started = record.started_at_ms
     direction = direction_code(record.direction)
     disposition: int | str | None = record.disposition
     if record.disposition is not None:
         disposition = _DISPOSITION_CODE.get(record.disposition, record.disposition)
-    fields: list[object] = [
+    fields: list[Any] = [
         started,
         record.extension,
         _number(record.source),
@@ -74,7 +75,17 @@ def encode(record: CallRecord) -> bytes:
     ]
     while len(fields) > 10 and fields[-1].__class__ is int:  # a raw equal to its number
         fields.pop()
-    return orjson.dumps(fields)
+    return fields
+
+
+def encode(record: CallRecord) -> bytes:
+    return orjson.dumps(_fields(record))
+
+
+def row_of(record: CallRecord) -> list[Any]:
+    """The decoded sealed row of ``record`` (``[id, ...payload]``), as ``build_row`` reads
+    it: what the CSV formatter formats, for a caller that holds records."""
+    return [record.id, *_fields(record)]
 
 
 def direction_code(direction: str) -> int | str:
@@ -109,7 +120,7 @@ def build(tenant_id: str, record_id: str, f: list[Any]) -> CallRecord:
         destination,
         f[11] if n > 11 and f[11] != 0 else destination,
         f[1],
-        _DIRECTIONS[direction] if direction.__class__ is int else direction,
+        DIRECTIONS[direction] if direction.__class__ is int else direction,
         DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
     )
 
@@ -155,7 +166,7 @@ def build_row(tenant_id: str, f: list[Any]) -> CallRecord:
         destination,
         f[12] if n > 12 and f[12] != 0 else destination,
         f[2],
-        _DIRECTIONS[direction] if direction.__class__ is int else direction,
+        DIRECTIONS[direction] if direction.__class__ is int else direction,
         DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
     )
 

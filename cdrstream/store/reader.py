@@ -36,9 +36,10 @@ at, so every request makes progress and a client following cursors always ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,7 +86,7 @@ COUNTED_DAYS = 4
 #: into its day.
 GUESS_BOTH_MS = 4 * 3_600_000
 #: Records per chunk read of one stream step. A stalled export holds two steps decoded (the
-#: current one and the next day's, read ahead): 1,024 keeps that near 2 MB
+#: current one and the next, read ahead): 1,024 keeps that near 2 MB
 #: (tests/integration/test_api_slow_exports.py); larger steps would save round trips.
 STREAM_STEP = 1_024
 
@@ -312,47 +313,64 @@ class RecordReader:
     async def stream(
         self, tenant_id: str, query: RecordQuery, *, now_ms: int, chunk: int = 2000
     ) -> AsyncIterator[list[CallRecord]]:
-        """Every matching record, newest first, in lists of up to ``chunk`` records.
+        """Every matching record, newest first, in lists of up to ``chunk`` records: the
+        rows of `stream_rows`, built."""
+        build_row = codec.build_row
+        rows = self.stream_rows(tenant_id, query, now_ms=now_ms, chunk=chunk)
+        async with contextlib.aclosing(rows):
+            async for piece in rows:
+                yield [build_row(tenant_id, f) for f in piece]
 
-        Steps never span days here, so the next day's first step (whose bound is known in
-        advance) is read while this day's records are built and handed out.
+    async def stream_rows(
+        self, tenant_id: str, query: RecordQuery, *, now_ms: int, chunk: int = 2000
+    ) -> AsyncGenerator[list[list[Any]], None]:
+        """Every matching record, newest first, as decoded sealed rows (``[id, ...payload]``,
+        ``codec``) in lists of up to ``chunk``: the CSV export formats these, as building a
+        record object per row would cost about as much as the formatting.
+
+        Steps never span days here. The next step is read while this one's rows are handed
+        out: the rest of the day below this step's floor, else the next day's first step
+        (whose bound is known in advance). So Redis's time and the round trip overlap the
+        caller's work, and at most two steps are held decoded.
         """
         chunk = max(1, chunk)
         lo, hi = self._bounds(query, now_ms)
         if lo >= hi:
             return
         plan = await self._plan(tenant_id, query, lo, (hi, ""))
-        keep = plan.keep
-        build, build_row = codec.build, codec.build_row
-        out: list[CallRecord] = []
+        keep, keep_all = plan.keep, plan.keep.empty
         days = plan.data_days(day_of(lo), day_of(hi - 1))
 
-        def first_step(day: int) -> asyncio.Task[_Step]:
-            top = (min(hi, (day + 1) * DAY_MS), "")
-            return asyncio.ensure_future(
-                self._step(tenant_id, plan, max(lo, day * DAY_MS), top, STREAM_STEP, None)
+        def read(n: int, upper: Position | None) -> tuple[int, asyncio.Task[_Step]] | None:
+            """Day ``n``'s step below ``upper`` (None: the day's top), as a task."""
+            if n == len(days):
+                return None
+            day = days[n]
+            top = upper if upper is not None else (min(hi, (day + 1) * DAY_MS), "")
+            day_lo = max(lo, day * DAY_MS)
+            return n, asyncio.ensure_future(
+                self._step(tenant_id, plan, day_lo, top, STREAM_STEP, None)
             )
 
-        pending = first_step(days[0]) if days else None
+        out: list[list[Any]] = []
+        pending = read(0, None)
         try:
-            for n, day in enumerate(days):
-                assert pending is not None
-                step = await pending
-                pending = first_step(days[n + 1]) if n + 1 < len(days) else None
-                day_lo = max(lo, day * DAY_MS)
-                while True:
-                    for _, rid, f, off in step.candidates:
-                        if keep.empty or keep(f, off):
-                            out.append(build_row(tenant_id, f) if off else build(tenant_id, rid, f))
-                            if len(out) == chunk:
-                                yield out
-                                out = []
-                    if step.floor <= (day_lo, ""):
-                        break
-                    step = await self._step(tenant_id, plan, day_lo, step.floor, STREAM_STEP, None)
+            while pending is not None:
+                n, task = pending
+                step = await task
+                if step.floor > (max(lo, days[n] * DAY_MS), ""):
+                    pending = read(n, step.floor)
+                else:
+                    pending = read(n + 1, None)
+                for _, rid, f, off in step.candidates:
+                    if keep_all or keep(f, off):
+                        out.append(f if off else [rid, *f])
+                        if len(out) == chunk:
+                            yield out
+                            out = []
         finally:
             if pending is not None:
-                pending.cancel()
+                pending[1].cancel()
         if out:
             yield out
 
@@ -680,14 +698,11 @@ def _read_parse(
     if sealed_floor is not None:
         floors.append(sealed_floor)
     floor = max([(step_lo, ""), *floors])
-    kept = [c for c in candidates.values() if floor <= (c[0], c[1]) < upper and c[0] >= lo]
-    kept.sort(key=_position, reverse=True)
+    # A candidate compares as its position: its (start, id) comes first and is unique.
+    kept = [c for c in candidates.values() if floor <= c < upper and c[0] >= lo]
+    kept.sort(reverse=True)
     sealed = len(candidates) - sum(1 for c in candidates.values() if not c[3])
     return _Step(kept, floor, examined + sealed)
-
-
-def _position(c: Candidate) -> Position:
-    return (c[0], c[1])
 
 
 def _top_day(upper: Position) -> int:
