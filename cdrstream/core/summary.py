@@ -80,9 +80,34 @@ def day_date(day: int) -> date:
     return date.fromordinal(day + _EPOCH_ORDINAL)
 
 
+#: ``local_day`` remembers the day of each 15-minute UTC slot it was asked about: every
+#: record of a batch needs its day, and the zone conversion was 5 % of the worker's samples
+#: (py-spy; 0.84 us a call alone, 0.37 remembered). Today's UTC offsets and DST changes all
+#: fall on 15-minute boundaries, so a slot has one local date; one that does not (a
+#: historical offset of minutes and seconds) is recognised and never remembered.
+_SLOT_MS = 900_000
+_SLOT_DAYS: dict[tuple[ZoneInfo, int], int] = {}
+_SLOT_DAYS_MAX = 100_000
+
+
+def _exact_local_day(ms: int, zone: ZoneInfo) -> int:
+    return day_number(datetime.fromtimestamp(ms / 1000, zone).date())
+
+
 def local_day(ms: int, zone: ZoneInfo) -> int:
     """The day number of the date, in ``zone``, of the instant ``ms`` (UTC epoch ms)."""
-    return day_number(datetime.fromtimestamp(ms / 1000, zone).date())
+    slot = ms // _SLOT_MS
+    day = _SLOT_DAYS.get((zone, slot))
+    if day is not None:
+        return day
+    first = datetime.fromtimestamp(slot * _SLOT_MS / 1000, zone)
+    last = datetime.fromtimestamp((slot * _SLOT_MS + _SLOT_MS - 1) / 1000, zone)
+    if first.utcoffset() != last.utcoffset() or first.date() != last.date():
+        return _exact_local_day(ms, zone)  # a change of offset or date inside the slot
+    if len(_SLOT_DAYS) >= _SLOT_DAYS_MAX:
+        _SLOT_DAYS.clear()
+    day = _SLOT_DAYS[(zone, slot)] = day_number(first.date())
+    return day
 
 
 def day_start_ms(day: int, zone: ZoneInfo) -> int:

@@ -81,6 +81,53 @@ def test_the_day_is_the_date_in_the_display_zone() -> None:
         assert parse_day(bad) is None, bad
 
 
+_ODD_ZONES = [
+    *ZONES,
+    ZoneInfo("Australia/Lord_Howe"),  # DST of 30 minutes
+    ZoneInfo("Asia/Kathmandu"),  # +05:45
+    ZoneInfo("Pacific/Chatham"),  # +12:45 / +13:45
+    ZoneInfo("America/Sao_Paulo"),  # DST changes at local midnight, until 2019
+    ZoneInfo("Africa/Monrovia"),  # -00:44:30 until 1972
+]
+
+
+def _exact_day(ms: int, zone: ZoneInfo) -> int:
+    return (datetime.fromtimestamp(ms / 1000, zone).date() - date(1970, 1, 1)).days
+
+
+@settings(max_examples=2_000)
+@given(ms=st.integers(-2_000_000_000_000, 4_000_000_000_000), zone=st.sampled_from(_ODD_ZONES))
+def test_the_remembered_day_of_an_instant_is_its_exact_day(ms: int, zone: ZoneInfo) -> None:
+    assert local_day(ms, zone) == _exact_day(ms, zone)
+    # Asked again (now remembered for its slot), and around the slot's edges.
+    for near in (ms, ms - 1, ms + 1, ms - ms % 900_000, ms - ms % 900_000 - 1):
+        assert local_day(near, zone) == _exact_day(near, zone)
+
+
+@pytest.mark.parametrize("zone", _ODD_ZONES, ids=str)
+def test_the_day_is_exact_around_every_offset_change(zone: ZoneInfo) -> None:
+    """Around each UTC-offset change of the zone from 1900 to 2060: the change itself, and
+    every 15 minutes for two hours either side, each ±1 ms."""
+
+    def offset(ms: int) -> object:
+        return datetime.fromtimestamp(ms / 1000, zone).utcoffset()
+
+    ms, end, step = -2_208_988_800_000, 2_840_140_800_000, 6 * 3_600_000
+    changes = 0
+    while ms < end:
+        if offset(ms) != offset(ms + step):
+            lo, hi = ms, ms + step  # the change is in (lo, hi]: find its first millisecond
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
+            changes += 1
+            for k in range(-8, 9):
+                for instant in (hi + k * 900_000 - 1, hi + k * 900_000, hi + k * 900_000 + 1):
+                    assert local_day(instant, zone) == _exact_day(instant, zone), instant
+        ms += step
+    assert changes > 0 or str(zone) == "UTC"
+
+
 @settings(max_examples=300)
 @given(ms=st.integers(0, 4_000_000_000_000), zone=st.sampled_from(ZONES))
 def test_day_start_is_the_first_instant_of_the_day(ms: int, zone: ZoneInfo) -> None:
