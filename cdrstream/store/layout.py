@@ -58,7 +58,7 @@ key                     type    content
 below ``p``, with ``h`` the first 4 bytes of ``id8``. When the map holds more than
 ``ID_TARGET`` ids per bucket, the write script splits bucket ``p`` into ``p`` and
 ``p + 2**L`` (the client declares the next ``SPLITS_PER_CALL`` pairs of bucket keys), so
-buckets stay small listpacks whatever the tenant's size: about 32 bytes per id.
+buckets stay small listpacks whatever the tenant's size: about 49 bytes per id.
 
 **Readers never miss a record that moves**: records only move forward (legacy -> hot ->
 sealed), each move is one script, and a reader reads the tiers of a range in that order
