@@ -33,7 +33,6 @@ shifted by one.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -99,44 +98,12 @@ def number_text(value: int | str) -> str:
 
 
 def build(tenant_id: str, record_id: str, f: list[Any]) -> CallRecord:
-    """The record of a decoded payload ``f`` (the export's hot path: positional, no checks)."""
-    started = f[0]
-    source = f[2] if f[2].__class__ is str else "+" + str(f[2])
-    destination = f[3] if f[3].__class__ is str else "+" + str(f[3])
-    n = len(f)
-    direction: Any = f[4]
-    disposition = f[9]
-    answered = f[7]
-    return CallRecord(
-        record_id,
-        tenant_id,
-        f[5],
-        started,
-        None if answered is None else started + answered,
-        started + f[6],
-        f[8],
-        source,
-        f[10] if n > 10 and f[10] != 0 else source,
-        destination,
-        f[11] if n > 11 and f[11] != 0 else destination,
-        f[1],
-        DIRECTIONS[direction] if direction.__class__ is int else direction,
-        DISPOSITIONS[disposition] if disposition.__class__ is int else disposition,
-    )
+    """The record of a decoded payload ``f`` (the sealed row without its id)."""
+    return build_row(tenant_id, [record_id, *f])
 
 
 def decode(tenant_id: str, record_id: str, payload: bytes) -> CallRecord:
     return build(tenant_id, record_id, orjson.loads(payload))
-
-
-def decode_many(
-    tenant_id: str, record_ids: Sequence[str], payloads: Sequence[bytes]
-) -> list[CallRecord]:
-    """Many records at once: one orjson call over the joined payloads (the export's hot path)."""
-    if not payloads:
-        return []
-    arrays = orjson.loads(b"[" + b",".join(payloads) + b"]")
-    return [build(tenant_id, rid, f) for rid, f in zip(record_ids, arrays, strict=True)]
 
 
 def row(record_id: str, payload: bytes) -> bytes:

@@ -53,15 +53,6 @@ def test_every_record_round_trips(record: CallRecord) -> None:
     assert codec.encode(codec.decode(record.tenant_id, record.id, payload)) == payload
 
 
-@given(st.lists(records(), max_size=20))
-def test_decode_many_matches_decode(batch: list[CallRecord]) -> None:
-    payloads = [codec.encode(r) for r in batch]
-    tenant = "t"
-    ids = [r.id for r in batch]
-    many = codec.decode_many(tenant, ids, payloads)
-    assert many == [codec.decode(tenant, i, p) for i, p in zip(ids, payloads, strict=True)]
-
-
 @given(records())
 def test_head_is_what_the_lua_scripts_read(record: CallRecord) -> None:
     fields = orjson.loads(codec.encode(record))
