@@ -104,6 +104,19 @@ async def _unlock(redis: Any, tenant_id: str, token: bytes) -> None:
         await redis.delete(lock_key(tenant_id))
 
 
+def seal_keys(tenant_id: str, day: int) -> list[str]:
+    """KEYS of ``SEAL_LUA`` for ``day`` of ``tenant_id`` (the sealer's and the sweep's calls)."""
+    return [
+        meta_key(tenant_id),
+        hot_key(tenant_id),
+        hot_time_key(tenant_id),
+        tombstones_key(tenant_id),
+        segment_key(tenant_id, day),
+        day_index_key(tenant_id, day),
+        days_key(tenant_id),
+    ]
+
+
 def seal_boundary(now_ms: int) -> int:
     """Hot records that started before this are due (the last hour boundary that is at
     least SEAL_GRACE_MS old)."""
@@ -240,16 +253,7 @@ async def _seal_day(
         ]
         for fieldname, seq, _, _ in dead_list:
             args += [fieldname, seq]
-        keys = [
-            meta_key(tenant_id),
-            hot_key(tenant_id),
-            hot_time_key(tenant_id),
-            tombstones_key(tenant_id),
-            s_key,
-            y_key,
-            days_key(tenant_id),
-        ]
-        if int(await SEAL.run(redis, keys, args)):
+        if int(await SEAL.run(redis, seal_keys(tenant_id, day), args)):
             stats.sealed += len(sealed)
             # None sealed: every listed record changed meanwhile; a later pass lists them.
             return bool(sealed)

@@ -41,7 +41,7 @@ from cdrstream.store.layout import (
 )
 from cdrstream.store.migrate import DEFAULT_ZONE, MIGRATE_PER_SWEEP, migrate_tenant
 from cdrstream.store.scripts import FORGET, SEAL, SEG, TRIM_HOT, run_pipeline
-from cdrstream.store.sealer import parse_tombstones, seal_boundary, seal_tenant
+from cdrstream.store.sealer import parse_tombstones, seal_boundary, seal_keys, seal_tenant
 from cdrstream.store.summary import sweep_summaries
 
 #: Records one script call may delete: bounds the time it holds Redis.
@@ -215,7 +215,7 @@ async def trim_hot(redis: Any, tenant: str, cutoff: int, shape: Shape) -> tuple[
 
 async def drop_day(redis: Any, tenant: str, day: int, shape: Shape) -> int:
     """Delete a sealed day that has left the window, and its records' id-map entries."""
-    s_key, y_key = segment_key(tenant, day), day_index_key(tenant, day)
+    s_key = segment_key(tenant, day)
     raw, tombs = await run_pipeline(
         redis, [(None, "GET", [s_key]), (None, "HGETALL", [tombstones_key(tenant)])]
     )
@@ -245,16 +245,7 @@ async def drop_day(redis: Any, tenant: str, day: int, shape: Shape) -> int:
     args: list[Any] = [nonce, "drop", b"", b"", day, 0, 0, b""]
     for fieldname, seq, _, _ in dead:
         args += [fieldname, seq]
-    keys = [
-        meta_key(tenant),
-        hot_key(tenant),
-        hot_time_key(tenant),
-        tombstones_key(tenant),
-        s_key,
-        y_key,
-        days_key(tenant),
-    ]
-    if not int(await SEAL.run(redis, keys, args)):
+    if not int(await SEAL.run(redis, seal_keys(tenant, day), args)):
         return 0
     return len(rows)
 
