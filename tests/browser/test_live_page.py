@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from cdrstream.access.access_store import issue_token
 from cdrstream.core.clock import DAY_MS, now_ms
@@ -33,7 +33,6 @@ from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.browser.test_web_table import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.pipeline_helpers import create_topics, produce, start_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -101,16 +100,6 @@ def stack(
     finally:
         assert api.stop() == 0, api.log_tail()
         worker.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
