@@ -390,3 +390,68 @@ def test_token_issue_mask_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "masked-numbers" in lines[masked_id].split()
     assert "full-numbers" in lines[full_id].split()
     assert token.strip() not in listed
+
+
+# ------------------------------------------------------------------------------- cursor keys
+
+
+def test_a_cursor_of_the_previous_secret_is_accepted_for_an_hour_after_rotation() -> None:
+    from cdrstream.access.cursor_keys import CursorSecrets, SharedCursorKeys
+    from cdrstream.store.cursor import InvalidCursor, decode_cursor, encode_cursor
+
+    rotated_at = 1_700_000_000_000
+    wall = [rotated_at - 1]
+    keys = SharedCursorKeys(wall_ms=lambda: wall[0])
+    keys.update(CursorSecrets(b"old" * 8))
+    old_cursor = encode_cursor(keys, b"t1|q", 5, "rec-1")
+    keys.update(CursorSecrets(b"new" * 8, previous=b"old" * 8, rotated_at_ms=rotated_at))
+    new_cursor = encode_cursor(keys, b"t1|q", 5, "rec-1")
+    assert new_cursor != old_cursor  # signed with the new secret now
+    for at in (rotated_at, rotated_at + 3_599_999):  # within the hour: both accepted
+        wall[0] = at
+        assert decode_cursor(keys, b"t1|q", old_cursor) == (5, "rec-1")
+        assert decode_cursor(keys, b"t1|q", new_cursor) == (5, "rec-1")
+    wall[0] = rotated_at + 3_600_000  # an hour on: only the new one
+    with pytest.raises(InvalidCursor):
+        decode_cursor(keys, b"t1|q", old_cursor)
+    assert decode_cursor(keys, b"t1|q", new_cursor) == (5, "rec-1")
+    # the previous secret never signs, and never opens another query's cursor
+    with pytest.raises(InvalidCursor):
+        decode_cursor(keys, b"t2|q", new_cursor)
+
+
+def test_cursor_keys_not_loaded_are_unavailable_not_a_default_key() -> None:
+    from cdrstream.access.access_store import AccessUnavailable
+    from cdrstream.access.cursor_keys import SharedCursorKeys
+
+    with pytest.raises(AccessUnavailable):
+        SharedCursorKeys().signing_key()
+
+
+# ------------------------------------------------------------------------------- sign-in claims
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"sub": "acme", "tenants": ["t1", "t2"], "airtime_reseller": True},
+         Principal("acme", frozenset({"t1", "t2"}), True, False)),
+        ({"sub": "acme", "tenants": "t1 t2", "airtime_reseller": True, "masked_numbers": True},
+         Principal("acme", frozenset({"t1", "t2"}), True, True)),
+        ({"sub": "acme"}, Principal("acme", frozenset(), False, False)),
+        ({"tenants": ["t1"], "airtime_reseller": True}, None),  # no partner
+        ({"sub": "two words", "tenants": ["t1"]}, None),
+        ({"sub": 42, "tenants": ["t1"]}, None),
+        ({"sub": "acme", "tenants": [1, 2]}, None),
+        ({"sub": "acme", "tenants": {"t1": True}}, None),
+        ({"sub": "acme", "airtime_reseller": "true"}, None),
+        ({"sub": "acme", "airtime_reseller": 1}, None),
+        ({"sub": "acme", "masked_numbers": "false"}, None),
+        ({"sub": "acme", "masked_numbers": None}, None),
+    ],
+)  # fmt: skip
+def test_principal_from_sign_in_claims(claims: dict, expected: Principal | None) -> None:
+    from cdrstream.access.oidc import OidcConfig, principal_from_claims
+
+    config = OidcConfig(issuer="https://idp.example", audience="cdrstream")
+    assert principal_from_claims(config, claims) == expected
