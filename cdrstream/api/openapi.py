@@ -31,6 +31,12 @@ _MASKED = (
 )
 
 
+_MASKED_TEXT = (
+    "For a token with masked numbers, a value holding seven digits in a row (a number the "
+    f"PBX put here) is masked whole like a number ('+31 {MASK} 5678', '{MASK}')."
+)
+
+
 def _json(description: str, schema_ref: str | None = None) -> dict[str, Any]:
     content: dict[str, Any] = {"schema": {"$ref": schema_ref}} if schema_ref else {"schema": {}}
     return {"description": description, "content": {"application/json": content}}
@@ -229,7 +235,7 @@ _ROUTE_PARAMETERS: dict[str, dict[str, str]] = {
 #: What each JSON key of a record is (``RECORD_FIELDS``).
 _FIELDS: dict[str, str] = {
     "id": "stable id of the (tenant, call) record",
-    "call_id": "the PBX's call id",
+    "call_id": "the PBX's call id; null for a token with masked numbers",
     "started_at": "UTC, e.g. 2026-11-25T08:14:03.120Z",
     "started_at_local": "the same instant in the display zone, e.g. 2026-11-25T09:14:03.120+01:00",
     "answered_at": "UTC; null when the call was not answered",
@@ -239,9 +245,10 @@ _FIELDS: dict[str, str] = {
     "source_raw": "A number as the PBX sent it; null for a token with masked numbers",
     "destination": "B number, E.164. " + _MASKED,
     "destination_raw": "B number as the PBX sent it; null for a token with masked numbers",
-    "extension": "the tenant's extension; 0 for calls to a service",
+    "extension": "the tenant's extension; 0 for calls to a service. " + _MASKED_TEXT,
     "direction": "inbound or outbound",
-    "disposition": "answered, no_answer, busy, failed, cancelled",
+    "disposition": "answered, no_answer, busy, failed, cancelled (or another word the PBX "
+    "wrote); null when the PBX gave none. " + _MASKED_TEXT,
 }
 
 
@@ -250,12 +257,10 @@ def _field_schema(field: RecordField, key: str) -> dict[str, Any]:
         "text": {"type": "string"},
         "time": {"type": "string", "format": "date-time"},
         "seconds": {"type": "integer", "minimum": 0},
-        "number": {"type": "string"},
-        "raw_number": {"type": ["string", "null"]},
         "direction": {"type": "string", "enum": ["inbound", "outbound"]},
     }
     schema = dict(kinds[field.kind])
-    if field.nullable:
+    if field.nullable or field.when_masked == "withheld":
         schema["type"] = [schema["type"], "null"]
     return {**schema, "description": _FIELDS[key]}
 
