@@ -555,3 +555,34 @@ def test_the_page_checks_tenant_ids_with_the_core_pattern() -> None:
     [html] = re.findall(r'id="tenant"[^>]*pattern="([^"]*)"', page)
     assert js == TENANT_ID.pattern
     assert html.replace("\\-", "-") == TENANT_ID.pattern
+
+
+# ------------------------------------------------------------------------------- problems
+
+
+def test_a_parameter_given_many_times_is_one_problem() -> None:
+    result = parse_cdrs_params([("limit", "1")] * 400 + [("x", "1")] * 400, NL)
+    assert result == [
+        InvalidParam("limit", "given more than once"),
+        InvalidParam("x", "unknown parameter"),
+    ]
+
+
+def test_a_problem_lists_at_most_ten_parameters_and_counts_the_rest() -> None:
+    import orjson
+
+    from cdrstream.api.problems import bad_request
+
+    result = parse_cdrs_params([(f"x{n}", "1") for n in range(400)], NL)
+    assert isinstance(result, list) and len(result) == 400
+    response = bad_request(result)
+    assert isinstance(response.body, bytes) and len(response.body) < 1_500
+    body = orjson.loads(response.body)
+    assert [p["name"] for p in body["invalid_params"]] == [f"x{n}" for n in range(10)]
+    assert body["invalid_params_omitted"] == 390
+    assert (
+        body["detail"] == "invalid parameter(s): x0, x1, x2, x3, x4, x5, x6, x7, x8, x9 "
+        "and 390 more"
+    )
+    few = orjson.loads(bad_request(result[:10]).body)  # type: ignore[arg-type]
+    assert len(few["invalid_params"]) == 10 and "invalid_params_omitted" not in few
