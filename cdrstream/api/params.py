@@ -157,7 +157,17 @@ CDRS_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "direction", {"type": "string", "enum": ["inbound", "outbound"]}, "inbound", _direction
     ),
-    ParamSpec("extension", {"type": "string", "minLength": 1, "maxLength": 64}, "201", _extension),
+    ParamSpec(
+        "extension",
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+        },
+        "201",
+        _extension,
+    ),
     ParamSpec(
         "number", {"type": "string", "minLength": 1, "maxLength": _MAX_NUMBER_LEN}, "+3120", _number
     ),
@@ -167,7 +177,12 @@ CDRS_PARAMS: tuple[ParamSpec, ...] = (
         "100",
         _limit,
     ),
-    ParamSpec("cursor", {"type": "string", "maxLength": MAX_CURSOR_CHARS}, "", _cursor),
+    ParamSpec(
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR_CHARS, "pattern": "^[A-Za-z0-9_-]+$"},
+        "",
+        _cursor,
+    ),
     ParamSpec(
         "format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "csv", _format
     ),

@@ -1071,7 +1071,7 @@ def test_head_on_readyz_says_not_ready_when_redis_is_down(dead_redis_server: Ser
 
 def test_openapi_matches_what_the_server_accepts(loaded: Server) -> None:
     document = get(loaded.base, "/openapi.json").json()
-    assert document["openapi"].startswith("3.1")
+    assert document["openapi"].startswith("3.2")
     documented = document["paths"]
     # Every documented route answers (nothing documented is a 404) ...
     for path, item in documented.items():

@@ -263,11 +263,14 @@ def test_openapi_parameters_are_the_parser_parameters() -> None:
             assert not isinstance(parse_cdrs_params([(name, "")], NL), list)
     assert isinstance(parse_cdrs_params([("undocumented", "1")], NL), list)
     # the limits in the document are the parser's limits
-    limit = next(p for p in operation["parameters"] if p["name"] == "limit")["schema"]
+    schemas = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    for schema in schemas.values():  # every value may be empty (read as absent)
+        assert {"const": ""} in schema["anyOf"]
+    limit = schemas["limit"]["anyOf"][0]
     assert ok(f"limit={limit['maximum']}").limit == limit["maximum"]
     assert isinstance(parse(f"limit={limit['maximum'] + 1}"), list)
     assert isinstance(parse(f"limit={limit['minimum'] - 1}"), list)
-    direction = next(p for p in operation["parameters"] if p["name"] == "direction")["schema"]
+    direction = schemas["direction"]["anyOf"][0]
     for value in direction["enum"]:
         assert ok(f"direction={value}").query.direction == value
 
