@@ -30,6 +30,7 @@ from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
+from tests.conftest import running_kafka
 from tests.integration.pipeline_helpers import create_topics
 from tests.unit.test_ingest_freeswitch import leg
 
@@ -43,17 +44,7 @@ CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 @pytest.fixture(scope="module")
 def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
-    defaults = load_settings({})
-    node = KafkaNode(
-        base_dir=tmp_path_factory.mktemp("kafka-outage"),
-        port=free_port(),
-        controller_port=free_port(),
-        version=defaults.kafka_version,
-        cache_dir=Path(defaults.cache_dir),
-    )
-    node.up()
-    yield node
-    node.down()
+    yield from running_kafka(tmp_path_factory.mktemp("kafka-outage"))
 
 
 @pytest.fixture
