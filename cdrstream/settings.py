@@ -56,6 +56,7 @@ class Settings:
     ingest_tenant_variable: str = "cdrstream_tenant"
     ingest_default_tenant: str = ""
     ingest_trunk_profiles: str = "external"
+    ingest_compression: str = "zstd"
     asterisk_tz: str = "UTC"
     asterisk_trunks: str = ""
     ami_host: str = "127.0.0.1"
@@ -113,6 +114,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ingest_tenant_variable": "FreeSWITCH channel variable naming the tenant (else `domain_name`)",
     "ingest_default_tenant": "tenant of CDRs that name none (no variable/domain, no accountcode)",
     "ingest_trunk_profiles": "Sofia profiles (comma separated) whose legs face the PSTN",
+    "ingest_compression": "codec of the adapters' Kafka batches: `zstd`, `lz4`, `gzip`, `snappy`,"
+    " `none`",
     "asterisk_tz": "IANA zone of Asterisk's zone-less CDR times (`UTC` with `usegmtime=yes`)",
     "asterisk_trunks": "Asterisk trunk endpoints (comma separated); empty: non-numeric endpoints",
     "ami_host": "Asterisk manager (AMI) host for `cdrstream ingest asterisk-ami`",
