@@ -84,6 +84,7 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
+from cdrstream.ingest.pbx_tenants import PbxTenants
 from cdrstream.ingest.results import Rejected, Result, Skipped, checked, printable_id
 
 #: Largest post read, bytes. A CDR with call statistics, SDP and a long app log is 10-40 KiB.
@@ -139,6 +140,15 @@ class FreeswitchConfig:
     tenant_variable: str = "cdrstream_tenant"
     default_tenant: str = ""
     trunk_profiles: frozenset[str] = field(default_factory=lambda: frozenset({"external"}))
+    #: `TENANT_SOURCES` tried in this order (``CDRSTREAM_FREESWITCH_TENANT_SOURCES``).
+    tenant_sources: tuple[str, ...] = ("variable", "domain", "map")
+    tenants: PbxTenants = field(default_factory=PbxTenants)
+
+
+#: Where a leg's tenant may come from: the channel variable ``tenant_variable``,
+#: ``domain_name``, the tenants file (the leg's gateway in a tenant's ``trunks``, an inbound
+#: leg's destination in its ``numbers``).
+TENANT_SOURCES = ("variable", "domain", "map")
 
 
 def decode_post(content_type: str, body: bytes) -> dict[str, Any] | Rejected:
@@ -358,13 +368,6 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     if direction not in ("inbound", "outbound"):
         return Rejected("variables.direction", "missing, or not inbound/outbound")
 
-    tenant = read.get(config.tenant_variable) or read.get("domain_name") or config.default_tenant
-    if not tenant:
-        return Rejected(
-            f"variables.{config.tenant_variable}",
-            "no tenant: set this channel variable (or domain_name), or a default tenant",
-        )
-
     times: dict[str, int | None] = {}
     for name in ("start", "answer", "end"):
         value = _epoch_ms(read, name)
@@ -376,19 +379,18 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     if times["end"] is None:
         return Rejected("variables.end_epoch", "missing")
 
-    caller = _text(first.get("caller_id_number"))
-    caller = caller or read.get("caller_id_number") or read.get("sip_from_user") or ""
-    if _withheld(read):
-        caller = "anonymous"
-    callee = _text(first.get("destination_number"))
-    callee = (
-        callee
-        or read.get("destination_number")
-        or read.get("sip_req_user")
-        or read.get("sip_to_user")
-    )
+    caller, callee = _numbers(first, read)
     if callee is None:
         return Rejected("callflow.caller_profile.destination_number", "missing")
+
+    tenant = _tenant(read, callee if direction == "inbound" else None, config)
+    if not tenant:
+        sources = ", ".join(config.tenant_sources) or "none"
+        return Rejected(
+            f"variables.{config.tenant_variable}",
+            f"no tenant from the tenant sources ({sources}): set this channel variable, map "
+            "the gateway or number in the tenants file, or set a default tenant",
+        )
 
     answered = times["answer"] is not None
     event: dict[str, Any] = {
@@ -423,10 +425,54 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
         extension = extension or _originating_extension(profiles)
     if extension:
         event["extension"] = extension
-    region = read.get("cdrstream_region")
+    region = read.get("cdrstream_region") or config.tenants.region(tenant)
     if region:
         event["tenant_region"] = region
     return checked(event, {**_SOURCE_FIELDS, "tenant_id": f"variables.{config.tenant_variable}"})
+
+
+def _numbers(first: Mapping[str, Any], read: _Variables) -> tuple[str, str | None]:
+    """(caller, callee) of the leg. On a leg FreeSWITCH originated itself (``originate``:
+    dialers, click-to-call, callbacks) it flips the caller id (``channel_cid_flipped``): the
+    caller profile then shows the called number as the caller, and the number presented to
+    the called party is ``origination_caller_id_number`` (else the effective caller id)."""
+    caller = _text(first.get("caller_id_number"))
+    if (read.get("channel_cid_flipped") or "").lower() in TRUE_WORDS:
+        caller = (
+            read.get("origination_caller_id_number")
+            or read.get("effective_caller_id_number")
+            or _text(first.get("ani"))
+        )
+    caller = caller or read.get("caller_id_number") or read.get("sip_from_user") or ""
+    if _withheld(read):
+        caller = "anonymous"
+    callee = _text(first.get("destination_number"))
+    callee = (
+        callee
+        or read.get("destination_number")
+        or read.get("sip_req_user")
+        or read.get("sip_to_user")
+    )
+    return caller, callee
+
+
+def _tenant(read: _Variables, inbound_callee: str | None, config: FreeswitchConfig) -> str:
+    """The first tenant the configured sources name, else the default tenant ("": none)."""
+    for source in config.tenant_sources:
+        found: str | None = None
+        if source == "variable":
+            found = read.get(config.tenant_variable)
+        elif source == "domain":
+            found = read.get("domain_name")
+        elif source == "map":
+            found = config.tenants.by_trunk(
+                read.get("sip_gateway_name") or "", read.get("sip_gateway") or ""
+            )
+            if found is None and inbound_callee:
+                found = config.tenants.by_number(inbound_callee)
+        if found:
+            return found
+    return config.default_tenant
 
 
 def _bridged_destination(profiles: list[dict[str, Any]]) -> str | None:
