@@ -36,8 +36,8 @@ PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it sp
 - ``disposition``: ``ANSWERED`` if any CDR was, else the strongest of ``BUSY``,
   ``CONGESTION``, ``FAILED``, ``CANCEL``, ``NO ANSWER`` (so ringing a queue of five phones is
   one call, answered by one of them, not four missed calls and one answered);
-- inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR (the extension the call
-  arrived on: the DID when the inbound context matches DIDs); ``routed_to`` ``queue`` when it
+- inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR when it is a number
+  (the DID), else the tenant's first number in the tenants file, never a menu key (`1`); ``routed_to`` ``queue`` when it
   went through ``Queue``, else ``extension`` when a phone answered it, else ``voicemail``,
   ``conference`` or ``ivr`` by the applications it ran; ``extension`` the endpoint of the
   last phone that answered (``PJSIP/201-0000002a`` -> ``201``) when it looks like one;
@@ -45,7 +45,10 @@ PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it sp
   dialplan set ``CALLERID(num)``, else the extension), ``callee`` = ``dst`` (the number the
   phone dialled), or, when Party A is a trunk too (a call forwarded back out), the number in
   the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one;
-- ``tenant_id`` the ``accountcode`` (Asterisk's per-account field), else the default tenant;
+- ``tenant_id`` from `AsteriskConfig.tenant_sources` (`_tenant`; never a trunk channel's own
+  ``accountcode``), else the default tenant; ``tenant_region`` the tenant's region;
+- CDRs of dialled channels (``lastapp`` ``AppDial``) are not calls (`calling_rows`); an
+  outbound leg starts when the phone dialled, through ``Local`` channels included;
 - ``event_id`` ``ast:<uniqueid>:<trunk channel>``, ``call_id`` ``<uniqueid>:<trunk channel>``:
   the same rows read again, from the file or from AMI, are the same event.
 
