@@ -38,13 +38,17 @@ def load_tenant_profiles(path: str | Path) -> dict[str, TenantProfile]:
     """Read and check the tenants file; an empty path means no file (no profiles)."""
     if not str(path):
         return {}
+    return parse_tenant_profiles(read_tenants_file(path), source=str(path))
+
+
+def read_tenants_file(path: str | Path) -> object:
+    """The decoded JSON of the tenants file (not yet checked)."""
     try:
-        data = orjson.loads(Path(path).read_bytes())
+        return orjson.loads(Path(path).read_bytes())
     except OSError as exc:
         raise TenantProfilesError(f"{path}: cannot read the tenants file: {exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise TenantProfilesError(f"{path}: not JSON: {exc}") from exc
-    return parse_tenant_profiles(data, source=str(path))
 
 
 def parse_tenant_profiles(data: object, source: str = "tenants file") -> dict[str, TenantProfile]:

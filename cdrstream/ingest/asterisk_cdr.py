@@ -37,10 +37,11 @@ PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it sp
   ``CONGESTION``, ``FAILED``, ``CANCEL``, ``NO ANSWER`` (so ringing a queue of five phones is
   one call, answered by one of them, not four missed calls and one answered);
 - inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR when it is a number
-  (the DID), else the tenant's first number in the tenants file, never a menu key (`1`); ``routed_to`` ``queue`` when it
-  went through ``Queue``, else ``extension`` when a phone answered it, else ``voicemail``,
-  ``conference`` or ``ivr`` by the applications it ran; ``extension`` the endpoint of the
-  last phone that answered (``PJSIP/201-0000002a`` -> ``201``) when it looks like one;
+  (the DID), else the tenant's first number in the tenants file, never a menu key (`1`);
+  ``routed_to`` ``queue`` when it went through ``Queue``, else ``extension`` when a phone
+  answered it, else ``voicemail``, ``conference`` or ``ivr`` by the applications it ran;
+  ``extension`` the endpoint of the last phone that answered (``PJSIP/201-0000002a`` ->
+  ``201``) when it looks like one;
 - outbound: ``caller`` = ``src`` (Party A's caller-id: the presented number when the
   dialplan set ``CALLERID(num)``, else the extension), ``callee`` = ``dst`` (the number the
   phone dialled), or, when Party A is a trunk too (a call forwarded back out), the number in

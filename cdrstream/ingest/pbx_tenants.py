@@ -25,9 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
-from cdrstream.tenant_profiles import TenantProfilesError, parse_tenant_profiles
+from cdrstream.tenant_profiles import (
+    TenantProfilesError,
+    parse_tenant_profiles,
+    read_tenants_file,
+)
 
 _NUMBER = re.compile(r"\+?[0-9]{3,20}")
 _NAME = re.compile(r"[A-Za-z0-9_.:/@+-]{1,120}")
@@ -94,13 +96,7 @@ def load_pbx_tenants(path: str | Path) -> PbxTenants:
     """Read the tenants file; an empty path means none (`TenantProfilesError` if unusable)."""
     if not str(path):
         return PbxTenants()
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise TenantProfilesError(f"{path}: cannot read the tenants file: {exc}") from exc
-    except orjson.JSONDecodeError as exc:
-        raise TenantProfilesError(f"{path}: not JSON: {exc}") from exc
-    return parse_pbx_tenants(data, source=str(path))
+    return parse_pbx_tenants(read_tenants_file(path), source=str(path))
 
 
 def region_warnings(tenants: PbxTenants, default_region: str, tenants_file: str) -> list[str]:
