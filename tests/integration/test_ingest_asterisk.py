@@ -152,7 +152,7 @@ def chains(tenant: str, start: datetime) -> list[list[dict[str, Any]]]:
                 **unanswered,
             ),
         ],
-        [row(f"{u}.4", dstchannel="", lastapp="BackGround", dst="s")],  # an IVR
+        [row(f"{u}.4", dstchannel="", lastapp="BackGround")],  # an IVR on the DID's context
         [  # 201 answers, then transfers to 202
             row(f"{u}.5", end=at(30), duration=30, billsec=25),
             row(
