@@ -39,13 +39,15 @@ PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it sp
 - inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR when it is a number
   (the DID), else the tenant's first number in the tenants file, never a menu key (`1`);
   ``routed_to`` ``queue`` when it went through ``Queue``, else ``extension`` when a phone
-  answered it, else ``voicemail``, ``conference`` or ``ivr`` by the applications it ran;
+  answered it, else ``forward`` when it went back out (`_routed_to`), else ``voicemail``,
+  ``conference`` or ``ivr`` by the applications it ran;
   ``extension`` the endpoint of the last phone that answered (``PJSIP/201-0000002a`` ->
   ``201``) when it looks like one;
 - outbound: ``caller`` = ``src`` (Party A's caller-id: the presented number when the
   dialplan set ``CALLERID(num)``, else the extension), ``callee`` = ``dst`` (the number the
   phone dialled), or, when Party A is a trunk too (a call forwarded back out), the number in
-  the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one;
+  the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one.
+  A trunk -> trunk CDR left by an attended transfer is no outbound leg (`_transfer_into`);
 - ``tenant_id`` from `AsteriskConfig.tenant_sources` (`_tenant`; never a trunk channel's own
   ``accountcode``), else the default tenant; ``tenant_region`` the tenant's region;
 - CDRs of dialled channels (``lastapp`` ``AppDial``) are not calls (`calling_rows`); an
@@ -406,9 +408,26 @@ def pstn_legs(chain: Sequence[AsteriskCdr], trunks: frozenset[str]) -> dict[str,
     for index, cdr in enumerate(chain):
         if is_trunk(cdr.channel, trunks):
             legs.setdefault(cdr.channel, []).append(index)
-        if is_trunk(cdr.dstchannel, trunks):  # also when Party A is a trunk: a forward
-            legs.setdefault(cdr.dstchannel, []).append(index)
+        if is_trunk(cdr.dstchannel, trunks) and not _transfer_into(cdr, trunks):
+            legs.setdefault(cdr.dstchannel, []).append(index)  # also trunk -> trunk: a forward
     return legs
+
+
+def _transfer_into(cdr: AsteriskCdr, trunks: frozenset[str]) -> bool:
+    """A trunk -> trunk CDR that an attended transfer made: Party A (the carrier's caller)
+    last dialled a phone or an extension (``Dial(PJSIP/201)``, ``Dial(Local/2998@ctx)``);
+    that phone called out and joined the two. The outbound crossing is the phone's own call
+    (its chain has the trunk as Party B); this CDR only adds talk time to the inbound call.
+    A forward or a blind transfer dials the outside number from Party A itself (a trunk, or
+    a ``Local`` channel to an outside number)."""
+    if not is_trunk(cdr.channel, trunks) or cdr.lastapp.lower() != "dial":
+        return False
+    target = cdr.lastdata.split(",", 1)[0].split("&", 1)[0].strip()
+    tech, _, rest = target.partition("/")
+    if not rest or _outside(f"{target}-0", trunks):
+        return False
+    name = rest if tech.lower() == "local" else re.split(r"[@/]", rest, maxsplit=1)[0]
+    return _EXTENSION.fullmatch(name.split("@", 1)[0]) is not None
 
 
 def chain_events(chain: Sequence[AsteriskCdr], config: AsteriskConfig) -> list[Result]:
@@ -437,14 +456,40 @@ def _strongest(dispositions: Sequence[str]) -> str:
     return dispositions[0] if dispositions else ""
 
 
+def _outside(channel: str, trunks: frozenset[str]) -> bool:
+    """A channel that leaves the PBX: a trunk, or a ``Local`` channel whose extension is an
+    outside number (5 or more digits: ``Local/0612345678@out``), whose other half dials it."""
+    if is_trunk(channel, trunks):
+        return True
+    tech, endpoint = channel_parts(channel)
+    return tech.lower() == "local" and bool(_DELIVERED_NUMBER.fullmatch(endpoint.split("@")[0]))
+
+
+def _phone(channel: str, trunks: frozenset[str]) -> bool:
+    return bool(channel) and not _outside(channel, trunks)
+
+
+def _transferred_out(row: AsteriskCdr) -> bool:
+    """``Transfer()`` to an outside number: the PBX handed the call to the carrier (SIP
+    REFER), which connects it; no trunk channel of this PBX carries that part."""
+    if row.lastapp.lower() != "transfer":
+        return False
+    target = row.lastdata.split(",", 1)[0].strip()
+    number = _dialled_number(target) or target
+    return bool(_DELIVERED_NUMBER.fullmatch(number))
+
+
 def _routed_to(rows: Sequence[AsteriskCdr], trunks: frozenset[str]) -> str | None:
+    """Where an inbound call went. ``forward`` when no phone answered it and it went back
+    out (to a trunk, a ``Local`` channel dialling an outside number, or ``Transfer()`` to
+    one): an extension's forward to a mobile, a transfer outside before anyone answered."""
     apps = {row.lastapp.lower() for row in rows}
     if apps & _QUEUE_APPS:
         return "queue"
-    if any(
-        row.answered and row.dstchannel and not is_trunk(row.dstchannel, trunks) for row in rows
-    ):
+    if any(row.answered and _phone(row.dstchannel, trunks) for row in rows):
         return "extension"
+    if any(_outside(row.dstchannel, trunks) or _transferred_out(row) for row in rows):
+        return "forward"
     if apps & _VOICEMAIL_APPS:
         return "voicemail"
     if apps & _CONFERENCE_APPS:
@@ -499,7 +544,9 @@ def _leg_event(
         # The phone's dial towards the trunk through Local channels is part of this call:
         # it started when the phone dialled.
         rows = [
-            r for r in chain[: indexes[-1] + 1] if r.dstchannel.lower().startswith("local/")
+            r
+            for r in chain[: indexes[0]]
+            if r.dstchannel.lower().startswith("local/") and r.lastdata == first.lastdata
         ] + rows
     key = first.uniqueid or f"{first.channel}@{min(row.start_ms for row in rows) // 1000}"
     if not printable_id(key) or len(trunk) > 120 or not trunk.isprintable():
@@ -547,7 +594,7 @@ def _leg_event(
         phones = [
             row.dstchannel
             for row in (answered or leg_rows)
-            if row.dstchannel and not is_trunk(row.dstchannel, config.trunks)
+            if _phone(row.dstchannel, config.trunks)
         ]
         extension = _endpoint_extension(phones[-1]) if phones else None
     else:

@@ -58,7 +58,8 @@ becomes two events, each its own record, like the forwarded legs of contract §3
   answered), else the ``*_epoch`` seconds; ``duration`` is ``billsec`` when answered, else 0.
 - ``disposition`` from ``hangup_cause`` (`disposition_of`).
 - inbound ``routed_to``: ``queue`` when mod_callcenter or mod_fifo had it (``cc_queue``,
-  ``fifo_name``, their applications), else ``extension`` when it was bridged, else
+  ``fifo_name``, their applications), else ``extension`` when it was bridged to a phone's
+  leg, else ``forward`` when only to PSTN legs (a forward to a mobile), else
   ``voicemail``, ``conference`` or ``ivr`` by the applications it ran; ``extension``: the
   channel variable ``cdrstream_extension`` when the dialplan sets it, else, inbound, the
   destination of the newest bridged leg (``originatee``), outbound, the originating phone's
@@ -306,11 +307,19 @@ def _applications(document: Mapping[str, Any], read: _Variables) -> set[str]:
     return apps
 
 
-def _routed_to(document: Mapping[str, Any], read: _Variables, bridged: bool) -> str | None:
+def _routed_to(
+    document: Mapping[str, Any], read: _Variables, bridged: bool, forwarded: bool
+) -> str | None:
+    """``forward`` when the leg was bridged only to PSTN legs (a forward to a mobile, a
+    transfer to an outside number before any phone answered): no extension took it."""
     apps = _applications(document, read)
     if read.get("cc_queue") or read.get("fifo_name") or apps & _QUEUE_APPS:
         return "queue"
-    if bridged or (apps & _BRIDGE_APPS and read.get("bridge_uuid")):
+    if bridged:
+        return "extension"
+    if forwarded:
+        return "forward"
+    if apps & _BRIDGE_APPS and read.get("bridge_uuid"):
         return "extension"
     if "voicemail" in apps:
         return "voicemail"
@@ -364,7 +373,7 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     word = read.get("direction") or (
         _text(channel_data.get("direction")) if isinstance(channel_data, dict) else None
     )
-    direction = (word or "").lower()
+    direction = (word or _legacy_direction(document, read)).lower()
     if direction not in ("inbound", "outbound"):
         return Rejected("variables.direction", "missing, or not inbound/outbound")
 
@@ -416,8 +425,9 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
 
     extension = _extension_like(read.get("cdrstream_extension"))
     if direction == "inbound":
-        bridged_to = _bridged_destination(profiles)
-        routed_to = _routed_to(document, read, bridged_to is not None)
+        bridged_to = _bridged_destination(profiles, config.trunk_profiles, phones=True)
+        forwarded = _bridged_destination(profiles, config.trunk_profiles, phones=False)
+        routed_to = _routed_to(document, read, bridged_to is not None, forwarded is not None)
         if routed_to:
             event["routed_to"] = routed_to
         extension = extension or _extension_like(bridged_to)
@@ -429,6 +439,15 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     if region:
         event["tenant_region"] = region
     return checked(event, {**_SOURCE_FIELDS, "tenant_id": f"variables.{config.tenant_variable}"})
+
+
+def _legacy_direction(document: Mapping[str, Any], read: _Variables) -> str:
+    """The direction of a leg from a FreeSWITCH that wrote neither ``variables.direction``
+    nor ``channel_data.direction`` (e.g. 1.6, 2018): ``outbound`` when the switch created
+    the leg (``is_outbound``, or it has an originator: a B-leg), else ``inbound``."""
+    if (read.get("is_outbound") or "").lower() in TRUE_WORDS or is_b_leg(document):
+        return "outbound"
+    return "inbound"
 
 
 def _numbers(first: Mapping[str, Any], read: _Variables) -> tuple[str, str | None]:
@@ -475,14 +494,28 @@ def _tenant(read: _Variables, inbound_callee: str | None, config: FreeswitchConf
     return config.default_tenant
 
 
-def _bridged_destination(profiles: list[dict[str, Any]]) -> str | None:
-    """The destination number of the newest leg this leg was bridged to (``originatee``)."""
+def _bridged_destination(
+    profiles: list[dict[str, Any]], trunk_profiles: frozenset[str], *, phones: bool
+) -> str | None:
+    """The destination number of the newest leg this leg was bridged to (``originatee``):
+    of a phone's leg (``phones``), else of a PSTN leg (`is_pstn_channel`)."""
     for entry in profiles:  # newest first
         for other in _other_profiles(_caller_profile(entry), "originatee"):
             number = _text(other.get("destination_number"))
-            if number:
+            if number and is_pstn_channel(_text(other.get("chan_name")), trunk_profiles) != phones:
                 return number
     return None
+
+
+def is_pstn_channel(chan_name: str | None, trunk_profiles: frozenset[str]) -> bool:
+    """A channel name of a PSTN leg: ``sofia/gateway/<gateway>/<number>`` or
+    ``sofia/<trunk profile>/<number>`` (a gateway leg is named after its profile)."""
+    parts = (chan_name or "").split("/")
+    return (
+        len(parts) >= 3
+        and parts[0] == "sofia"
+        and (parts[1] == "gateway" or parts[1] in trunk_profiles)
+    )
 
 
 def _originating_extension(profiles: list[dict[str, Any]]) -> str | None:

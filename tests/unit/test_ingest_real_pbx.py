@@ -266,6 +266,7 @@ def test_originate_leg_presents_the_origination_number() -> None:
         "cgrates_c8ccef5e.json",  # 1001 -> 1002, internal
         "cgrates_e3133bf7.json",  # 1001 -> 1003 on profile cgrtest
         "cgrates_01df56f4.json",  # dan's on-net call, redirected (old callflow object form)
+        "cgrates_5a3a1d91.json",  # 1001 -> 1002, internal, answered (CGRateS agents test)
     ],
 )
 def test_internal_freeswitch_legs_give_no_record(name: str) -> None:
@@ -283,3 +284,224 @@ def _json(event: dict[str, Any]) -> bytes:
     import orjson
 
     return orjson.dumps(event)
+
+
+# --- Forwarded and transferred calls (issue 21 item 7; derived fixtures, README) ---------
+
+
+def _ru(**fields: Any) -> dict[str, Any]:
+    """An event of the Russian PBX: tenant zgtel, region RU."""
+    return {"tenant_id": "zgtel", **fields, "tenant_region": "RU"}
+
+
+def _at(text: str) -> int:
+    return ms(f"2018-09-07T{text}+07:00")
+
+
+def test_inbound_call_forwarded_to_a_mobile_is_two_records() -> None:
+    """9996837840 calls 8 800 775 78 00 over KTTK; the dialplan forwards it to the mobile
+    0 924 382 04 31 through a Local channel and the G700: one record in (no extension took
+    it: extension 0), one out (to the mobile, presenting the caller)."""
+    _fs, ast, _warnings = configs()
+    data = (FIXTURES / "asterisk" / "ru_forward_derived_18col.csv").read_bytes()
+    common = {
+        "started_at": _at("11:05:01"),
+        "answered_at": _at("11:05:20"),
+        "ended_at": _at("11:08:24"),
+        "duration": 183,
+        "caller": "9996837840",
+        "disposition": "answered",
+    }
+    inbound = _ru(
+        event_id="ast:1536293101.12458:SIP/KTTK-0000098d",
+        call_id="1536293101.12458:SIP/KTTK-0000098d",
+        callee="88007757800",
+        direction="inbound",
+        routed_to="forward",
+        **common,
+    )
+    outbound = _ru(
+        event_id="ast:1536293101.12458:OOH323/avayaG700-1919",
+        call_id="1536293101.12458:OOH323/avayaG700-1919",
+        callee="09243820431",
+        direction="outbound",
+        **common,
+    )
+    (got,) = preview_asterisk_csv("fwd.csv", data, ast)
+    assert got == {"source": "fwd.csv:1", "events": [inbound, outbound], "skipped": None,
+                   "rejected": None}  # fmt: skip
+    assert _records(got["events"]) == [
+        ("inbound", "+79996837840", "+78007757800", "0"),
+        ("outbound", "+79996837840", "+79243820431", "0"),
+    ]
+
+
+def test_blind_transfer_to_an_outside_number_is_two_records() -> None:
+    """The IVR call: 2910 answers (9 + 50 s), then transfers the caller blind to
+    0 908 325 85 57 (G700, answered after 10 s, 16 s talk). In: the whole call, 75 s,
+    extension 2910 who took it; out: from the transfer to the end."""
+    _fs, ast, _warnings = configs()
+    data = (FIXTURES / "asterisk" / "ru_blind_transfer_derived_18col.csv").read_bytes()
+    inbound = _ru(
+        event_id="ast:1536293250.12602:SIP/KTTK-000009ae",
+        call_id="1536293250.12602:SIP/KTTK-000009ae",
+        started_at=_at("11:07:30"),
+        answered_at=_at("11:07:30"),
+        ended_at=_at("11:08:56"),
+        duration=75,
+        caller="9996837840",
+        callee="88007757800",
+        direction="inbound",
+        disposition="answered",
+        routed_to="extension",
+        extension="2910",
+    )
+    outbound = _ru(
+        event_id="ast:1536293250.12602:OOH323/avayaG700-1946",
+        call_id="1536293250.12602:OOH323/avayaG700-1946",
+        started_at=_at("11:08:29"),
+        answered_at=_at("11:08:39"),
+        ended_at=_at("11:08:56"),
+        duration=16,
+        caller="9996837840",
+        callee="09083258557",
+        direction="outbound",
+        disposition="answered",
+    )
+    (got,) = preview_asterisk_csv("blind.csv", data, ast)
+    assert got["events"] == [inbound, outbound]
+
+
+def test_attended_transfer_the_outbound_crossing_is_the_phones_own_record() -> None:
+    """2910 answers the IVR call, calls 0 908 325 85 57 itself (its own chain: an outbound
+    record, extension 2910), then joins the two. The carrier caller's chain then has a
+    KTTK -> G700 row: more talk time for the inbound record (9 + 52 + 60 s), never a second
+    record of the same G700 channel."""
+    _fs, ast, _warnings = configs()
+    data = (FIXTURES / "asterisk" / "ru_attended_transfer_derived_18col.csv").read_bytes()
+    consult = _ru(
+        event_id="ast:1536293284.12655:OOH323/avayaG700-1946",
+        call_id="1536293284.12655:OOH323/avayaG700-1946",
+        started_at=_at("11:08:04"),
+        answered_at=_at("11:08:14"),
+        ended_at=_at("11:08:31"),
+        duration=16,
+        caller="2910",
+        callee="09083258557",
+        direction="outbound",
+        disposition="answered",
+        extension="2910",
+    )
+    inbound = _ru(
+        event_id="ast:1536293250.12602:SIP/KTTK-000009ae",
+        call_id="1536293250.12602:SIP/KTTK-000009ae",
+        started_at=_at("11:07:30"),
+        answered_at=_at("11:07:30"),
+        ended_at=_at("11:09:31"),
+        duration=121,
+        caller="9996837840",
+        callee="88007757800",
+        direction="inbound",
+        disposition="answered",
+        routed_to="extension",
+        extension="2910",
+    )
+    got = preview_asterisk_csv("att.csv", data, ast)
+    assert [(item["source"], item["events"]) for item in got] == [
+        ("att.csv:1", [consult]),
+        ("att.csv:3", [inbound]),
+    ]
+
+
+def test_seventeen_columns_loguniqueid_without_userfield() -> None:
+    """cdr_csv with loguniqueid=yes, loguserfield=no writes 17 columns, the 17th the
+    uniqueid: the same records as the 18-column rows."""
+    _fs, ast, _warnings = configs()
+    data = (FIXTURES / "asterisk" / "ru_h323_17col_derived.csv").read_bytes()
+    got = preview_asterisk_csv("ru17.csv", data, ast)
+    assert [item["events"] for item in got] == [RU_EXPECTED[1]["events"], RU_EXPECTED[3]["events"]]
+
+
+def test_freeswitch_inbound_leg_forwarded_to_the_pstn() -> None:
+    """A carrier leg (profile external) bridged to a leg on the external profile (the
+    forward out): answered, 21 s, no extension took it."""
+    fs, _ast, _warnings = configs()
+    name = "derived_forward_a_leg_from_cgrates_5a3a1d91.json"
+    data = (FIXTURES / "freeswitch" / name).read_bytes()
+    assert preview_freeswitch(name, data, fs)["events"] == [
+        {
+            "event_id": "fs:5a3a1d91-90d3-4db4-af5c-cc3ae15d93a4:a",
+            "tenant_id": "192.168.56.202",
+            "call_id": "5a3a1d91-90d3-4db4-af5c-cc3ae15d93a4",
+            "started_at": 1521025758006,
+            "answered_at": 1521025767766,
+            "ended_at": 1521025788366,
+            "duration": 21,
+            "caller": "1001",
+            "callee": "1002",
+            "direction": "inbound",
+            "disposition": "answered",
+            "routed_to": "forward",
+        }
+    ]
+
+
+def test_freeswitch_missed_inbound_call() -> None:
+    """A carrier leg the caller hung up before anyone answered (ORIGINATOR_CANCEL)."""
+    fs, _ast, _warnings = configs()
+    name = "derived_missed_inbound_from_onex_a_leg.json"
+    data = (FIXTURES / "freeswitch" / name).read_bytes()
+    assert preview_freeswitch(name, data, fs)["events"] == [
+        {
+            "event_id": "fs:51156b0b-f91b-4fd3-9c8f-15226f6098be:a",
+            "tenant_id": "10.30.40.77",
+            "call_id": "51156b0b-f91b-4fd3-9c8f-15226f6098be",
+            "started_at": 1762923102707,
+            "ended_at": 1762923116247,
+            "duration": 0,
+            "caller": "1001",
+            "callee": "1003",
+            "direction": "inbound",
+            "disposition": "cancelled",
+            "tenant_region": "IN",
+        }
+    ]
+
+
+def test_freeswitch_both_legs_of_a_bridged_pstn_call() -> None:
+    """1001 calls out through gateway sipptester: the A-leg (1001's phone, internal) is no
+    record, the B-leg through the gateway is the outbound one (cancelled while ringing)."""
+    fs, _ast, _warnings = configs()
+    a_leg = (FIXTURES / "freeswitch" / "onex_internal_a_leg_cancelled.json").read_bytes()
+    b_leg = (FIXTURES / "freeswitch" / "derived_gateway_b_leg_from_onex_b_leg.json").read_bytes()
+    assert preview_freeswitch("a", a_leg, fs)["skipped"] == "not_pstn_leg"
+    assert preview_freeswitch("b", b_leg, fs)["events"] == [
+        {
+            "event_id": "fs:ab0aa08a-ead3-42c6-a365-99553a001fba:b",
+            "tenant_id": "campaigns",
+            "call_id": "ab0aa08a-ead3-42c6-a365-99553a001fba",
+            "started_at": 1762923112727,
+            "ended_at": 1762923116247,
+            "duration": 0,
+            "caller": "1001",
+            "callee": "1003",
+            "direction": "outbound",
+            "disposition": "cancelled",
+            "extension": "1001",
+            "tenant_region": "IN",
+        }
+    ]
+
+
+def _records(events: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(direction, A, B, extension) of the records the worker makes of these events (no
+    extension on a PSTN-to-PSTN leg: "0", contract §3 rule 5)."""
+    policy = Policy(
+        retention_ms=10_000 * 86_400_000, default_region="NL", tenants=load_tenant_profiles(TENANTS)
+    )
+    out = []
+    for event in events:
+        record = decide(_json(event), ms("2018-09-08T00:00:00+00:00"), policy).record
+        assert record is not None
+        out.append((record.direction, record.source, record.destination, record.extension))
+    return out
