@@ -4,7 +4,9 @@
   ``CDRSTREAM_INGEST_PORT``, with /healthz, /readyz, /metrics);
 - ``ingest asterisk-csv PATH [--follow]``: ``cdr_csv``'s ``Master.csv``, resumable through a
   position file;
-- ``ingest asterisk-ami``: the ``Event: Cdr`` stream of ``cdr_manager`` over AMI.
+- ``ingest asterisk-ami``: the ``Event: Cdr`` stream of ``cdr_manager`` over AMI;
+- ``ingest map --format F FILE...``: a preview of what the adapters make of CDR files
+  (`cdrstream.commands.ingest_map`), nothing produced.
 """
 
 from __future__ import annotations
@@ -79,26 +81,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a chain of CDRs is complete after this many quiet seconds [2]",
     )
     add_uvloop_flag(ami)
+    from cdrstream.commands.ingest_map import configure_map
+
+    configure_map(sources)
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
     import sys
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from cdrstream.commands.faust_role import prepare_process
-    from cdrstream.ingest.asterisk_cdr import AsteriskConfig
-    from cdrstream.ingest.freeswitch_cdr import FreeswitchConfig
+    from cdrstream.commands.ingest_map import adapter_configs, run_map
     from cdrstream.ingest.producer import compression_type
     from cdrstream.observability.repeated_logs import limit_repeated_records
     from cdrstream.settings import load_settings
 
     settings = load_settings()
-    try:
-        zone = ZoneInfo(settings.asterisk_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        print(f"CDRSTREAM_ASTERISK_TZ: not an IANA zone: {settings.asterisk_tz!r}", file=sys.stderr)
+    configs = adapter_configs(settings)
+    if isinstance(configs, str):
+        print(configs, file=sys.stderr)
         return 2
+    fs_config, ast_config, warnings = configs
+    if args.source == "map":
+        return run_map(args, fs_config, ast_config, warnings)
     try:
         compression_type(settings.ingest_compression)
     except ValueError as exc:
@@ -117,13 +122,10 @@ def run(args: argparse.Namespace) -> int:
     prepare_process(settings, uvloop=not args.no_uvloop)
     limit_repeated_records()  # Kafka's client repeats each refusal while the broker is away
     log = logging.getLogger("cdrstream.ingest")
+    for warning in warnings:
+        log.warning(warning)
     loop = asyncio.get_event_loop()
     if args.source == "freeswitch":
-        fs_config = FreeswitchConfig(
-            tenant_variable=settings.ingest_tenant_variable,
-            default_tenant=settings.ingest_default_tenant,
-            trunk_profiles=_words(settings.ingest_trunk_profiles),
-        )
         if anonymous:
             log.warning(
                 "CDRSTREAM_INGEST_CREDENTIALS is not set: anyone who reaches %s:%d can post"
@@ -134,11 +136,6 @@ def run(args: argparse.Namespace) -> int:
             )
         coroutine = _freeswitch(settings, fs_config)
     else:
-        ast_config = AsteriskConfig(
-            zone=zone,
-            trunks=_words(settings.asterisk_trunks),
-            default_tenant=settings.ingest_default_tenant,
-        )
         if args.source == "asterisk-csv":
             coroutine = _asterisk_csv(settings, ast_config, args)
         else:
@@ -162,10 +159,6 @@ def is_loopback(bind: str) -> bool:
         return ipaddress.ip_address(bind.strip().strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to any interface
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(word.strip() for word in text.split(",") if word.strip())
 
 
 def _stop_on_signals() -> asyncio.Event:
