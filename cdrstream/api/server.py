@@ -249,7 +249,7 @@ class AccessLog(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
-def runner(app: web.Application) -> web.AppRunner:
+def runner(app: web.Application, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S) -> web.AppRunner:
     """The runner of ``app`` with this module's limits, logs and error answers."""
     return _Runner(
         app,
@@ -261,13 +261,15 @@ def runner(app: web.Application) -> web.AppRunner:
         max_line_size=MAX_URL_BYTES,
         max_field_size=MAX_HEADER_BYTES,
         max_headers=MAX_HEADERS,
-        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        keepalive_timeout=keepalive_timeout_s,
     )
 
 
-async def serve(app: web.Application, host: str, port: int) -> int:
+async def serve(
+    app: web.Application, host: str, port: int, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S
+) -> int:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT; returns the exit code."""
-    app_runner = runner(app)
+    app_runner = runner(app, keepalive_timeout_s)
     await app_runner.setup()
     try:
         site = web.TCPSite(app_runner, host, port)
