@@ -119,16 +119,21 @@ def impatient_api(loaded_redis: RedisNode, tmp_path: Path) -> Iterator[Api]:
     yield from _api(loaded_redis, tmp_path, "--csv-write-timeout", "2")
 
 
-def stalled_export(port: int, token: str) -> socket.socket:
+def stalled_request(port: int, target: str, token: str, extra_headers: str = "") -> socket.socket:
+    """A GET of ``target`` from a client that never reads (a 4 KiB receive buffer)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
     request = (
-        f"GET {cdrs_path(TENANT, format='csv')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\n{extra_headers}\r\n"
     )
     sock.sendall(request.encode())
     return sock
+
+
+def stalled_export(port: int, token: str) -> socket.socket:
+    return stalled_request(port, cdrs_path(TENANT, format="csv"), token)
 
 
 def rss_mb(process: RoleProcess) -> float:
@@ -139,12 +144,16 @@ def rss_mb(process: RoleProcess) -> float:
     return int(match.group(1)) / 1024
 
 
-def exports_in_progress(base: str) -> float:
+def gauge(base: str, name: str) -> float:
     with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
         text = answer.read().decode()
-    match = re.search(r"^cdrstream_api_csv_exports (\S+)$", text, re.MULTILINE)
-    assert match, "the exports gauge is missing"
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} is missing"
     return float(match.group(1))
+
+
+def exports_in_progress(base: str) -> float:
+    return gauge(base, "cdrstream_api_csv_exports")
 
 
 def wait_for(what: str, check, timeout_s: float = 90.0) -> None:  # type: ignore[no-untyped-def]
@@ -237,27 +246,6 @@ def test_a_stalled_client_is_disconnected_after_the_write_timeout(impatient_api:
     assert '"level":"error"' not in log, api.process.log_tail(20)
 
 
-def stalled_live_stream(port: int, token: str, last_event_id: str) -> socket.socket:
-    """A live stream replaying the whole backlog to a client that never reads."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    request = (
-        f"GET /v1/tenants/{TENANT}/cdrs/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {token}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
-    )
-    sock.sendall(request.encode())
-    return sock
-
-
-def live_streams_open(base: str) -> float:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
-        text = answer.read().decode()
-    match = re.search(r"^cdrstream_api_live_streams (\S+)$", text, re.MULTILINE)
-    assert match, "the live streams gauge is missing"
-    return float(match.group(1))
-
-
 def test_sigterm_exits_within_the_promised_bound_whatever_the_clients_do(
     patient_api: Api,
 ) -> None:
@@ -271,13 +259,16 @@ def test_sigterm_exits_within_the_promised_bound_whatever_the_clients_do(
     finally:
         first.close()
     sockets = [stalled_export(api.port, token) for token in api.tokens[:2]]
-    sockets.append(stalled_live_stream(api.port, api.spare, first_id.decode()))
+    live = f"/v1/tenants/{TENANT}/cdrs/live"  # replaying the whole backlog
+    sockets.append(
+        stalled_request(api.port, live, api.spare, f"Last-Event-ID: {first_id.decode()}\r\n")
+    )
     slow = socket.create_connection(("127.0.0.1", api.port))
     slow.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")  # headers never completed
     sockets.append(slow)
     try:
         wait_for("2 exports running", lambda: exports_in_progress(api.base) == 2)
-        wait_for("the live stream open", lambda: live_streams_open(api.base) == 1)
+        wait_for("the live stream open", lambda: gauge(api.base, "cdrstream_api_live_streams") == 1)
         assert api.process.proc is not None
         api.process.proc.send_signal(signal.SIGTERM)
         try:
