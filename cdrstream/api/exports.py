@@ -21,12 +21,28 @@ transport buffer):
 
 ``write_timeout_s`` and ``per_partner`` are options of `cdrstream api`
 (``--csv-write-timeout``, ``--csv-exports-per-partner``); the defaults are here.
+
+**Streamed answers** (CSV exports and live streams) share two more rules:
+
+- **Revocation reaches them** (:class:`AccessWatch`): the token is checked again, through
+  the same decision the request was authorized by, before every write and every
+  :data:`ACCESS_CHECK_S` while the answer streams (a write may wait for a slow client).
+  Once it no longer may read the tenant, the connection is aborted (what is still in its
+  write buffer is dropped) and nothing more is written. The access store notices a
+  revocation within a second (``AccessCache``), so a stream ends within ~1.5 s of it.
+- **A client that goes away** is told to the answer at once by :func:`when_gone`
+  callbacks, which the server of `cdrstream api` runs when it loses a connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 #: Records read from Redis per round trip of an export.
 CHUNK_ROWS = 500
@@ -38,6 +54,10 @@ DEFAULT_WRITE_TIMEOUT_S = 30.0
 DEFAULT_EXPORTS_PER_PARTNER = 8
 #: Retry-After of a 429, seconds.
 RETRY_AFTER_S = 5
+#: How often a streamed answer checks that its token may still read the tenant, seconds.
+ACCESS_CHECK_S = 0.5
+#: Request key of the callbacks to run when the client's connection is lost.
+ON_GONE = "cdrstream.on_gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +89,52 @@ class ExportSlots:
         self._running[partner] -= 1
         if self._running[partner] <= 0:
             del self._running[partner]
+
+
+def when_gone(request: web.BaseRequest, callback: Callable[[], None]) -> None:
+    """Run ``callback`` when the connection of ``request`` is lost (by the server of
+    `cdrstream api`; an application mounted elsewhere polls ``request.transport``)."""
+    request.setdefault(ON_GONE, []).append(callback)
+
+
+def client_gone(request: web.BaseRequest) -> None:
+    """The connection of ``request`` was lost: run its :func:`when_gone` callbacks."""
+    for callback in request.pop(ON_GONE, ()):
+        callback()
+
+
+class AccessWatch:
+    """Whether a streamed answer's token may still read the tenant (module docstring)."""
+
+    def __init__(self, request: web.BaseRequest, still_allowed: Callable[[], bool]) -> None:
+        self._request = request
+        self._still_allowed = still_allowed
+        self.revoked = False
+
+    def allowed(self) -> bool:
+        """False once the token may no longer read the tenant; the connection is then
+        aborted, so nothing more reaches the client."""
+        if not self.revoked and not self._still_allowed():
+            self.revoked = True
+            if self._request.transport is not None:
+                self._request.transport.abort()
+        return not self.revoked
+
+    async def _watch(self) -> None:
+        # Polled: the access store has no change signal.
+        while self.allowed():  # noqa: ASYNC110
+            await asyncio.sleep(ACCESS_CHECK_S)
+
+
+@contextlib.asynccontextmanager
+async def watching_access(
+    request: web.BaseRequest, still_allowed: Callable[[], bool]
+) -> AsyncIterator[AccessWatch]:
+    """An :class:`AccessWatch` of the request, checked every :data:`ACCESS_CHECK_S` while
+    the block runs."""
+    watch = AccessWatch(request, still_allowed)
+    task = asyncio.create_task(watch._watch())
+    try:
+        yield watch
+    finally:
+        task.cancel()

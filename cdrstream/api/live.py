@@ -6,7 +6,15 @@ Each tenant's records are announced on a Redis Stream by the write script that s
 **One reader per tenant, not per client** (:class:`LiveHub`): the first live client of a
 tenant starts a *feed*, one task that waits on the tenant's stream (``XREAD BLOCK``) and
 reads each batch's records once (one ``HMGET``), then hands the batch to every client of
-that tenant; the last client to leave stops it. So an API process holds one blocking
+that tenant; the last client to leave stops it. A feed is stopped by a flag it checks
+after every Redis call, not only by cancelling its task: redis-py (8.2, Python 3.11)
+sometimes swallows the cancellation of a task waiting in a command (a quarter of the
+cancels that land in a feed's first few milliseconds, measured; the command then runs to
+its end and returns), and a
+cancelled feed went on reading for ever, unseen by the gauges (20 open/close cycles left
+~11 readers blocked in Redis). So a feed ends at most one ``XREAD`` block
+(:data:`BLOCK_MS`) after its last client left, and ``cdrstream_api_live_feeds`` counts the
+feed tasks actually running, not the feeds registered. So an API process holds one blocking
 Redis connection per tenant being watched, however many people watch it, and a record is
 read from Redis once however many clients show it; the other commands (catching up,
 ``XINFO``) are short and share the pool.
@@ -24,8 +32,14 @@ read from Redis once however many clients show it; the other commands (catching 
    (``RecordView``: masked numbers for a masked token), newest as they come; every event
    has an ``id:`` (the stream entry's id);
 4. every :attr:`LiveLimits.heartbeat_s` a heartbeat comment carrying the stream position
-   as ``id:`` (so a reconnect resumes from there, even when the filters matched nothing),
-   after checking that the token may still read the tenant (a revoked token's stream ends).
+   as ``id:`` (so a reconnect resumes from there, even when the filters matched nothing);
+5. its token is checked again before every write and every :data:`exports.ACCESS_CHECK_S`
+   (``exports.AccessWatch``): a revoked token's stream ends within ~1.5 s of the revocation
+   reaching the access store, and nothing is written after it is seen.
+
+A client that goes away is noticed at once under ``cdrstream api`` (its server calls
+``exports.when_gone`` callbacks when a connection is lost), else within
+:data:`GONE_CHECK_S`.
 
 **Bounded**: a client's queue holds at most :attr:`LiveLimits.queue_entries` entries (the
 feed's batches, shared by all its clients); one that falls further behind drops its queue
@@ -53,7 +67,13 @@ from aiohttp import web
 from prometheus_client import Gauge
 from redis.exceptions import RedisClusterException, RedisError
 
-from cdrstream.api.exports import WRITE_BUFFER_HIGH, ExportSlots
+from cdrstream.api.exports import (
+    WRITE_BUFFER_HIGH,
+    AccessWatch,
+    ExportSlots,
+    watching_access,
+    when_gone,
+)
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import RecordView
 from cdrstream.core.sse import (
@@ -74,8 +94,9 @@ DEFAULT_LIVE_PER_PARTNER = 8
 DEFAULT_HEARTBEAT_S = 15.0
 DEFAULT_LIVE_WRITE_TIMEOUT_S = 30.0
 DEFAULT_MAX_LIFETIME_S = 3600.0
-#: How long one XREAD waits (below the Redis client's 5 s socket timeout).
-BLOCK_MS = 2_000
+#: How long one XREAD waits (below the Redis client's 5 s socket timeout); also the longest
+#: a stopped feed may go on waiting in Redis (see the module docstring).
+BLOCK_MS = 800
 #: Entries read per XREAD or XRANGE.
 READ_COUNT = 500
 #: How often a stream without events checks that its client is still connected, seconds.
@@ -84,10 +105,13 @@ GONE_CHECK_S = 1.0
 RETRY_MS = 2_000
 #: Pause of a feed after a Redis error, growing to the maximum.
 FEED_BACKOFF_S = (0.2, 5.0)
+#: How long closing the hub (shutdown) waits for its feeds to end.
+CLOSE_WAIT_S = 2.0
 
 LIVE_STREAMS = Gauge("cdrstream_api_live_streams", "Live streams (server-sent events) open.")
 LIVE_FEEDS = Gauge(
-    "cdrstream_api_live_feeds", "Tenants whose live stream this process reads (one each)."
+    "cdrstream_api_live_feeds",
+    "Reader tasks running (one per tenant with live clients, while it stops perhaps two).",
 )
 
 #: What a failing Redis raises (as ``routes.STORAGE_ERRORS``).
@@ -152,6 +176,12 @@ class _Feed:
     tenant_id: str
     subscribers: set[_Subscriber] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    stopped: bool = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.task is not None:
+            self.task.cancel()
 
 
 class LiveHub:
@@ -168,7 +198,6 @@ class LiveHub:
         feed = self._feeds.get(tenant_id)
         if feed is None:
             feed = self._feeds[tenant_id] = _Feed(tenant_id)
-            LIVE_FEEDS.inc()
             feed.task = asyncio.create_task(self._run(feed), name=f"live-feed-{tenant_id}")
         subscriber = _Subscriber(max_entries)
         feed.subscribers.add(subscriber)
@@ -181,9 +210,8 @@ class LiveHub:
         feed.subscribers.discard(subscriber)
         if not feed.subscribers:
             del self._feeds[tenant_id]
-            LIVE_FEEDS.dec()
+            feed.stop()
             if feed.task is not None:
-                feed.task.cancel()
                 self._stopping.add(feed.task)
                 feed.task.add_done_callback(self._stopping.discard)
 
@@ -199,25 +227,31 @@ class LiveHub:
         for feed in self._feeds.values():
             for subscriber in feed.subscribers:
                 subscriber.wake.set()
-        for task in tasks:
-            task.cancel()
+            feed.stop()
         if tasks:
-            await asyncio.wait(tasks, timeout=5.0)
-        LIVE_FEEDS.dec(len(self._feeds))
+            await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
         self._feeds.clear()
 
     async def _run(self, feed: _Feed) -> None:
+        LIVE_FEEDS.inc()
+        try:
+            await self._read(feed)
+        finally:
+            LIVE_FEEDS.dec()
+
+    async def _read(self, feed: _Feed) -> None:
         tenant = feed.tenant_id
         position: StreamId | None = None
         pause = FEED_BACKOFF_S[0]
-        while True:
+        while not feed.stopped:
             try:
                 if position is None:
                     position = (await store_live.stream_state(self._redis, tenant)).last
+                    continue  # stopped meanwhile?
                 entries = await store_live.wait_after(
                     self._redis, tenant, position, READ_COUNT, BLOCK_MS
                 )
-                if not entries:
+                if not entries or feed.stopped:
                     continue
                 position = entries[-1][0]
                 try:
@@ -243,6 +277,8 @@ class LiveHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if feed.stopped:
+                    return
                 log.warning(
                     "live feed: redis failed: %s; again in %.1f s",
                     type(exc).__name__,
@@ -254,7 +290,8 @@ class LiveHub:
 
 
 class _ClientGone(Exception):
-    """The client closed the connection, or read nothing for the write timeout."""
+    """The client closed the connection, read nothing for the write timeout, or its token
+    may no longer read the tenant."""
 
 
 class LiveTail:
@@ -286,18 +323,20 @@ class LiveTail:
             },
         )
         subscriber = self.hub.subscribe(tenant_id, self.limits.queue_entries)
-        stream = _Stream(self, request, response, tenant_id, view, live_filter)
+        when_gone(request, subscriber.wake.set)  # a client that leaves is noticed at once
+        extra = {"tenant_id": tenant_id}
         try:
-            await stream.run(subscriber, request.headers.get("Last-Event-ID"), still_allowed)
-        except _ClientGone:
-            pass
+            async with watching_access(request, still_allowed) as access:
+                stream = _Stream(self, request, response, tenant_id, view, live_filter, access)
+                with contextlib.suppress(_ClientGone):
+                    await stream.run(subscriber, request.headers.get("Last-Event-ID"))
+                if access.revoked:
+                    log.info("live stream ended: token no longer allowed", extra=extra)
         except _STORAGE_ERRORS as exc:
             if not response.prepared:
                 raise  # answered 503 by the problem middleware
             # Too late for a status: end the stream; the client reconnects and resumes.
-            log.warning(
-                "live stream ended: redis failed: %s", type(exc).__name__, extra=stream.extra()
-            )
+            log.warning("live stream ended: redis failed: %s", type(exc).__name__, extra=extra)
         finally:
             self.hub.unsubscribe(tenant_id, subscriber)
         return response
@@ -314,8 +353,10 @@ class _Stream:
         tenant_id: str,
         view: RecordView,
         live_filter: LiveFilter,
+        access: AccessWatch,
     ) -> None:
         self._tail = tail
+        self._access = access
         self._request = request
         self._response = response
         self._tenant = tenant_id
@@ -324,9 +365,7 @@ class _Stream:
         self.position: StreamId = (0, 0)
         self.sent = 0
 
-    async def run(
-        self, subscriber: _Subscriber, last_event_id: str | None, still_allowed: Callable[[], bool]
-    ) -> None:
+    async def run(self, subscriber: _Subscriber, last_event_id: str | None) -> None:
         limits = self._tail.limits
         redis = self._tail._redis
         # The stream state is read after registering with the feed: nothing the feed reads
@@ -363,9 +402,6 @@ class _Stream:
             if now >= ends_at:
                 return  # the client reconnects with its Last-Event-ID
             if now >= next_beat:
-                if not still_allowed():
-                    log.info("live stream ended: token no longer allowed", extra=self.extra())
-                    return
                 await self._send(heartbeat(format_id(self.position)))
                 next_beat = now + limits.heartbeat_s
             transport = self._request.transport
@@ -422,6 +458,8 @@ class _Stream:
             await self._send(b"".join(frames))
 
     async def _send(self, data: bytes) -> None:
+        if not self._access.allowed():  # revoked: nothing more is written
+            raise _ClientGone
         await self._write(self._response.write(data))
 
     async def _write(self, write: Awaitable[Any]) -> None:

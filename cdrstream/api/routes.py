@@ -37,6 +37,7 @@ from cdrstream.api.exports import (
     WRITE_BUFFER_HIGH,
     ExportLimits,
     ExportSlots,
+    watching_access,
 )
 from cdrstream.api.live import LIVE_STREAMS, LiveTail
 from cdrstream.api.params import (
@@ -357,7 +358,8 @@ class Api:
         """Every matching record as CSV, streamed (see ``exports`` for the limits)."""
         tenant_id = grant.tenant_id
         chunks = self._reader.stream_rows(tenant_id, query, now_ms=now, chunk=CHUNK_ROWS)
-        async with contextlib.aclosing(chunks):
+        still_allowed = lambda: self._still_allowed(request, grant)  # noqa: E731
+        async with contextlib.aclosing(chunks), watching_access(request, still_allowed) as access:
             # The first chunk is read before the answer starts, so a Redis that is down
             # still gets a clean 503 instead of a cut-off 200.
             records = await self._next_chunk(chunks)
@@ -383,6 +385,8 @@ class Api:
                 text = formatter.header()
                 while records is not None:
                     for start in range(0, len(records), PIECE_ROWS):
+                        if not access.allowed():  # revoked: nothing more is written
+                            raise _ClientGone
                         piece = records[start : start + PIECE_ROWS]
                         lines = formatter.payload_rows(piece)
                         await self._send(response.write((text + lines).encode()))
@@ -390,13 +394,16 @@ class Api:
                         text = ""
                     records = None  # not held while the next chunk is read
                     records = await self._next_chunk(chunks)
+                if not access.allowed():
+                    raise _ClientGone
                 if text:  # no record at all: the header alone
                     await self._send(response.write(text.encode()))
                 await self._send(response.write_eof())
             except _ClientGone:
                 log.info(
-                    "csv export of %s: client went away after %d rows",
+                    "csv export of %s: %s after %d rows",
                     tenant_id,
+                    "token no longer allowed" if access.revoked else "client went away",
                     rows,
                     extra={"tenant_id": tenant_id},
                 )

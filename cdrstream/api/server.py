@@ -16,6 +16,23 @@ instead, and logs only the peer address and the kind of problem, at INFO:
 The two limits differ by design: aiohttp's ``LineTooLong`` names the limit it exceeded,
 and that is how a URL is told from a header line.
 
+**Slow clients** cannot hold a connection: one that has not sent a request's complete
+headers within :data:`HEADER_TIMEOUT_S` of connecting (or of the first byte of a later
+request on a kept-alive connection) is closed, and an idle kept-alive connection is closed
+after :data:`KEEPALIVE_TIMEOUT_S` (aiohttp bounds neither the arrival of headers nor, before
+3.14, a connection that never sends a request: 19,982 connections sending a byte a second
+were all held until the process ran out of file descriptors). A lost connection runs its
+request's ``exports.when_gone`` callbacks at once, so a live stream whose client left ends
+then (its tenant's reader with it), not at its next check.
+
+**Bounded shutdown** (:func:`serve`): on SIGTERM or SIGINT the process exits within
+:data:`SHUTDOWN_TIMEOUT_S`, whatever the clients do: it stops accepting, closes idle
+connections, ends live streams, gives requests in flight (a CSV export)
+:data:`IN_FLIGHT_GRACE_S` to finish, then aborts their connections and cancels their
+handlers. (aiohttp's own shutdown waits for a request up to its timeout, then for the
+cancelled request up to the timeout again, and cancels it only then: one export stalled
+on a client that read nothing took 23.4 s with a 10 s timeout.)
+
 **Access log** (logger ``cdrstream.api.server.access``, INFO): one line per request with the
 method, the route template (``/v1/tenants/{tenant_id}/cdrs``), the status and the time
 taken, and the tenant id as a field. Never the path or the query string, never a header.
@@ -36,6 +53,7 @@ from aiohttp.web_request import BaseRequest
 
 from cdrstream.api import problems
 from cdrstream.api.app import add_security_headers
+from cdrstream.api.exports import client_gone
 from cdrstream.observability.api_metrics import REQUESTS, ROUTE, TENANT
 
 log = logging.getLogger(__name__)
@@ -52,8 +70,16 @@ if MAX_URL_BYTES == MAX_HEADER_BYTES:  # pragma: no cover - a configuration erro
     raise AssertionError("the URL and header limits must differ (that is how 414 and 431 differ)")
 #: An idle keep-alive connection is closed after this long.
 KEEPALIVE_TIMEOUT_S = 75.0
-#: On SIGTERM, requests in flight (a CSV export) get this long to finish.
+#: A connection that has not sent a request's complete headers this long after connecting
+#: (or after the first byte of a later request) is closed.
+HEADER_TIMEOUT_S = 10.0
+#: On SIGTERM or SIGINT the process exits within this long (docs/api.md promises it).
 SHUTDOWN_TIMEOUT_S = 10.0
+#: ... of which requests in flight (a CSV export) get this long to finish; live streams
+#: are ended at once (``LiveHub.close``, at most ``live.CLOSE_WAIT_S``).
+IN_FLIGHT_GRACE_S = 6.0
+#: How long a handler cancelled at the end of the grace gets to unwind.
+CANCEL_WAIT_S = 1.0
 
 
 def _classify(exc: BaseException | None) -> tuple[int, str, str, str]:
@@ -79,7 +105,68 @@ def _classify(exc: BaseException | None) -> tuple[int, str, str, str]:
 
 
 class _RequestHandler(web.RequestHandler):
-    """aiohttp's connection handler, with problem answers and logs that carry no data."""
+    """aiohttp's connection handler, with problem answers and logs that carry no data, a
+    deadline for request headers, lost clients told to their request, and a shutdown
+    bounded by its timeout (module docstring)."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and not self._messages and not self._request_in_progress:
+            self._start_header_timer()  # the first bytes of a request on a kept-alive connection
+        super().data_received(data)
+        if self._messages or self._request_in_progress:
+            self._stop_header_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        request = self._current_request
+        self._stop_header_timer()
+        super().connection_lost(exc)
+        if request is not None:
+            client_gone(request)
+
+    def _start_header_timer(self) -> None:
+        self._stop_header_timer()
+        self._header_timer = self._loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._messages or self._request_in_progress or self.transport is None:
+            return
+        http_log.info(
+            "closed a connection from %s: no complete request headers within %.0f s",
+            self.transport.get_extra_info("peername"),
+            HEADER_TIMEOUT_S,
+        )
+        REQUESTS.labels("malformed", "-", "408").inc()
+        self.force_close()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
+        """aiohttp's shutdown of the connection, bounded by ``timeout`` in all; then the
+        connection is aborted (a stalled client's unsent data dropped) and its handler
+        cancelled."""
+        task = self._task_handler
+        try:
+            async with asyncio.timeout(timeout):
+                await super().shutdown(timeout)
+        except TimeoutError:
+            log.info("shutdown: a request in flight was cut off after %.0f s", timeout or 0)
+        finally:
+            if self.transport is not None:
+                self.transport.abort()
+            self.force_close()
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=CANCEL_WAIT_S)
 
     def handle_error(
         self,
@@ -162,25 +249,27 @@ class AccessLog(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
-def runner(app: web.Application) -> web.AppRunner:
+def runner(app: web.Application, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S) -> web.AppRunner:
     """The runner of ``app`` with this module's limits, logs and error answers."""
     return _Runner(
         app,
         handle_signals=False,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        shutdown_timeout=IN_FLIGHT_GRACE_S,
         access_log_class=AccessLog,
         access_log=access_log,
         logger=http_log,
         max_line_size=MAX_URL_BYTES,
         max_field_size=MAX_HEADER_BYTES,
         max_headers=MAX_HEADERS,
-        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        keepalive_timeout=keepalive_timeout_s,
     )
 
 
-async def serve(app: web.Application, host: str, port: int) -> int:
+async def serve(
+    app: web.Application, host: str, port: int, keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S
+) -> int:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT; returns the exit code."""
-    app_runner = runner(app)
+    app_runner = runner(app, keepalive_timeout_s)
     await app_runner.setup()
     try:
         site = web.TCPSite(app_runner, host, port)
@@ -200,7 +289,16 @@ async def serve(app: web.Application, host: str, port: int) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
-        log.info("stopping: finishing requests in flight (at most %.0f s)", SHUTDOWN_TIMEOUT_S)
+        log.info("stopping: finishing requests in flight (at most %.0f s)", IN_FLIGHT_GRACE_S)
         return 0
     finally:
-        await app_runner.cleanup()
+        await _cleanup(app_runner, asyncio.get_running_loop().time() + SHUTDOWN_TIMEOUT_S - 1)
+
+
+async def _cleanup(app_runner: web.AppRunner, deadline: float) -> None:
+    """The runner's cleanup (bounded by its parts), and a last bound on the whole."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            await app_runner.cleanup()
+    except TimeoutError:
+        log.warning("shutdown: cleanup did not finish in time; exiting anyway")

@@ -15,6 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         DEFAULT_LIVE_WRITE_TIMEOUT_S,
         DEFAULT_MAX_LIFETIME_S,
     )
+    from cdrstream.api.server import KEEPALIVE_TIMEOUT_S
 
     add_uvloop_flag(parser)
     parser.add_argument(
@@ -64,6 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="end a live stream after this long (the client reconnects and resumes) "
         f"[{DEFAULT_MAX_LIFETIME_S:.0f}]",
     )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=KEEPALIVE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"close a kept-alive connection idle for this long [{KEEPALIVE_TIMEOUT_S:.0f}]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             write_timeout_s=args.live_write_timeout,
             max_lifetime_s=args.live_max_lifetime,
         )
+        if not args.keepalive_timeout > 0:
+            raise ValueError("the keep-alive timeout must be positive")
     except ValueError as exc:
         print(f"cdrstream api: {exc}", file=sys.stderr)
         return 2
@@ -103,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
             log.error("%s", exc)
             return 2
         log.info("redis %s", settings.redis_url.split("@")[-1])
-        return loop.run_until_complete(serve(app, settings.api_bind, settings.api_port))
+        return loop.run_until_complete(
+            serve(app, settings.api_bind, settings.api_port, args.keepalive_timeout)
+        )
     finally:
         loop.run_until_complete(redis.aclose())
         loop.close()

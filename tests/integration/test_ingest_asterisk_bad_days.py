@@ -37,10 +37,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(stack_settings: Settings) -> Settings:
+def settings(stack_settings: Settings, tmp_path: Path) -> Settings:
+    # The carrier trunk carries tenant acme's calls: a trunk's own accountcode is never a tenant.
+    tenants = tmp_path / "tenants.json"
+    tenants.write_bytes(orjson.dumps({"acme": {"region": "NL", "trunks": ["carrier"]}}))
     return create_topics(
         replace(
             stack_settings,
+            tenants_file=str(tenants),
             asterisk_tz=ZONE,
             asterisk_trunks="carrier",
             ami_host="127.0.0.1",

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cdrstream.api import live
+from cdrstream.api.exports import AccessWatch
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import RecordView
 from cdrstream.core.sse import LiveFilter, StreamId, StreamState
@@ -119,6 +120,7 @@ def test_a_client_that_reads_nothing_is_disconnected() -> None:
             "t",
             RecordView(ZoneInfo("UTC"), masked_numbers=False),
             LiveFilter(),
+            AccessWatch(request, lambda: True),  # type: ignore[arg-type]
         )
         with pytest.raises(live._ClientGone):
             await stream._emit([((1, 0), record(1))])
@@ -139,13 +141,15 @@ def test_events_are_filtered_positioned_and_rendered_through_the_view() -> None:
             return []
 
         tail = live.LiveTail(live.LiveHub(object(), fetch), object(), fetch, live.LiveLimits())
+        request = _Request()
         stream = live._Stream(
             tail,
-            _Request(),  # type: ignore[arg-type]
+            request,  # type: ignore[arg-type]
             Response(),  # type: ignore[arg-type]
             "t",
             RecordView(ZoneInfo("UTC"), masked_numbers=True),
             LiveFilter(extension="201"),
+            AccessWatch(request, lambda: True),  # type: ignore[arg-type]
         )
         stream.position = (2, 0)
         await stream._emit(
