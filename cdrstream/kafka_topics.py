@@ -21,10 +21,17 @@ def owned_topics(settings: Settings) -> dict[str, int]:
     }
 
 
-def topic_configs(settings: Settings) -> dict[str, str]:
+def topic_configs(settings: Settings, name: str, replication_factor: int) -> dict[str, str]:
     """The call-ended topic keeps a day more than the window, so `cdrstream rebuild` can bring
-    the whole window back (the dead-letter topic keeps the broker's default)."""
-    return {"retention.ms": str(settings.retention_ms + DAY_MS)}
+    the whole window back (the dead-letter topic keeps the broker's default). With three or
+    more replicas an `acks=all` write must reach two of them (`min.insync.replicas=2`): one
+    broker may die without losing or refusing an acknowledged event."""
+    configs = (
+        {"retention.ms": str(settings.retention_ms + DAY_MS)} if name == settings.topic else {}
+    )
+    if replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
 
 
 async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1) -> None:
@@ -41,7 +48,7 @@ async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1
                 name,
                 num_partitions=parts,
                 replication_factor=replication_factor,
-                topic_configs=topic_configs(settings) if name == settings.topic else {},
+                topic_configs=topic_configs(settings, name, replication_factor),
             )
             for name, parts in owned_topics(settings).items()
             if name not in existing
