@@ -32,14 +32,21 @@ class Settings:
     display_tz: str = "Europe/Amsterdam"
     default_region: str = "NL"
     tenants_file: str = ""
-    access_file: str = "var/access.json"
+    access_file: str = ""
     api_bind: str = "0.0.0.0"
     api_port: int = 6066
     worker_port: int = 6067
     batch_max: int = 2000
     sweep_interval_s: int = 60
     stall_after_s: int = 30
-    cursor_secret: str = ""
+    cursor_secret: str = field(default="", repr=False)
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_partner_claim: str = "sub"
+    oidc_tenants_claim: str = "tenants"
+    oidc_airtime_reseller_claim: str = "airtime_reseller"
+    oidc_masked_claim: str = "masked_numbers"
     log_level: str = "INFO"
     stack_dir: str = "var/stack"
     kafka_port: int = 9092
@@ -86,14 +93,24 @@ DESCRIPTIONS: dict[str, str] = {
     "display_tz": "IANA zone the web table and CSV show local times in",
     "default_region": "ISO 3166 region numbers are parsed with when neither event nor tenant says",
     "tenants_file": "JSON file: tenant id -> {region, outside_line}",
-    "access_file": "JSON file of hashed tokens and partner contracts",
+    "access_file": "JSON file of hashed tokens and partner contracts, for ONE host only; empty:"
+    " tokens live in Redis, shared by every API replica (`cdrstream token import FILE`)",
     "api_bind": "address the HTTP servers bind (query endpoint and worker metrics)",
     "api_port": "port of the query endpoint and web page",
     "worker_port": "port of the worker's /metrics, /healthz, /readyz",
     "batch_max": "most events in one fetch, the worker's batch (one Redis round trip)",
     "sweep_interval_s": "seconds between sweeps of records older than the window",
     "stall_after_s": "seconds a batch may stay unwritten before the worker reports itself stalled",
-    "cursor_secret": "HMAC key for paging cursors (random per process when empty)",
+    "cursor_secret": "HMAC key for paging cursors; empty: one generated secret shared by every"
+    " replica through Redis (`cdrstream token rotate-cursor-secret`). Never logged",
+    "oidc_issuer": "issuer (`iss`) of the platform's sign-in JWTs; empty: none accepted",
+    "oidc_audience": "audience (`aud`) a sign-in JWT must name (required with the issuer)",
+    "oidc_jwks_url": "the issuer's JWKS URL; empty: discovered from"
+    " `<issuer>/.well-known/openid-configuration`",
+    "oidc_partner_claim": "sign-in JWT claim holding the partner id",
+    "oidc_tenants_claim": "claim holding the tenant ids (a list, or one space-separated string)",
+    "oidc_airtime_reseller_claim": "claim (JSON boolean) saying the partner resells airtime",
+    "oidc_masked_claim": "claim (JSON boolean) saying the caller is served masked numbers",
     "log_level": "log level (JSON lines on stderr)",
     "stack_dir": "where `cdrstream stack` keeps Kafka/Redis/Prometheus data, logs and pids",
     "kafka_port": "port of the local Kafka broker (`stack up`)",

@@ -1,6 +1,9 @@
-"""The access file: hashed tokens, each with its partner, contracts and grant.
+"""Stored tokens (hashed, each with its partner, contracts and grant), the access file
+backend, and :class:`AccessCache`: what the API asks "whom does this credential prove".
 
-Format (JSON, ``settings.access_file``)::
+Tokens live in Redis (``redis_access.py``: shared by every API replica) unless
+``CDRSTREAM_ACCESS_FILE`` names a file: that opt-in keeps them in a JSON file on the one
+host, for a single API process (or processes sharing that file system). Its format::
 
     {"version": 1,
      "tokens": [{"token_id": "3f2a9c0b1d4e", "token_hash": "<sha256 hex>",
@@ -18,10 +21,11 @@ read whose calls. ``token issue`` and ``token revoke`` change it under an exclus
 rename), so the API never reads half a file. A revoked token stays in the file with its
 ``revoked_at`` time, for the audit trail.
 
-The API process reads it through :class:`AccessCache`, which checks the file's
+The API process reads it through :class:`FileTokens`, which checks the file's
 modification at most once a second, so issuing and revoking take effect without a
 restart. A file that cannot be read or parsed keeps the last good copy (and is logged);
-a file that does not exist means no token is valid.
+a file that does not exist means no token is valid. ``cdrstream token import FILE``
+copies such a file into Redis.
 """
 
 from __future__ import annotations
@@ -37,12 +41,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cdrstream.access import tokens
+from cdrstream.access.policy import bearer_token
+from cdrstream.access.principal import Principal
 from cdrstream.core.event import TENANT_ID
+
+if TYPE_CHECKING:
+    from cdrstream.access.oidc import OidcVerifier
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +63,11 @@ _TOKEN_ID_RE = re.compile(r"[0-9a-f]{12}")
 
 class AccessFileError(ValueError):
     """The access file exists but is not a valid access document."""
+
+
+class AccessUnavailable(RedisConnectionError):
+    """Whether a credential is valid cannot be told now (the access data in Redis could
+    not be confirmed recently enough). A Redis error: the API answers 503, never 200."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,9 @@ class TokenEntry:
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def principal(self) -> Principal:
+        return Principal(self.partner, self.tenants, self.airtime_reseller, self.masked_numbers)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,12 +113,22 @@ class AccessData:
     def lookup(self, token_id: str) -> TokenEntry | None:
         return self.by_id.get(token_id)
 
+    def principal_of(self, token: str) -> Principal | None:
+        """Whom ``token`` proves: a well-formed token whose stored hash matches (constant
+        time) and that is not revoked; else None. One hash, one compare."""
+        token_id = tokens.token_id_of(token)
+        entry = None if token_id is None else self.lookup(token_id)
+        if entry is None or not tokens.matches(token, entry.token_hash) or entry.revoked:
+            return None
+        return entry.principal()
+
 
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entry(raw: object) -> TokenEntry:
+def entry_from_json(raw: object) -> TokenEntry:
+    """A token entry from its JSON object (``TokenEntry.to_json``), checked field by field."""
     if not isinstance(raw, dict):
         raise AccessFileError("a token entry is not an object")
     token_id, token_hash, partner = raw.get("token_id"), raw.get("token_hash"), raw.get("partner")
@@ -144,7 +172,7 @@ def parse_access(data: bytes) -> AccessData:
         or not isinstance(doc.get("tokens"), list)
     ):
         raise AccessFileError('expected {"version": 1, "tokens": [...]}')
-    return AccessData.of([_entry(raw) for raw in doc["tokens"]])
+    return AccessData.of([entry_from_json(raw) for raw in doc["tokens"]])
 
 
 def read_access(path: str | Path) -> AccessData:
@@ -202,15 +230,10 @@ def _update(path: str | Path, change: Callable[[AccessData], AccessData]) -> Acc
         return updated
 
 
-def issue_token(
-    path: str | Path,
-    *,
-    partner: str,
-    tenants: Sequence[str],
-    airtime_reseller: bool,
-    masked_numbers: bool = False,
+def new_entry(
+    *, partner: str, tenants: Sequence[str], airtime_reseller: bool, masked_numbers: bool
 ) -> tuple[str, TokenEntry]:
-    """Store a new token's hash and return ``(token, entry)``: the only time the token exists."""
+    """A new token and its entry to store, after checking the partner and tenant ids."""
     if not PARTNER_RE.fullmatch(partner):
         raise ValueError(f"partner must match {PARTNER_RE.pattern}: {partner!r}")
     bad = [t for t in tenants if not TENANT_ID.fullmatch(t)]
@@ -226,6 +249,26 @@ def issue_token(
         created_at=_utc_now(),
         masked_numbers=masked_numbers,
     )
+    return token, entry
+
+
+def issue_token(
+    path: str | Path,
+    *,
+    partner: str,
+    tenants: Sequence[str],
+    airtime_reseller: bool,
+    masked_numbers: bool = False,
+) -> tuple[str, TokenEntry]:
+    """Store a new token's hash in the access file and return ``(token, entry)``: the only
+    time the token exists."""
+    token, entry = new_entry(
+        partner=partner,
+        tenants=tenants,
+        airtime_reseller=airtime_reseller,
+        masked_numbers=masked_numbers,
+    )
+    token_id = entry.token_id
 
     def add(access: AccessData) -> AccessData:
         if access.lookup(token_id) is not None:  # 48 random bits: practically never
@@ -240,28 +283,77 @@ def revoke_tokens(
     path: str | Path, *, partner: str | None = None, token_id: str | None = None
 ) -> list[TokenEntry]:
     """Revoke the live tokens of ``partner`` and/or the token ``token_id``; returns them."""
-    if partner is None and token_id is None:
-        raise ValueError("name a partner or a token id")
     revoked: list[TokenEntry] = []
-    now = _utc_now()
 
     def revoke(access: AccessData) -> AccessData:
-        entries = []
-        for e in access.tokens:
-            hit = (partner is None or e.partner == partner) and (
-                token_id is None or e.token_id == token_id
-            )
-            if hit and not e.revoked:
-                e = replace(e, revoked_at=now)
-                revoked.append(e)
-            entries.append(e)
-        return AccessData.of(entries)
+        changed = revocations(access.tokens, partner=partner, token_id=token_id)
+        revoked.extend(changed)
+        by_id = {e.token_id: e for e in changed}
+        return AccessData.of([by_id.get(e.token_id, e) for e in access.tokens])
 
     _update(path, revoke)
     return revoked
 
 
+def revocations(
+    entries: Sequence[TokenEntry], *, partner: str | None, token_id: str | None
+) -> list[TokenEntry]:
+    """The live entries of ``partner`` and/or ``token_id``, as revoked now."""
+    if partner is None and token_id is None:
+        raise ValueError("name a partner or a token id")
+    now = _utc_now()
+    return [
+        replace(e, revoked_at=now)
+        for e in entries
+        if (partner is None or e.partner == partner)
+        and (token_id is None or e.token_id == token_id)
+        and not e.revoked
+    ]
+
+
+class TokenSource(Protocol):
+    """The stored tokens as an API process holds them (the file, or Redis)."""
+
+    def current(self) -> AccessData:
+        """The tokens, without I/O; raises ``AccessUnavailable`` when they are too stale."""
+
+    async def ensure_fresh(self) -> None:
+        """Make ``current`` answerable (a Redis round trip only when the copy is aging)."""
+
+
 class AccessCache:
+    """The API's answer to "whom does this presented credential prove, now?".
+
+    ``lookup(credential)`` is the one function for it, for a token of ours (``cdrs_...``,
+    from the ``tokens`` source) and, when OIDC is configured, a sign-in JWT (``oidc``):
+    no I/O, so the policy can ask it on every request and a live stream or an export can
+    ask it again while it runs. ``prepare(authorization)``, awaited before a tenant route
+    decides, refreshes what ``lookup`` needs when it is aging (the Redis copy of the
+    tokens; a JWKS that lacks the token's ``kid``).
+    """
+
+    def __init__(self, tokens_source: TokenSource, oidc: OidcVerifier | None = None) -> None:
+        self._tokens = tokens_source
+        self._oidc = oidc
+
+    def lookup(self, credential: str) -> Principal | None:
+        if credential.startswith(f"{tokens.PREFIX}_"):
+            return self._tokens.current().principal_of(credential)
+        if self._oidc is not None:
+            return self._oidc.principal_of(credential)
+        return None
+
+    async def prepare(self, authorization: str | None) -> None:
+        credential = bearer_token(authorization)
+        if credential is None:
+            return
+        if credential.startswith(f"{tokens.PREFIX}_"):
+            await self._tokens.ensure_fresh()
+        elif self._oidc is not None:
+            await self._oidc.ensure_key(credential)
+
+
+class FileTokens:
     """The access file as the API sees it: re-read on change, checked at most once a second."""
 
     def __init__(
@@ -285,8 +377,8 @@ class AccessCache:
             self._refresh()
         return self._data
 
-    def lookup(self, token_id: str) -> TokenEntry | None:
-        return self.current().lookup(token_id)
+    async def ensure_fresh(self) -> None:
+        """Nothing to await: ``current`` reads the (local) file itself."""
 
     def _refresh(self) -> None:
         try:

@@ -11,7 +11,11 @@ Every request passes two middlewares, in this order:
 2. ``problem_middleware``: turns whatever a handler raises into an
    ``application/problem+json`` answer: 404/405 from the router, 503 ``storage
    unavailable`` for Redis errors and timeouts, and a logged 500 for anything else (a bug:
-   the fuzz tests look for it).
+   the fuzz tests look for it);
+3. ``access_middleware``: on a tenant route, refreshes what the access decision needs
+   when it is aging (``AccessCache.prepare``: the Redis copy of the tokens, a JWKS that
+   lacks the sign-in token's key), so the decision itself (``access/policy.py``, in the
+   handler) does no I/O. Access data that cannot be confirmed is a 503 (via 2.).
 
 Security headers are added to every answer (``on_response_prepare``, so streamed answers
 get them too; the answers to requests aiohttp cannot parse get them in ``server``).
@@ -22,15 +26,16 @@ hold a number someone called.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from cdrstream.access.access_store import AccessCache
+from cdrstream.access.api_access import api_access
 from cdrstream.api import problems
 from cdrstream.api.exports import ExportLimits
 from cdrstream.api.live import LiveHub, LiveLimits, LiveTail
@@ -81,16 +86,6 @@ def create_api_app(
         live_limits=live_limits,
     )
     return app
-
-
-def cursor_key(settings: Settings) -> bytes:
-    if settings.cursor_secret:
-        return settings.cursor_secret.encode("utf-8")
-    log.warning(
-        "CDRSTREAM_CURSOR_SECRET is not set: paging cursors are signed with a random key of "
-        "this process, so they break on restart and across API replicas; set a shared secret"
-    )
-    return secrets.token_bytes(32)
 
 
 def region_lookup(settings: Settings) -> Callable[[str], str]:
@@ -152,6 +147,16 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problems.problem(500, "unexpected error; it has been logged")
 
 
+def access_middleware(access: AccessCache) -> Middleware:
+    @web.middleware
+    async def prepare_access(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "tenant_id" in request.match_info:
+            await access.prepare(request.headers.get("Authorization"))
+        return await handler(request)
+
+    return prepare_access
+
+
 def add_security_headers(headers: MutableMapping[str, str]) -> None:
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
@@ -174,13 +179,13 @@ def build_api(
     """Register the API's routes on ``web_app`` (any aiohttp application not yet started;
     the web page lives at ``/``). ``redis`` is a ``redis.asyncio`` client (or cluster
     client). Every GET route answers HEAD too."""
+    parts = api_access(settings, redis, cursor_secret=cursor_secret, access=access)
     web_app.middlewares.append(metrics_middleware)
     web_app.middlewares.append(problem_middleware)
+    web_app.middlewares.append(access_middleware(parts.cache))
     web_app.on_response_prepare.append(_security_headers)
     reader = RecordReader(
-        redis,
-        retention_ms=settings.retention_ms,
-        cursor_secret=cursor_secret if cursor_secret is not None else cursor_key(settings),
+        redis, retention_ms=settings.retention_ms, cursor_secret=parts.cursor_secret
     )
 
     async def fetch(tenant_id: str, record_ids: list[str]) -> list[Any]:
@@ -190,7 +195,7 @@ def build_api(
     api = Api(
         reader=reader,
         redis=redis,
-        access=access or AccessCache(settings.access_file),
+        access=parts.cache,
         display_tz=ZoneInfo(settings.display_tz),
         region_of=region_lookup(settings),
         retention_days=settings.retention_days,
@@ -208,9 +213,17 @@ def build_api(
         except Exception as exc:  # Redis down at start: /readyz says so; serve anyway
             log.warning("redis not reachable at start: %s: %s", type(exc).__name__, exc)
 
+    async def start_access(_: web.Application) -> None:
+        await parts.start()
+
     async def close_live(_: web.Application) -> None:
         await hub.close()  # live streams end at once instead of holding the shutdown
 
+    async def stop_access(_: web.Application) -> None:
+        await parts.stop()
+
     web_app.on_startup.append(prepare_store)
+    web_app.on_startup.append(start_access)
     web_app.on_shutdown.append(close_live)
+    web_app.on_cleanup.append(stop_access)
     return api

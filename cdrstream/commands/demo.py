@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from cdrstream.access.access_store import issue_token
+    from cdrstream.access import token_admin
     from cdrstream.settings import load_settings
     from cdrstream.stack.local import LocalStack
     from cdrstream.stack.processes import StackError
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     logs = Path(settings.stack_dir) / "demo"
     tenants = DEFAULT_TENANTS.split(",")
-    token, _ = issue_token(
-        settings.access_file, partner="demo-partner", tenants=tenants, airtime_reseller=True
+    token, _ = token_admin.issue(
+        settings, partner="demo-partner", tenants=tenants, airtime_reseller=True
     )
     roles = {
         "worker": ["worker"],

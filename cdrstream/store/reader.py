@@ -47,7 +47,7 @@ import orjson
 
 from cdrstream.core.record import CallRecord
 from cdrstream.store import codec, legacy, segment
-from cdrstream.store.cursor import decode_cursor, encode_cursor
+from cdrstream.store.cursor import CursorSecret, decode_cursor, encode_cursor
 from cdrstream.store.layout import (
     DAY_MS,
     MAX_STORED_MS,
@@ -213,7 +213,7 @@ class _Step:
 
 
 class RecordReader:
-    def __init__(self, redis: Any, *, retention_ms: int, cursor_secret: bytes) -> None:
+    def __init__(self, redis: Any, *, retention_ms: int, cursor_secret: CursorSecret) -> None:
         self._redis = redis
         self._retention_ms = retention_ms
         self._secret = cursor_secret

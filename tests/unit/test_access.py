@@ -13,9 +13,9 @@ import pytest
 
 from cdrstream.access import tokens
 from cdrstream.access.access_store import (
-    AccessCache,
     AccessData,
     AccessFileError,
+    FileTokens,
     TokenEntry,
     issue_token,
     parse_access,
@@ -24,6 +24,7 @@ from cdrstream.access.access_store import (
     write_access,
 )
 from cdrstream.access.policy import AccessDecision, authenticate, bearer_token, decide_access
+from cdrstream.access.principal import Principal
 
 # ------------------------------------------------------------------------------- tokens
 
@@ -157,33 +158,33 @@ class FakeClock:
 def test_cache_reloads_on_change_at_most_once_a_second(tmp_path: Path) -> None:
     path = tmp_path / "access.json"
     clock = FakeClock()
-    cache = AccessCache(path, clock=clock)
+    cache = FileTokens(path, clock=clock)
     assert cache.current().tokens == ()
 
     _, first = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
     clock.now += 0.5
-    assert cache.lookup(first.token_id) is None  # not checked again yet
+    assert cache.current().lookup(first.token_id) is None  # not checked again yet
     clock.now += 0.6
-    assert cache.lookup(first.token_id) == first
+    assert cache.current().lookup(first.token_id) == first
 
     revoke_tokens(path, token_id=first.token_id)
     clock.now += 1.0
-    entry = cache.lookup(first.token_id)
+    entry = cache.current().lookup(first.token_id)
     assert entry is not None and entry.revoked
 
 
 def test_cache_keeps_last_good_copy_when_the_file_breaks(tmp_path: Path) -> None:
     path = tmp_path / "access.json"
     clock = FakeClock()
-    cache = AccessCache(path, clock=clock)
+    cache = FileTokens(path, clock=clock)
     _, entry = issue_token(path, partner="acme", tenants=["t1"], airtime_reseller=True)
-    assert cache.lookup(entry.token_id) == entry
+    assert cache.current().lookup(entry.token_id) == entry
     path.write_text("{not json")
     clock.now += 2
-    assert cache.lookup(entry.token_id) == entry
+    assert cache.current().lookup(entry.token_id) == entry
     path.unlink()
     clock.now += 2
-    assert cache.lookup(entry.token_id) is None  # gone: nobody is let in
+    assert cache.current().lookup(entry.token_id) is None  # gone: nobody is let in
 
 
 def test_write_access_replaces_atomically(tmp_path: Path) -> None:
@@ -235,16 +236,14 @@ def test_policy_matrix() -> None:
     _, no_contract = tokens.new_token()
     _, revoked = tokens.new_token()
     _, unknown = tokens.new_token()
-    entries = {
-        e.token_id: e
-        for e in (
+    lookup = AccessData.of(
+        [
             _entry(good, reseller=True, tenants={"t1"}),
             _entry(non_reseller, reseller=False, tenants={"t1"}),
             _entry(no_contract, reseller=True, tenants={"t2"}),
             _entry(revoked, reseller=True, tenants={"t1"}, revoked=True),
-        )
-    }
-    lookup = entries.get
+        ]
+    ).principal_of
     forged = good[:-1] + ("A" if good[-1] != "A" else "B")  # right id, wrong secret
 
     def verdict(header: str | None, tenant: str = "t1") -> str:
@@ -260,18 +259,22 @@ def test_policy_matrix() -> None:
     assert verdict(f"Bearer {no_contract}") == "forbidden"
     assert verdict(f"Bearer {good}", "no-such-tenant") == "forbidden"
     assert verdict(f"Bearer {good}") == "allowed"
-    assert decide_access(f"Bearer {good}", "t1", lookup).entry == entries[good.split("_")[1]]
+    assert decide_access(f"Bearer {good}", "t1", lookup).entry == Principal(
+        "p", frozenset({"t1"}), airtime_reseller=True, masked_numbers=False
+    )
     assert decide_access(None, "t1", lookup).entry is None
 
 
-def test_authenticate_never_looks_up_a_malformed_token() -> None:
+def test_a_malformed_token_is_never_looked_up() -> None:
     looked_up: list[str] = []
 
-    def lookup(token_id: str) -> TokenEntry | None:
-        looked_up.append(token_id)
-        return None
+    class Spy(AccessData):
+        def lookup(self, token_id: str) -> TokenEntry | None:
+            looked_up.append(token_id)
+            return None
 
-    assert authenticate("Bearer not-a-token", lookup) is None
+    assert authenticate("Bearer not-a-token", Spy().principal_of) is None
+    assert authenticate("Bearer cdrs_0123456789ab_short", Spy().principal_of) is None
     assert looked_up == []
 
 
@@ -316,23 +319,22 @@ def test_the_cache_keeps_a_masked_grant_when_the_file_turns_bad(tmp_path: Path) 
     """An edit that breaks the file must not turn a masked token into a full one."""
     path = tmp_path / "access.json"
     clock = FakeClock()
-    cache = AccessCache(path, clock=clock)
+    cache = FileTokens(path, clock=clock)
     _, entry = issue_token(
         path, partner="acme", tenants=["t1"], airtime_reseller=True, masked_numbers=True
     )
-    assert cache.lookup(entry.token_id) == entry
+    assert cache.current().lookup(entry.token_id) == entry
     path.write_text(path.read_text().replace('"masked_numbers": true', '"masked_numbers": 0'))
     clock.now += 2
-    cached = cache.lookup(entry.token_id)
+    cached = cache.current().lookup(entry.token_id)
     assert cached is not None and cached.masked_numbers is True
 
 
 def test_masked_tokens_are_decided_like_any_other() -> None:
     """Masking changes what is shown, never who gets in: the same 401/403 matrix."""
     made = {name: tokens.new_token()[1] for name in ("good", "non", "none", "gone")}
-    entries = {
-        e.token_id: e
-        for e in (
+    check = AccessData.of(
+        [
             replace(_entry(made["good"], reseller=True, tenants={"t1"}), masked_numbers=True),
             replace(_entry(made["non"], reseller=False, tenants={"t1"}), masked_numbers=True),
             replace(_entry(made["none"], reseller=True, tenants={"t2"}), masked_numbers=True),
@@ -340,11 +342,11 @@ def test_masked_tokens_are_decided_like_any_other() -> None:
                 _entry(made["gone"], reseller=True, tenants={"t1"}, revoked=True),
                 masked_numbers=True,
             ),
-        )
-    }
+        ]
+    ).principal_of
 
     def decision(name: str, tenant: str = "t1") -> AccessDecision:
-        return decide_access(f"Bearer {made[name]}", tenant, entries.get)
+        return decide_access(f"Bearer {made[name]}", tenant, check)
 
     allowed = decision("good")
     assert allowed.verdict == "allowed"
@@ -354,7 +356,7 @@ def test_masked_tokens_are_decided_like_any_other() -> None:
     assert decision("none").verdict == "forbidden"
     assert decision("gone").verdict == "unauthenticated"
     forged = made["good"][:-1] + ("A" if made["good"][-1] != "A" else "B")
-    assert decide_access(f"Bearer {forged}", "t1", entries.get).verdict == "unauthenticated"
+    assert decide_access(f"Bearer {forged}", "t1", check).verdict == "unauthenticated"
 
 
 def _token_command(access_file: Path, *argv: str) -> tuple[int, str, str]:
@@ -388,3 +390,68 @@ def test_token_issue_mask_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "masked-numbers" in lines[masked_id].split()
     assert "full-numbers" in lines[full_id].split()
     assert token.strip() not in listed
+
+
+# ------------------------------------------------------------------------------- cursor keys
+
+
+def test_a_cursor_of_the_previous_secret_is_accepted_for_an_hour_after_rotation() -> None:
+    from cdrstream.access.cursor_keys import CursorSecrets, SharedCursorKeys
+    from cdrstream.store.cursor import InvalidCursor, decode_cursor, encode_cursor
+
+    rotated_at = 1_700_000_000_000
+    wall = [rotated_at - 1]
+    keys = SharedCursorKeys(wall_ms=lambda: wall[0])
+    keys.update(CursorSecrets(b"old" * 8))
+    old_cursor = encode_cursor(keys, b"t1|q", 5, "rec-1")
+    keys.update(CursorSecrets(b"new" * 8, previous=b"old" * 8, rotated_at_ms=rotated_at))
+    new_cursor = encode_cursor(keys, b"t1|q", 5, "rec-1")
+    assert new_cursor != old_cursor  # signed with the new secret now
+    for at in (rotated_at, rotated_at + 3_599_999):  # within the hour: both accepted
+        wall[0] = at
+        assert decode_cursor(keys, b"t1|q", old_cursor) == (5, "rec-1")
+        assert decode_cursor(keys, b"t1|q", new_cursor) == (5, "rec-1")
+    wall[0] = rotated_at + 3_600_000  # an hour on: only the new one
+    with pytest.raises(InvalidCursor):
+        decode_cursor(keys, b"t1|q", old_cursor)
+    assert decode_cursor(keys, b"t1|q", new_cursor) == (5, "rec-1")
+    # the previous secret never signs, and never opens another query's cursor
+    with pytest.raises(InvalidCursor):
+        decode_cursor(keys, b"t2|q", new_cursor)
+
+
+def test_cursor_keys_not_loaded_are_unavailable_not_a_default_key() -> None:
+    from cdrstream.access.access_store import AccessUnavailable
+    from cdrstream.access.cursor_keys import SharedCursorKeys
+
+    with pytest.raises(AccessUnavailable):
+        SharedCursorKeys().signing_key()
+
+
+# ------------------------------------------------------------------------------- sign-in claims
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"sub": "acme", "tenants": ["t1", "t2"], "airtime_reseller": True},
+         Principal("acme", frozenset({"t1", "t2"}), True, False)),
+        ({"sub": "acme", "tenants": "t1 t2", "airtime_reseller": True, "masked_numbers": True},
+         Principal("acme", frozenset({"t1", "t2"}), True, True)),
+        ({"sub": "acme"}, Principal("acme", frozenset(), False, False)),
+        ({"tenants": ["t1"], "airtime_reseller": True}, None),  # no partner
+        ({"sub": "two words", "tenants": ["t1"]}, None),
+        ({"sub": 42, "tenants": ["t1"]}, None),
+        ({"sub": "acme", "tenants": [1, 2]}, None),
+        ({"sub": "acme", "tenants": {"t1": True}}, None),
+        ({"sub": "acme", "airtime_reseller": "true"}, None),
+        ({"sub": "acme", "airtime_reseller": 1}, None),
+        ({"sub": "acme", "masked_numbers": "false"}, None),
+        ({"sub": "acme", "masked_numbers": None}, None),
+    ],
+)  # fmt: skip
+def test_principal_from_sign_in_claims(claims: dict, expected: Principal | None) -> None:
+    from cdrstream.access.oidc import OidcConfig, principal_from_claims
+
+    config = OidcConfig(issuer="https://idp.example", audience="cdrstream")
+    assert principal_from_claims(config, claims) == expected
