@@ -8,6 +8,7 @@ password is only ever handed to the client: it is in no repr and no log line.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -19,6 +20,11 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 class KafkaSecurityError(ValueError):
     """The Kafka security settings contradict each other; the message names the setting."""
+
+
+class KafkaAccessRefused(Exception):
+    """The brokers refused the connection settings (credentials, TLS): retrying cannot help
+    until an operator changes them. The message names the setting, never the password."""
 
 
 def check_security(settings: Settings) -> None:
@@ -75,6 +81,80 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password
     return options
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """``client_options`` of every producer of the project: a write is acknowledged once
+    every in-sync replica has it (``acks=all``; with ``min.insync.replicas=2`` at least two),
+    and idempotence keeps the producer's own retries from writing an event twice."""
+    return {**client_options(settings), "acks": "all", "enable_idempotence": True}
+
+
+async def check_access(settings: Settings, *, timeout_s: float = 10.0) -> None:
+    """Connect to the bootstrap servers with the settings' TLS and SASL until one accepts.
+
+    aiokafka's clients catch a refused login while bootstrapping and retry it as if the
+    broker were down ("Unable to bootstrap"); this check connects itself, so a refusal is
+    told apart from an outage. Raises `KafkaAccessRefused` (permanent: wrong credentials,
+    an untrusted certificate, a mechanism or protocol the listener does not speak), or
+    ``KafkaConnectionError`` (transient) when no server answers.
+    """
+    from aiokafka import errors
+    from aiokafka.conn import collect_hosts, create_conn
+
+    options = client_options(settings)
+    options.pop("bootstrap_servers")
+    unreachable: list[str] = []
+    for host, port, _family in collect_hosts(settings.kafka_bootstrap):
+        try:
+            async with asyncio.timeout(timeout_s):
+                conn = await create_conn(
+                    host, port, request_timeout_ms=int(timeout_s * 1000), **options
+                )
+        except errors.SaslAuthenticationFailed as exc:
+            raise KafkaAccessRefused(
+                f"kafka {host}:{port} refused the SASL login of CDRSTREAM_KAFKA_SASL_USERNAME="
+                f"{settings.kafka_sasl_username!r} with {settings.kafka_sasl_mechanism}: check "
+                f"CDRSTREAM_KAFKA_SASL_USERNAME and CDRSTREAM_KAFKA_SASL_PASSWORD ({exc})"
+            ) from None
+        except (errors.UnsupportedSaslMechanismError, errors.IllegalSaslStateError) as exc:
+            raise KafkaAccessRefused(
+                f"kafka {host}:{port} does not accept CDRSTREAM_KAFKA_SASL_MECHANISM="
+                f"{settings.kafka_sasl_mechanism} over CDRSTREAM_KAFKA_SECURITY_PROTOCOL="
+                f"{settings.kafka_security_protocol} ({type(exc).__name__})"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise KafkaAccessRefused(
+                f"kafka {host}:{port}: the broker's certificate is not trusted: "
+                f"{exc.verify_message}; check CDRSTREAM_KAFKA_CA_FILE"
+            ) from None
+        except ssl.SSLError as exc:
+            raise KafkaAccessRefused(
+                f"kafka {host}:{port}: TLS handshake failed ({exc.reason}); check "
+                "CDRSTREAM_KAFKA_SECURITY_PROTOCOL (does this listener speak TLS?)"
+            ) from None
+        except (OSError, TimeoutError, errors.KafkaError) as exc:
+            unreachable.append(f"{host}:{port} ({type(exc).__name__})")
+            continue
+        conn.close()
+        return
+    raise errors.KafkaConnectionError(
+        "no server of CDRSTREAM_KAFKA_BOOTSTRAP answered: " + ", ".join(unreachable)
+    )
+
+
+def refusal(settings: Settings) -> str | None:
+    """Why Kafka refuses these settings, for a command to print before it exits 2; None
+    when a server accepted them or none answered (the command's own client says so)."""
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        asyncio.run(check_access(settings))
+    except (KafkaAccessRefused, KafkaSecurityError) as exc:
+        return str(exc)
+    except KafkaConnectionError:
+        return None
+    return None
 
 
 def faust_credentials(settings: Settings) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from cdrstream.core.clock import DAY_MS
+from cdrstream.kafka_connection import client_options
 from cdrstream.settings import Settings
 
 
@@ -39,7 +40,7 @@ async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -64,7 +65,7 @@ async def missing_topics(settings: Settings) -> list[str]:
     """The owned topics the cluster does not have."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
