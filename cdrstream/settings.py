@@ -61,8 +61,11 @@ class Settings:
     ingest_tenant_variable: str = "cdrstream_tenant"
     ingest_default_tenant: str = ""
     ingest_trunk_profiles: str = "external"
+    ingest_compression: str = "zstd"
+    freeswitch_tenant_sources: str = "variable,domain,map"
     asterisk_tz: str = "UTC"
     asterisk_trunks: str = ""
+    asterisk_tenant_sources: str = "map,accountcode"
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = ""
@@ -126,8 +129,14 @@ DESCRIPTIONS: dict[str, str] = {
     "ingest_tenant_variable": "FreeSWITCH channel variable naming the tenant (else `domain_name`)",
     "ingest_default_tenant": "tenant of CDRs that name none (no variable/domain, no accountcode)",
     "ingest_trunk_profiles": "Sofia profiles (comma separated) whose legs face the PSTN",
+    "ingest_compression": "codec of the adapters' Kafka batches: `zstd`, `lz4`, `gzip`, `snappy`,"
+    " `none`",
+    "freeswitch_tenant_sources": "where a FreeSWITCH leg's tenant comes from, in order:"
+    " `variable`, `domain` (domain_name), `map` (tenants file trunks/numbers)",
     "asterisk_tz": "IANA zone of Asterisk's zone-less CDR times (`UTC` with `usegmtime=yes`)",
     "asterisk_trunks": "Asterisk trunk endpoints (comma separated); empty: non-numeric endpoints",
+    "asterisk_tenant_sources": "where an Asterisk leg's tenant comes from, in order: `map`"
+    " (tenants file trunks/numbers), `accountcode` (never a trunk's), `peeraccount`, `userfield`",
     "ami_host": "Asterisk manager (AMI) host for `cdrstream ingest asterisk-ami`",
     "ami_port": "Asterisk manager (AMI) port",
     "ami_username": "AMI user (manager.conf section, `read = cdr`)",

@@ -11,7 +11,8 @@ A JSON object, tenant id -> profile::
 ``region`` (optional, null allowed): the ISO 3166 alpha-2 region the tenant's users dial from
 (used when an event has no ``tenant_region``). ``outside_line`` (optional, default ""): the
 digits the tenant's users dial before an external number. Unknown keys are refused, so a
-typo does not silently change how numbers are read.
+typo does not silently change how numbers are read. ``numbers`` and ``trunks`` (optional) are
+read by the PBX adapters only (`cdrstream.ingest.pbx_tenants`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cdrstream.core.event import TENANT_ID
 from cdrstream.core.outcome import TenantProfile
 
 _OUTSIDE_LINE = re.compile(r"[0-9]{0,4}")
-_KEYS = frozenset({"region", "outside_line"})
+_KEYS = frozenset({"region", "outside_line", "numbers", "trunks"})
 
 
 class TenantProfilesError(ValueError):
@@ -37,13 +38,17 @@ def load_tenant_profiles(path: str | Path) -> dict[str, TenantProfile]:
     """Read and check the tenants file; an empty path means no file (no profiles)."""
     if not str(path):
         return {}
+    return parse_tenant_profiles(read_tenants_file(path), source=str(path))
+
+
+def read_tenants_file(path: str | Path) -> object:
+    """The decoded JSON of the tenants file (not yet checked)."""
     try:
-        data = orjson.loads(Path(path).read_bytes())
+        return orjson.loads(Path(path).read_bytes())
     except OSError as exc:
         raise TenantProfilesError(f"{path}: cannot read the tenants file: {exc}") from exc
     except orjson.JSONDecodeError as exc:
         raise TenantProfilesError(f"{path}: not JSON: {exc}") from exc
-    return parse_tenant_profiles(data, source=str(path))
 
 
 def parse_tenant_profiles(data: object, source: str = "tenants file") -> dict[str, TenantProfile]:
@@ -60,7 +65,7 @@ def parse_tenant_profiles(data: object, source: str = "tenants file") -> dict[st
         unknown = sorted(set(entry) - _KEYS)
         if unknown:
             raise TenantProfilesError(
-                f"{where}: unknown keys {unknown} (known: region, outside_line)"
+                f"{where}: unknown keys {unknown} (known: region, outside_line, numbers, trunks)"
             )
         region = entry.get("region")
         if region is not None:

@@ -23,11 +23,11 @@ def redis_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisNode]:
     node.down()
 
 
-@pytest.fixture(scope="session")
-def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
+def running_kafka(base_dir: Path) -> Iterator[KafkaNode]:
+    """A real broker on free ports under ``base_dir``, up while the generator is."""
     defaults = load_settings({})
     node = KafkaNode(
-        base_dir=tmp_path_factory.mktemp("kafka"),
+        base_dir=base_dir,
         port=free_port(),
         controller_port=free_port(),
         version=defaults.kafka_version,
@@ -36,6 +36,11 @@ def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
     node.up()
     yield node
     node.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
+    yield from running_kafka(tmp_path_factory.mktemp("kafka"))
 
 
 @pytest.fixture

@@ -31,10 +31,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def parse_token(token: str) -> tuple[str, str] | None:
+    """``(token id, secret)`` of a well-formed token, else None. The secret is url-safe
+    base64, so it may itself hold ``_``: split a token only with this."""
+    match = _TOKEN_RE.fullmatch(token)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def token_id_of(token: str) -> str | None:
     """The id inside a well-formed token, else None (a malformed token is never looked up)."""
-    match = _TOKEN_RE.fullmatch(token)
-    return match.group(1) if match else None
+    parsed = parse_token(token)
+    return parsed[0] if parsed else None
 
 
 def matches(token: str, stored_hash: str) -> bool:

@@ -1,10 +1,19 @@
-"""The OpenAPI 3.1 document, and every description in it.
+"""The OpenAPI 3.2 document, and every description in it.
 
 Built from ``ROUTES`` (what the server registers), the query parameters the parser validates
 with (``cdrstream.api.params``: names, schemas, examples) and the record's fields
 (``cdrstream.core.record_view.FIELDS``), so what is documented is what is accepted and
 served. The words (summaries, descriptions, responses) live here; a route, parameter or
 field without them fails the build of the document (and the unit tests).
+
+It describes the API exactly where a schema can: an empty query value is allowed (the API
+reads it as absent), a cursor has its alphabet, the live tail's events have their schema
+(OpenAPI 3.2 ``itemSchema``). What no schema can say is in the parameter's description,
+with the reason the 400 gives (:data:`BEYOND_SCHEMA`): whether a ``number`` is a phone
+number as libphonenumber reads it, whether a cursor is one this API signed for this query,
+``from`` after ``to``. ``tests/integration/test_openapi_schemathesis.py`` runs schemathesis
+against the real API with this document and accepts a 400 on schema-valid data only for
+those reasons.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from typing import Any
 from cdrstream import __version__
 from cdrstream.api.csv_export import CSV_COLUMNS
 from cdrstream.api.params import DEFAULT_LIMIT, MAX_LIMIT, ParamSpec
-from cdrstream.api.problems import PROBLEM_JSON
+from cdrstream.api.problems import MAX_INVALID_PARAMS, PROBLEM_JSON
 from cdrstream.api.routes import PATH_PATTERNS, ROUTES, Route
 from cdrstream.core.masking import MASK
 from cdrstream.core.record_view import FIELDS, RecordField
@@ -24,10 +33,23 @@ from cdrstream.core.summary import CSV_COLUMNS as SUMMARY_CSV_COLUMNS
 from cdrstream.core.summary import DISPOSITIONS
 
 _STRING = {"type": "string"}
+#: The 400s a request the schema allows may still get, by parameter: the rules no schema
+#: can state (module docstring), each as the start of the ``reason`` the API gives.
+BEYOND_SCHEMA: dict[str, str] = {
+    "number": "not a phone number or number prefix",
+    "cursor": "not a cursor from a previous page",
+    "from": "must not be after to",
+}
 _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _MASKED = (
     f"For a token with masked numbers: its country code and at most its last four digits "
     f"('+31 {MASK} 4567'), 'anonymous' as is, '{MASK}' for anything else."
+)
+
+
+_MASKED_TEXT = (
+    "For a token with masked numbers, a value holding seven digits in a row (a number the "
+    f"PBX put here) is masked whole like a number ('+31 {MASK} 5678', '{MASK}')."
 )
 
 
@@ -104,11 +126,7 @@ _OPERATIONS: dict[str, _Operation] = {
                 ),
                 "content": {
                     "text/event-stream": {
-                        "schema": {
-                            "type": "string",
-                            "description": "event: record / id: <entry id> / data: <Record as "
-                            "JSON>, one event after another",
-                        },
+                        "itemSchema": {"$ref": "#/components/schemas/LiveEvent"},
                     }
                 },
             },
@@ -162,7 +180,7 @@ _OPERATIONS: dict[str, _Operation] = {
         {"200": _json("settings for clients", "#/components/schemas/Config")},
     ),
     "/openapi.json": _Operation(
-        "This OpenAPI document", "meta", {"200": _json("OpenAPI 3.1 document")}
+        "This OpenAPI document", "meta", {"200": _json("OpenAPI 3.2 document")}
     ),
     "/healthz": _Operation("Liveness: 200 while the process runs", "ops", {"200": _json("alive")}),
     "/readyz": _Operation(
@@ -197,18 +215,22 @@ _PATH_PARAMETERS: dict[str, str] = {
 
 _PARAMETERS: dict[str, str] = {
     "from": "Oldest call start to include (inclusive), RFC 3339 with offset. "
-    "Default: the start of the retention window.",
+    "Default: the start of the retention window. After to: a 400 ('must not be after to').",
     "to": "Newest call start to include (inclusive), RFC 3339 with offset. Default: now.",
     "direction": "Only inbound (from the PSTN) or outbound (to the PSTN) calls.",
     "extension": "Only calls made or taken by this extension (0: inbound calls routed to a "
-    "service).",
+    "service). A token with masked numbers may not give one holding seven digits in a row "
+    "(a 400 naming extension).",
     "number": "Only calls whose source or destination starts with this number, typed in any "
     "form (E.164, national, with spaces); normalized with the tenant's region. A prefix such "
-    "as +3120 matches every number that starts with it. A token with masked numbers may only "
-    "give a whole country code (+31, 0031); anything longer is a 400 naming number.",
+    "as +3120 matches every number that starts with it. Text that is no number or prefix "
+    "(letters, '00' alone) is a 400 ('not a phone number or number prefix'). A token with "
+    "masked numbers may only give a whole country code (+31, 0031); anything longer is a 400 "
+    "naming number.",
     "limit": f"Records per page, 1-{MAX_LIMIT}. JSON only; a CSV export has no page limit.",
     "cursor": "Opaque cursor from the previous page's next_cursor. JSON only. It is bound to "
-    "the same filters; a changed or forged cursor is a 400.",
+    "the same filters; a changed or forged cursor is a 400 ('not a cursor from a previous "
+    "page of this query').",
     "format": "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
 }
 
@@ -216,7 +238,8 @@ _PARAMETERS: dict[str, str] = {
 _ROUTE_PARAMETERS: dict[str, dict[str, str]] = {
     "/v1/tenants/{tenant_id}/summary": {
         "from": "First day (YYYY-MM-DD, a date in the display zone). Default and earliest: the "
-        "first day wholly inside the retention window.",
+        "first day wholly inside the retention window. After to: a 400 ('must not be after "
+        "to'). A range with no day in the window is answered empty (from and to null).",
         "to": "Last day (YYYY-MM-DD, inclusive). Default and latest: today in the display zone.",
         "format": "json (default) or csv. Without it, 'Accept: text/csv' asks for CSV.",
     },
@@ -229,7 +252,7 @@ _ROUTE_PARAMETERS: dict[str, dict[str, str]] = {
 #: What each JSON key of a record is (``RECORD_FIELDS``).
 _FIELDS: dict[str, str] = {
     "id": "stable id of the (tenant, call) record",
-    "call_id": "the PBX's call id",
+    "call_id": "the PBX's call id; null for a token with masked numbers",
     "started_at": "UTC, e.g. 2026-11-25T08:14:03.120Z",
     "started_at_local": "the same instant in the display zone, e.g. 2026-11-25T09:14:03.120+01:00",
     "answered_at": "UTC; null when the call was not answered",
@@ -239,9 +262,10 @@ _FIELDS: dict[str, str] = {
     "source_raw": "A number as the PBX sent it; null for a token with masked numbers",
     "destination": "B number, E.164. " + _MASKED,
     "destination_raw": "B number as the PBX sent it; null for a token with masked numbers",
-    "extension": "the tenant's extension; 0 for calls to a service",
+    "extension": "the tenant's extension; 0 for calls to a service. " + _MASKED_TEXT,
     "direction": "inbound or outbound",
-    "disposition": "answered, no_answer, busy, failed, cancelled",
+    "disposition": "answered, no_answer, busy, failed, cancelled (or another word the PBX "
+    "wrote); null when the PBX gave none. " + _MASKED_TEXT,
 }
 
 
@@ -250,12 +274,10 @@ def _field_schema(field: RecordField, key: str) -> dict[str, Any]:
         "text": {"type": "string"},
         "time": {"type": "string", "format": "date-time"},
         "seconds": {"type": "integer", "minimum": 0},
-        "number": {"type": "string"},
-        "raw_number": {"type": ["string", "null"]},
         "direction": {"type": "string", "enum": ["inbound", "outbound"]},
     }
     schema = dict(kinds[field.kind])
-    if field.nullable:
+    if field.nullable or field.when_masked == "withheld":
         schema["type"] = [schema["type"], "null"]
     return {**schema, "description": _FIELDS[key]}
 
@@ -288,8 +310,15 @@ def _schemas() -> dict[str, Any]:
                 "title": _STRING,
                 "status": {"type": "integer"},
                 "detail": _STRING,
+                "invalid_params_omitted": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "problems left out of invalid_params, which lists at most "
+                    f"{MAX_INVALID_PARAMS}",
+                },
                 "invalid_params": {
                     "type": "array",
+                    "maxItems": MAX_INVALID_PARAMS,
                     "items": {
                         "type": "object",
                         "required": ["name", "reason"],
@@ -341,8 +370,18 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "tenant_id": _STRING,
                 "display_tz": {**_STRING, "description": "the zone whose dates the days are"},
-                "from": {"type": "string", "format": "date"},
-                "to": {"type": "string", "format": "date"},
+                "from": {
+                    "type": ["string", "null"],
+                    "format": "date",
+                    "description": "the first day answered; null when no day of the range is "
+                    "in the window (days is then empty)",
+                },
+                "to": {
+                    "type": ["string", "null"],
+                    "format": "date",
+                    "description": "the last day answered; null when no day of the range is "
+                    "in the window",
+                },
                 "days": {
                     "type": "array",
                     "items": {
@@ -364,6 +403,7 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        "LiveEvent": _live_event_schema(),
         "Config": {
             "type": "object",
             "properties": {
@@ -374,6 +414,42 @@ def _schemas() -> dict[str, Any]:
                 "max_limit": {"type": "integer", "const": MAX_LIMIT},
             },
         },
+    }
+
+
+def _live_event_schema() -> dict[str, Any]:
+    """One event of the live tail, as a client's event-stream parser reads it."""
+    entry_id = {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "stream position"}
+
+    def event(name: str, description: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": description,
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": {"const": name},
+                "id": entry_id,
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": data,
+                },
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        }
+
+    flag = {
+        "type": "object",
+        "required": ["resumed"],
+        "properties": {"resumed": {"type": "boolean"}},
+    }
+    reason = {"type": "object", "required": ["reason"], "properties": {"reason": _STRING}}
+    return {
+        "oneOf": [
+            event("record", "a record stored or replaced", {"$ref": "#/components/schemas/Record"}),
+            event("ready", "caught up: live from here", flag),
+            event("reload", "events were missed: reload the list", reason),
+        ]
     }
 
 
@@ -399,8 +475,10 @@ def _query_parameter(route: Route, spec: ParamSpec) -> dict[str, Any]:
         "name": spec.name,
         "in": "query",
         "required": False,
-        "description": words.get(spec.name) or _PARAMETERS[spec.name],
-        "schema": spec.schema,
+        "description": (words.get(spec.name) or _PARAMETERS[spec.name])
+        + " An empty value is the same as leaving the parameter out.",
+        # The API reads an empty value as absent (so a form can submit every field).
+        "schema": {"anyOf": [spec.schema, {"const": ""}]},
     }
     if spec.example:
         document["example"] = spec.example
@@ -448,7 +526,7 @@ def openapi_document() -> dict[str, Any]:
         operation["security"] = [{"bearer": []}] if route.secured else []
         paths[route.path] = {"get": operation, "head": _head(operation)}
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.2.0",
         "info": {
             "title": "cdrstream query API",
             "version": __version__,

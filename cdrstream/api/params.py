@@ -7,7 +7,7 @@ Rules (documented in docs/api.md):
 - every problem is reported, each naming its parameter (``invalid_params``);
 - an unknown parameter is a 400: a typo such as ``diretion=inbound`` must not silently
   return the unfiltered list;
-- a parameter given twice is a 400;
+- a parameter given twice is a 400 (named once, however many times it was given);
 - an empty value (``direction=``) is the same as leaving the parameter out, so a form can
   submit all its fields;
 - ``from`` and ``to`` are RFC 3339 date-times with an offset (``Z`` or ``+01:00``); a time
@@ -18,6 +18,9 @@ Rules (documented in docs/api.md):
   token with masked numbers it must normalize to exactly one country code (``+31``,
   ``0031``): anything longer would tell digits the mask hides
   (`cdrstream.core.masking.is_country_code`);
+- ``extension`` is matched exactly. For a token with masked numbers, a value that holds a
+  number (seven digits in a row, `cdrstream.core.masking.holds_number`) is refused: such
+  an extension is served masked, and the filter would confirm a guessed number;
 - ``limit`` and ``cursor`` page the JSON list; a CSV export always holds every matching
   record and ignores both.
 
@@ -32,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cdrstream.core.masking import is_country_code
+from cdrstream.core.masking import holds_number, is_country_code
 from cdrstream.core.summary import parse_day
 from cdrstream.core.timestamps import parse_rfc3339
 from cdrstream.store.cursor import MAX_CURSOR_CHARS
@@ -96,16 +99,22 @@ def _direction(value: str, _ctx: ParseContext) -> str:
     return value
 
 
-def _extension(value: str, _ctx: ParseContext) -> str:
-    if not _EXTENSION_RE.fullmatch(value):
-        raise _Invalid("must be 1-64 characters without control characters")
-    return value
-
-
 MASKED_NUMBER_REASON = (
     "this token is served masked numbers: only a whole country code (e.g. +31) may be given, "
     "since a longer number would tell digits the mask hides"
 )
+MASKED_EXTENSION_REASON = (
+    "this token is served masked numbers: an extension holding a number (seven digits in a "
+    "row) may not be given, since it would tell digits the mask hides"
+)
+
+
+def _extension(value: str, ctx: ParseContext) -> str:
+    if not _EXTENSION_RE.fullmatch(value):
+        raise _Invalid("must be 1-64 characters without control characters")
+    if ctx.masked_numbers and holds_number(value):
+        raise _Invalid(MASKED_EXTENSION_REASON)
+    return value
 
 
 def _number(value: str, ctx: ParseContext) -> str:
@@ -148,7 +157,17 @@ CDRS_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "direction", {"type": "string", "enum": ["inbound", "outbound"]}, "inbound", _direction
     ),
-    ParamSpec("extension", {"type": "string", "minLength": 1, "maxLength": 64}, "201", _extension),
+    ParamSpec(
+        "extension",
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+        },
+        "201",
+        _extension,
+    ),
     ParamSpec(
         "number", {"type": "string", "minLength": 1, "maxLength": _MAX_NUMBER_LEN}, "+3120", _number
     ),
@@ -158,7 +177,12 @@ CDRS_PARAMS: tuple[ParamSpec, ...] = (
         "100",
         _limit,
     ),
-    ParamSpec("cursor", {"type": "string", "maxLength": MAX_CURSOR_CHARS}, "", _cursor),
+    ParamSpec(
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR_CHARS, "pattern": "^[A-Za-z0-9_-]+$"},
+        "",
+        _cursor,
+    ),
     ParamSpec(
         "format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "csv", _format
     ),
@@ -199,7 +223,7 @@ def parse_params(
     items: Iterable[tuple[str, str]], specs: Iterable[ParamSpec], ctx: ParseContext
 ) -> dict[str, object] | list[InvalidParam]:
     """The parsed values of ``specs`` (absent or empty ones left out), or every problem
-    found (each naming its parameter). ``from`` after ``to`` is a problem on ``from``."""
+    found, each once (each naming its parameter). ``from`` after ``to`` is a problem on ``from``."""
     by_name = {p.name: p for p in specs}
     problems: list[InvalidParam] = []
     seen: set[str] = set()
@@ -223,7 +247,8 @@ def parse_params(
     low, high = values.get("from"), values.get("to")
     if isinstance(low, int) and isinstance(high, int) and low > high:
         problems.append(InvalidParam("from", "must not be after to"))
-    return problems or values
+    # A problem repeated (a parameter given 400 times, unknown or not) is reported once.
+    return list(dict.fromkeys(problems)) or values
 
 
 def parse_cdrs_params(

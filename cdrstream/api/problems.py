@@ -1,7 +1,9 @@
 """``application/problem+json`` (RFC 9457) answers.
 
 Body: ``{"type", "title", "status", "detail"}``, plus ``invalid_params`` (each
-``{"name", "reason"}``) on a 400. ``type`` is a stable URI per kind of problem, so a
+``{"name", "reason"}``) on a 400: at most :data:`MAX_INVALID_PARAMS` of them, and then
+``invalid_params_omitted``, the number of problems left out, so that a request with
+hundreds of bad parameters gets a small answer. ``type`` is a stable URI per kind of problem, so a
 client can branch on it without parsing ``title``.
 """
 
@@ -16,6 +18,8 @@ from cdrstream.api.params import InvalidParam
 
 PROBLEM_JSON = "application/problem+json"
 _BASE = "https://cdrstream.dev/problems/"
+#: Most problems listed in one answer (and parameters named in its detail).
+MAX_INVALID_PARAMS = 10
 
 _TITLES: dict[int, tuple[str, str]] = {
     400: ("invalid-parameters", "Invalid request parameters"),
@@ -45,7 +49,9 @@ def problem_body(
         "detail": detail,
     }
     if invalid_params:
-        body["invalid_params"] = [p.to_json() for p in invalid_params]
+        body["invalid_params"] = [p.to_json() for p in invalid_params[:MAX_INVALID_PARAMS]]
+        if len(invalid_params) > MAX_INVALID_PARAMS:
+            body["invalid_params_omitted"] = len(invalid_params) - MAX_INVALID_PARAMS
     return body
 
 
@@ -69,8 +75,11 @@ def problem(
 
 
 def bad_request(invalid_params: Sequence[InvalidParam]) -> web.Response:
-    names = ", ".join(dict.fromkeys(p.name for p in invalid_params))
-    return problem(400, f"invalid parameter(s): {names}", invalid_params=invalid_params)
+    names = list(dict.fromkeys(p.name for p in invalid_params))
+    detail = ", ".join(names[:MAX_INVALID_PARAMS])
+    if len(names) > MAX_INVALID_PARAMS:
+        detail += f" and {len(names) - MAX_INVALID_PARAMS} more"
+    return problem(400, f"invalid parameter(s): {detail}", invalid_params=invalid_params)
 
 
 def unauthenticated() -> web.Response:

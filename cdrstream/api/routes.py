@@ -277,12 +277,15 @@ class Api:
         now = now_ms()
         first = daily.first_day(now, self._retention_days * DAY_MS, self._tz)
         last = daily.today(now, self._tz)
-        # Days outside the window hold nothing: the range is clamped to it, like times.
+        # Days outside the window hold nothing: the range is clamped to it, like times. A
+        # range with no day in the window is answered empty: no day, zero totals, and null
+        # for "from" and "to" (no day of the window is covered).
         low = max(cast(int, values.get("from", first)), first)
         high = min(cast(int, values.get("to", last)), last)
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             fields = await read_summary(self._redis, grant.tenant_id)
-        days = daily.summarize(fields, low, high) if low <= high else []
+        covered = low <= high
+        days = daily.summarize(fields, low, high) if covered else []
         fmt = choose_format(cast(Any, values.get("format")), request.headers.get("Accept"))
         if fmt == "csv":
             name = f"summary-{grant.tenant_id}-{daily.day_date(low).isoformat()}.csv"
@@ -299,8 +302,8 @@ class Api:
             {
                 "tenant_id": grant.tenant_id,
                 "display_tz": self._tz.key,
-                "from": daily.day_date(low).isoformat(),
-                "to": daily.day_date(high).isoformat(),
+                "from": daily.day_date(low).isoformat() if covered else None,
+                "to": daily.day_date(high).isoformat() if covered else None,
                 "days": [d.to_json() for d in days],
                 "totals": {direction: both[direction].to_json() for direction in both},
             }

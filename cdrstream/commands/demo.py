@@ -10,6 +10,7 @@ Ctrl-C. The engines keep running afterwards (`cdrstream stack down` stops them).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 from cdrstream.commands.generate import DEFAULT_TENANTS
 
@@ -26,6 +27,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="live calls straight onto the topic, or as FreeSWITCH mod_json_cdr posts through"
         " `cdrstream ingest freeswitch` [generator]",
     )
+
+
+def receiver_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The demo's `cdrstream ingest freeswitch`: without credentials it listens on loopback
+    only (where the demo's generator posts), so it starts without ``--allow-anonymous``."""
+    env = dict(environ)
+    if not env.get("CDRSTREAM_INGEST_CREDENTIALS"):
+        env["CDRSTREAM_INGEST_BIND"] = "127.0.0.1"
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
         roles["ingest"] = ["ingest", "freeswitch"]
         roles["generator"] += ["--as", "freeswitch"]
     children = [
-        RoleProcess(argv, env=os.environ, log_file=logs / f"{name}.log").start()
+        RoleProcess(
+            argv,
+            env=receiver_environment(os.environ) if name == "ingest" else os.environ,
+            log_file=logs / f"{name}.log",
+        ).start()
         for name, argv in roles.items()
     ]
     base = f"http://127.0.0.1:{settings.api_port}"

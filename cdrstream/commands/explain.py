@@ -12,6 +12,9 @@ from collections.abc import Iterator
 EPILOG = """\
 Every input line gives exactly one output line, in order: an empty or non-JSON line is
 "invalid" with reason "not_json". "duplicate" never appears here: it needs the store.
+A line of `cdrstream ingest map` ({"source", "events", ...}) gives one line per event, each
+with its "source"; one without events gives one line whose outcome is "skipped" or
+"rejected" (by the adapter), so `cdrstream ingest map ... | cdrstream explain` works.
 The default region, the display zone of "started_at_local" and the tenants file come from
 CDRSTREAM_DEFAULT_REGION, CDRSTREAM_DISPLAY_TZ and CDRSTREAM_TENANTS_FILE.
 """
@@ -91,18 +94,51 @@ def run(args: argparse.Namespace) -> int:
 
     write = sys.stdout.write
     for line in _stdin_lines():
-        decision = decide(line, now_ms, policy)
-        result = {
-            "event_id": decision.event_id,
-            "outcome": decision.outcome,
-            "reason": decision.reason,
-            "record": None
-            if decision.record is None
-            else record_to_dict(decision.record, display_tz),
-        }
-        write(orjson.dumps(result).decode() + "\n")
+        source, lines, adapter_result = _map_line(line)
+        if adapter_result is not None:
+            write(orjson.dumps({"source": source, **adapter_result}).decode() + "\n")
+        for event_line in lines:
+            decision = decide(event_line, now_ms, policy)
+            result = {
+                "event_id": decision.event_id,
+                "outcome": decision.outcome,
+                "reason": decision.reason,
+                "record": None
+                if decision.record is None
+                else record_to_dict(decision.record, display_tz),
+            }
+            if source is not None:
+                result = {"source": source, **result}
+            write(orjson.dumps(result).decode() + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _map_line(line: bytes) -> tuple[str | None, list[bytes], dict[str, object] | None]:
+    """(source, event lines, adapter outcome) of a `cdrstream ingest map` line; any other
+    line is one event line as it is."""
+    import orjson
+
+    if not line.startswith(b'{"source"'):
+        return None, [line], None
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, [line], None
+    events = item.get("events") if isinstance(item, dict) else None
+    if not isinstance(events, list) or not isinstance(item.get("source"), str):
+        return None, [line], None
+    lines = [orjson.dumps(event) for event in events]
+    if lines:
+        return item["source"], lines, None
+    rejected = item.get("rejected")
+    outcome: dict[str, object]
+    if isinstance(rejected, dict):
+        outcome = {"event_id": None, "outcome": "rejected", "reason": rejected, "record": None}
+    else:
+        outcome = {"event_id": None, "outcome": "skipped", "reason": item.get("skipped")}
+        outcome["record"] = None
+    return item["source"], [], outcome
 
 
 def _stdin_lines() -> Iterator[bytes]:

@@ -4,7 +4,9 @@
   ``CDRSTREAM_INGEST_PORT``, with /healthz, /readyz, /metrics);
 - ``ingest asterisk-csv PATH [--follow]``: ``cdr_csv``'s ``Master.csv``, resumable through a
   position file;
-- ``ingest asterisk-ami``: the ``Event: Cdr`` stream of ``cdr_manager`` over AMI.
+- ``ingest asterisk-ami``: the ``Event: Cdr`` stream of ``cdr_manager`` over AMI;
+- ``ingest map --format F FILE...``: a preview of what the adapters make of CDR files
+  (`cdrstream.commands.ingest_map`), nothing produced.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="HTTP receiver for FreeSWITCH mod_json_cdr (POST /freeswitch)",
         description="HTTP receiver for FreeSWITCH mod_json_cdr: POST /freeswitch on "
         "CDRSTREAM_INGEST_BIND:CDRSTREAM_INGEST_PORT; /healthz, /readyz, /metrics.",
+    )
+    fs.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="without CDRSTREAM_INGEST_CREDENTIALS, accept posts from anyone on a non-loopback"
+        " address too (logged as a warning)",
     )
     add_uvloop_flag(fs)
     csv_parser = sources.add_parser(
@@ -73,46 +81,61 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a chain of CDRs is complete after this many quiet seconds [2]",
     )
     add_uvloop_flag(ami)
+    from cdrstream.commands.ingest_map import configure_map
+
+    configure_map(sources)
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
     import sys
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from cdrstream.commands.faust_role import prepare_process
-    from cdrstream.ingest.asterisk_cdr import AsteriskConfig
-    from cdrstream.ingest.freeswitch_cdr import FreeswitchConfig
+    from cdrstream.commands.ingest_map import adapter_configs, run_map
+    from cdrstream.ingest.producer import compression_type
+    from cdrstream.observability.repeated_logs import limit_repeated_records
     from cdrstream.settings import load_settings
 
     settings = load_settings()
+    configs = adapter_configs(settings)
+    if isinstance(configs, str):
+        print(configs, file=sys.stderr)
+        return 2
+    fs_config, ast_config, warnings = configs
+    if args.source == "map":
+        return run_map(args, fs_config, ast_config, warnings)
     try:
-        zone = ZoneInfo(settings.asterisk_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        print(f"CDRSTREAM_ASTERISK_TZ: not an IANA zone: {settings.asterisk_tz!r}", file=sys.stderr)
+        compression_type(settings.ingest_compression)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    anonymous = args.source == "freeswitch" and not settings.ingest_credentials
+    if anonymous and not args.allow_anonymous and not is_loopback(settings.ingest_bind):
+        print(
+            f"CDRSTREAM_INGEST_CREDENTIALS is not set and the receiver would listen on"
+            f" {settings.ingest_bind}: anyone who reaches it could post CDRs into any tenant."
+            " Set CDRSTREAM_INGEST_CREDENTIALS (and json_cdr's 'cred'), bind a loopback address"
+            " (CDRSTREAM_INGEST_BIND=127.0.0.1), or pass --allow-anonymous",
+            file=sys.stderr,
+        )
         return 2
     prepare_process(settings, uvloop=not args.no_uvloop)
+    limit_repeated_records()  # Kafka's client repeats each refusal while the broker is away
     log = logging.getLogger("cdrstream.ingest")
+    for warning in warnings:
+        log.warning(warning)
     loop = asyncio.get_event_loop()
     if args.source == "freeswitch":
-        fs_config = FreeswitchConfig(
-            tenant_variable=settings.ingest_tenant_variable,
-            default_tenant=settings.ingest_default_tenant,
-            trunk_profiles=_words(settings.ingest_trunk_profiles),
-        )
-        if not settings.ingest_credentials:
+        if anonymous:
             log.warning(
-                "CDRSTREAM_INGEST_CREDENTIALS is not set: anyone who reaches port %d can post"
-                " CDRs; set it and json_cdr's 'cred'",
+                "CDRSTREAM_INGEST_CREDENTIALS is not set: anyone who reaches %s:%d can post"
+                " CDRs%s; set it and json_cdr's 'cred'",
+                settings.ingest_bind,
                 settings.ingest_port,
+                " (--allow-anonymous)" if args.allow_anonymous else "",
             )
         coroutine = _freeswitch(settings, fs_config)
     else:
-        ast_config = AsteriskConfig(
-            zone=zone,
-            trunks=_words(settings.asterisk_trunks),
-            default_tenant=settings.ingest_default_tenant,
-        )
         if args.source == "asterisk-csv":
             coroutine = _asterisk_csv(settings, ast_config, args)
         else:
@@ -126,8 +149,16 @@ def run(args: argparse.Namespace) -> int:
         loop.close()
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(word.strip() for word in text.split(",") if word.strip())
+def is_loopback(bind: str) -> bool:
+    """``bind`` (an address or ``localhost``) reaches only this machine."""
+    import ipaddress
+
+    if bind.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -16,6 +16,16 @@ line roughly, when, how long) but may not learn whom a tenant's users called.
   placeholder ``•••`` alone: no character of it is shown, because such a string has no
   country code to keep and may be a whole number written in an odd way.
 
+A PBX may also put a number into a field that is not one: an ``extension`` of
+``+31612345678``, a ``disposition`` of ``0612345699``. `holds_number` is the rule for such
+text: it holds a run of at least :data:`NUMBER_DIGITS_MIN` digits (any Unicode decimal
+digits, invisible format characters ignored, up to two spaces, dashes, dots, brackets or
+slashes between two digits, as numbers are written: ``06-1234 5678``). `mask_text` masks
+such a text whole, as `mask_number` masks a number (``+31612345678`` -> ``+31 ••• 5678``,
+anything else -> ``•••``), and leaves any other text (``201``, ``busy``) as it is. Seven
+digits: the shortest subscriber numbers in use have them; extensions and feature codes have
+fewer.
+
 `is_country_code` is the rule of the ``number`` filter for such tokens: the filter may only
 name what the mask shows anyway, a whole country code (``+31``). A longer prefix would
 answer "is there a call to a number that starts like this?", and growing it digit by digit
@@ -31,6 +41,7 @@ import re
 import phonenumbers
 
 from cdrstream.core.numbers import WITHHELD_DISPLAY
+from cdrstream.core.text_folding import fold_dial_text
 
 #: What stands for the hidden digits (three U+2022 BULLET).
 MASK = "\u2022\u2022\u2022"
@@ -38,6 +49,10 @@ MASK = "\u2022\u2022\u2022"
 SHOWN_DIGITS_MAX = 4
 #: Fewest digits of the national number a masked number keeps hidden.
 HIDDEN_DIGITS_MIN = 5
+#: Fewest digits in a row (separators allowed) that make a text hold a number.
+NUMBER_DIGITS_MIN = 7
+
+_DIGIT_RUN = re.compile(rf"[0-9](?:[\s().\/-]{{0,2}}[0-9]){{{NUMBER_DIGITS_MIN - 1},}}")
 
 _E164 = re.compile(r"\+([0-9]{1,20})", re.ASCII)
 _COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
@@ -70,3 +85,14 @@ def mask_number(number: str) -> str:
     shown = min(SHOWN_DIGITS_MAX, max(0, len(national) - HIDDEN_DIGITS_MIN))
     tail = f" {national[-shown:]}" if shown else ""
     return f"+{country_code} {MASK}{tail}"
+
+
+def holds_number(text: str) -> bool:
+    """Whether ``text`` holds a run of :data:`NUMBER_DIGITS_MIN` digits (module docstring)."""
+    return _DIGIT_RUN.search(fold_dial_text(text)) is not None
+
+
+def mask_text(text: str) -> str:
+    """Text a PBX put in a field that is not a number (``extension``, ``disposition``) as a
+    masked token sees it: masked whole as a number when it holds one, else as it is."""
+    return mask_number(text) if holds_number(text) else text

@@ -10,7 +10,10 @@ logged (never the secret) and tried again on the same schedule.
 AMI has no replay: CDRs Asterisk emits while this client is disconnected are not sent again
 (docs/adapters/asterisk.md: use the CSV file where that matters). While Kafka is away the
 client stops reading, so Asterisk buffers, and past its ``writetimeout`` drops, the session.
-An unreadable Cdr event goes to the dead-letter topic (its headers as ``Name: value`` lines).
+An unreadable Cdr event goes to the dead-letter topic (its headers as ``Name: value`` lines),
+among them one whose ``Source`` or ``Destination`` is not UTF-8 (``asterisk_ami:Source``).
+After junk on the connection the reader resynchronises on the next message
+(`ami_messages`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from cdrstream.ingest.results import Rejected
 log = logging.getLogger("cdrstream.ingest")
 SOURCE = "asterisk_ami"
 CONNECT_TIMEOUT_S = 10.0
+#: Headers holding a number: bytes that are not UTF-8 there would be stored as a garbled
+#: number, so such an event is refused (elsewhere, e.g. in a caller name, they are replaced).
+NUMBER_HEADERS = frozenset({"Source", "Destination"})
 
 
 class LoginRefused(Exception):
@@ -150,9 +156,12 @@ class AmiClient:
 
     async def _cdr(self, message: Message, stop: asyncio.Event) -> None:
         raw = _raw(message)
+        numbers = sorted(message.undecodable & NUMBER_HEADERS)
         parsed = (
             Rejected("Event", "longer than the message limit")
             if message.truncated
+            else Rejected(numbers[0], "not valid UTF-8")
+            if numbers
             else parse_ami_event(message.headers, self.config)
         )
         if isinstance(parsed, Rejected):

@@ -10,6 +10,12 @@ line. An action is written the same way. ``Login`` takes ``Username``, ``Secret`
 `MessageReader` splits a byte stream into messages without ever raising: a line without a
 colon is kept under the name ``""`` (and ignored by the caller), an over-long message is cut
 at `MAX_MESSAGE_BYTES` and flagged, so a misbehaving server costs memory only up to that bound.
+
+After junk (a line that never ends, a message whose empty line was lost) the reader
+resynchronises on the next message: a line that begins a message (``Event:`` or
+``Response:``) ends the one in progress, whatever came before it, so a valid message after
+junk is never swallowed by it. A header whose value is not UTF-8 is kept (undecodable bytes
+replaced) and named in `Message.undecodable`, for the caller to refuse where it matters.
 """
 
 from __future__ import annotations
@@ -23,10 +29,15 @@ MAX_MESSAGE_BYTES = 65_536
 MAX_HEADERS = 256
 
 
+#: A line beginning with one of these starts a message (manager.c writes them first).
+_STARTS = (b"Event:", b"Response:")
+
+
 @dataclass(slots=True)
 class Message:
     headers: dict[str, str] = field(default_factory=dict)
     truncated: bool = False
+    undecodable: set[str] = field(default_factory=set)
 
     @property
     def event(self) -> str | None:
@@ -46,6 +57,7 @@ class MessageReader:
         self._current = Message()
         self._size = 0
         self._greeted = False
+        self._rest_of_long_line = False  # dropping a line past the bound up to its end
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
@@ -56,20 +68,25 @@ class MessageReader:
                 if len(self._buffer) > MAX_MESSAGE_BYTES:  # a line that never ends
                     self._buffer = b""
                     self._current.truncated = True
+                    self._rest_of_long_line = True
                 break
             line = self._buffer[:end].rstrip(b"\r")
             self._buffer = self._buffer[end + 1 :]
+            if self._rest_of_long_line:
+                self._rest_of_long_line = False
+                continue
             if not self._greeted:
                 self._greeted = True
                 if line.startswith(GREETING_PREFIX):
                     messages.append(Message({"Greeting": _text(line)}))
                     continue
-            if not line:
-                if self._current.headers or self._current.truncated:
+            if not line or (line.startswith(_STARTS) and self._started):
+                if self._started:
                     messages.append(self._current)
                 self._current = Message()
                 self._size = 0
-                continue
+                if not line:
+                    continue
             self._size += len(line)
             if self._size > MAX_MESSAGE_BYTES or len(self._current.headers) >= MAX_HEADERS:
                 self._current.truncated = True
@@ -77,12 +94,27 @@ class MessageReader:
             name, sep, value = _text(line).partition(":")
             if not sep:
                 name, value = "", name
-            self._current.headers.setdefault(name.strip(), value.strip())
+            name = name.strip()
+            if name not in self._current.headers and not _is_utf8(line):
+                self._current.undecodable.add(name)
+            self._current.headers.setdefault(name, value.strip())
         return messages
+
+    @property
+    def _started(self) -> bool:
+        return bool(self._current.headers) or self._current.truncated
 
 
 def _text(line: bytes) -> str:
     return line.decode("utf-8", errors="replace")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def action(name: str, **headers: str) -> bytes:

@@ -36,16 +36,22 @@ PSTN leg gives **one** event (`chain_events`), whatever the number of CDRs it sp
 - ``disposition``: ``ANSWERED`` if any CDR was, else the strongest of ``BUSY``,
   ``CONGESTION``, ``FAILED``, ``CANCEL``, ``NO ANSWER`` (so ringing a queue of five phones is
   one call, answered by one of them, not four missed calls and one answered);
-- inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR (the extension the call
-  arrived on: the DID when the inbound context matches DIDs); ``routed_to`` ``queue`` when it
-  went through ``Queue``, else ``extension`` when a phone answered it, else ``voicemail``,
-  ``conference`` or ``ivr`` by the applications it ran; ``extension`` the endpoint of the
-  last phone that answered (``PJSIP/201-0000002a`` -> ``201``) when it looks like one;
+- inbound: ``caller`` = ``src``, ``callee`` = ``dst`` of the first CDR when it is a number
+  (the DID), else the tenant's first number in the tenants file, never a menu key (`1`);
+  ``routed_to`` ``queue`` when it went through ``Queue``, else ``extension`` when a phone
+  answered it, else ``forward`` when it went back out (`_routed_to`), else ``voicemail``,
+  ``conference`` or ``ivr`` by the applications it ran;
+  ``extension`` the endpoint of the last phone that answered (``PJSIP/201-0000002a`` ->
+  ``201``) when it looks like one;
 - outbound: ``caller`` = ``src`` (Party A's caller-id: the presented number when the
   dialplan set ``CALLERID(num)``, else the extension), ``callee`` = ``dst`` (the number the
   phone dialled), or, when Party A is a trunk too (a call forwarded back out), the number in
-  the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one;
-- ``tenant_id`` the ``accountcode`` (Asterisk's per-account field), else the default tenant;
+  the ``Dial`` argument; ``extension`` Party A's endpoint (or ``src``) when it looks like one.
+  A trunk -> trunk CDR left by an attended transfer is no outbound leg (`_transfer_into`);
+- ``tenant_id`` from `AsteriskConfig.tenant_sources` (`_tenant`; never a trunk channel's own
+  ``accountcode``), else the default tenant; ``tenant_region`` the tenant's region;
+- CDRs of dialled channels (``lastapp`` ``AppDial``) are not calls (`calling_rows`); an
+  outbound leg starts when the phone dialled, through ``Local`` channels included;
 - ``event_id`` ``ast:<uniqueid>:<trunk channel>``, ``call_id`` ``<uniqueid>:<trunk channel>``:
   the same rows read again, from the file or from AMI, are the same event.
 
@@ -65,6 +71,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
+from cdrstream.ingest.pbx_tenants import PbxTenants
 from cdrstream.ingest.results import Rejected, Result, checked, printable_id
 
 #: Longest CSV line read, bytes (cdr_csv builds each line in a 1024-byte buffer).
@@ -118,6 +125,7 @@ AMI_HEADERS: dict[str, str] = {
     "AMAFlags": "amaflags",
     "UniqueID": "uniqueid",
     "UserField": "userfield",
+    "PeerAccount": "peeraccount",
     "LinkedID": "linkedid",
     "Sequence": "sequence",
 }
@@ -126,6 +134,8 @@ _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-
 _SECONDS = re.compile(r"-?[0-9]{1,10}")
 _EXTENSION = re.compile(r"[1-9][0-9]{0,5}")
 _DIAL_NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+#: A number a carrier delivers (a DID): 5 or more digits; shorter is a menu key or extension.
+_DELIVERED_NUMBER = re.compile(r"\+?[0-9]{5,20}")
 T = TypeVar("T")
 
 #: Disposition words of ``ast_cdr_disp2str``, strongest first (after ANSWERED).
@@ -142,6 +152,11 @@ _QUEUE_APPS = frozenset({"queue"})
 _VOICEMAIL_APPS = frozenset({"voicemail", "voicemailmain"})
 _CONFERENCE_APPS = frozenset({"confbridge", "meetme"})
 _IVR_APPS = frozenset({"background", "read", "waitexten", "playback", "ivrdemo", "agi"})
+#: ``lastapp`` of the CDR of a channel that Dial created: the dialled side of another
+#: channel's call, already in that channel's chain.
+_DIALLED_APPS = frozenset({"appdial", "appdial2"})
+#: Where a leg's tenant may come from, in the order `AsteriskConfig.tenant_sources` lists them.
+TENANT_SOURCES = ("map", "accountcode", "peeraccount", "userfield")
 
 #: Event field -> the CDR column it is read from, for refusals.
 _SOURCE_FIELDS: dict[str, str] = {
@@ -164,6 +179,9 @@ class AsteriskConfig:
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     trunks: frozenset[str] = frozenset()
     default_tenant: str = ""
+    #: `TENANT_SOURCES` tried in this order (``CDRSTREAM_ASTERISK_TENANT_SOURCES``).
+    tenant_sources: tuple[str, ...] = ("map", "accountcode")
+    tenants: PbxTenants = field(default_factory=PbxTenants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +206,16 @@ class AsteriskCdr:
     amaflags: str
     uniqueid: str = ""
     userfield: str = ""
+    peeraccount: str = ""
     linkedid: str = ""
     sequence: str = ""
 
     @property
     def chain_key(self) -> str:
-        """The chain this CDR belongs to: Party A's uniqueid (else its channel and start)."""
-        return self.uniqueid or f"{self.channel}@{self.start_ms}"
+        """The chain this CDR belongs to: Party A's uniqueid, else (``cdr_csv`` without
+        ``loguniqueid``) Party A's channel name, which Asterisk numbers anew for each channel:
+        the rows of one call's chain are consecutive and share it, whatever their start."""
+        return self.uniqueid or self.channel
 
     @property
     def answered(self) -> bool:
@@ -322,6 +343,7 @@ def _cdr(values: Mapping[str, str], config: AsteriskConfig) -> AsteriskCdr | Rej
         amaflags=text["amaflags"].strip(),
         uniqueid=text["uniqueid"].strip(),
         userfield=text["userfield"],
+        peeraccount=text["peeraccount"].strip(),
         linkedid=text["linkedid"].strip(),
         sequence=text["sequence"].strip(),
     )
@@ -373,28 +395,58 @@ def _dialled_number(lastdata: str) -> str | None:
 # --- chains -> events -------------------------------------------------------------------
 
 
+def calling_rows(chain: Sequence[AsteriskCdr]) -> list[AsteriskCdr]:
+    """The chain without the CDRs of channels that Dial created (``lastapp`` ``AppDial``):
+    such a CDR is the dialled side of a call that the caller's chain already holds (an
+    outbound trunk channel's own CDR), never a call of its own."""
+    return [cdr for cdr in chain if cdr.lastapp.strip().lower() not in _DIALLED_APPS]
+
+
 def pstn_legs(chain: Sequence[AsteriskCdr], trunks: frozenset[str]) -> dict[str, list[int]]:
     """Trunk channel -> indexes of the chain's CDRs on that PSTN leg."""
     legs: dict[str, list[int]] = {}
     for index, cdr in enumerate(chain):
         if is_trunk(cdr.channel, trunks):
             legs.setdefault(cdr.channel, []).append(index)
-        if is_trunk(cdr.dstchannel, trunks):  # also when Party A is a trunk: a forward
-            legs.setdefault(cdr.dstchannel, []).append(index)
+        if is_trunk(cdr.dstchannel, trunks) and not _transfer_into(cdr, trunks):
+            legs.setdefault(cdr.dstchannel, []).append(index)  # also trunk -> trunk: a forward
     return legs
+
+
+def _transfer_into(cdr: AsteriskCdr, trunks: frozenset[str]) -> bool:
+    """A trunk -> trunk CDR that an attended transfer made: Party A (the carrier's caller)
+    last dialled a phone or an extension (``Dial(PJSIP/201)``, ``Dial(Local/2998@ctx)``);
+    that phone called out and joined the two. The outbound crossing is the phone's own call
+    (its chain has the trunk as Party B); this CDR only adds talk time to the inbound call.
+    A forward or a blind transfer dials the outside number from Party A itself (a trunk, or
+    a ``Local`` channel to an outside number)."""
+    if not is_trunk(cdr.channel, trunks) or cdr.lastapp.lower() != "dial":
+        return False
+    target = cdr.lastdata.split(",", 1)[0].split("&", 1)[0].strip()
+    tech, _, rest = target.partition("/")
+    if not rest or _outside(f"{target}-0", trunks):
+        return False
+    name = rest if tech.lower() == "local" else re.split(r"[@/]", rest, maxsplit=1)[0]
+    return _EXTENSION.fullmatch(name.split("@", 1)[0]) is not None
 
 
 def chain_events(chain: Sequence[AsteriskCdr], config: AsteriskConfig) -> list[Result]:
     """One result per PSTN leg of a chain of CDRs (module docstring); an empty list when
-    the chain has no trunk channel. Never raises."""
+    the chain has no trunk channel (`skip_reason` says why). Never raises."""
     try:
-        legs = pstn_legs(chain, config.trunks)
-        return [
-            _leg_event([chain[i] for i in indexes], trunk, config)
-            for trunk, indexes in legs.items()
-        ]
+        rows = calling_rows(chain)
+        legs = pstn_legs(rows, config.trunks)
+        return [_leg_event(rows, indexes, trunk, config) for trunk, indexes in legs.items()]
     except Exception as exc:  # pragma: no cover - a bug: a refusal, never a crash
         return [Rejected("row", f"could not be read ({type(exc).__name__})")]
+
+
+def skip_reason(chain: Sequence[AsteriskCdr], config: AsteriskConfig) -> str:
+    """Why a chain gives no event: ``dialled_leg`` (only CDRs of dialled channels: the call
+    is in its caller's chain) or ``not_pstn_leg`` (no trunk channel: an internal call)."""
+    if chain and not calling_rows(chain):
+        return "dialled_leg"
+    return "not_pstn_leg"
 
 
 def _strongest(dispositions: Sequence[str]) -> str:
@@ -404,14 +456,40 @@ def _strongest(dispositions: Sequence[str]) -> str:
     return dispositions[0] if dispositions else ""
 
 
+def _outside(channel: str, trunks: frozenset[str]) -> bool:
+    """A channel that leaves the PBX: a trunk, or a ``Local`` channel whose extension is an
+    outside number (5 or more digits: ``Local/0612345678@out``), whose other half dials it."""
+    if is_trunk(channel, trunks):
+        return True
+    tech, endpoint = channel_parts(channel)
+    return tech.lower() == "local" and bool(_DELIVERED_NUMBER.fullmatch(endpoint.split("@")[0]))
+
+
+def _phone(channel: str, trunks: frozenset[str]) -> bool:
+    return bool(channel) and not _outside(channel, trunks)
+
+
+def _transferred_out(row: AsteriskCdr) -> bool:
+    """``Transfer()`` to an outside number: the PBX handed the call to the carrier (SIP
+    REFER), which connects it; no trunk channel of this PBX carries that part."""
+    if row.lastapp.lower() != "transfer":
+        return False
+    target = row.lastdata.split(",", 1)[0].strip()
+    number = _dialled_number(target) or target
+    return bool(_DELIVERED_NUMBER.fullmatch(number))
+
+
 def _routed_to(rows: Sequence[AsteriskCdr], trunks: frozenset[str]) -> str | None:
+    """Where an inbound call went. ``forward`` when no phone answered it and it went back
+    out (to a trunk, a ``Local`` channel dialling an outside number, or ``Transfer()`` to
+    one): an extension's forward to a mobile, a transfer outside before anyone answered."""
     apps = {row.lastapp.lower() for row in rows}
     if apps & _QUEUE_APPS:
         return "queue"
-    if any(
-        row.answered and row.dstchannel and not is_trunk(row.dstchannel, trunks) for row in rows
-    ):
+    if any(row.answered and _phone(row.dstchannel, trunks) for row in rows):
         return "extension"
+    if any(_outside(row.dstchannel, trunks) or _transferred_out(row) for row in rows):
+        return "forward"
     if apps & _VOICEMAIL_APPS:
         return "voicemail"
     if apps & _CONFERENCE_APPS:
@@ -423,16 +501,66 @@ def _routed_to(rows: Sequence[AsteriskCdr], trunks: frozenset[str]) -> str | Non
     return None
 
 
-def _leg_event(rows: list[AsteriskCdr], trunk: str, config: AsteriskConfig) -> Result:
+def _tenant(rows: Sequence[AsteriskCdr], trunk: str, inbound: bool, config: AsteriskConfig) -> str:
+    """The leg's tenant from the first of `AsteriskConfig.tenant_sources` that names one, else
+    the default tenant ("" when none). A trunk channel's own ``accountcode`` is never read:
+    it names the carrier account, not a tenant."""
+    trunks = config.trunks
+    for source in config.tenant_sources:
+        found: str | None = None
+        if source == "map":
+            tech, endpoint = channel_parts(trunk)
+            found = config.tenants.by_trunk(endpoint, f"{tech}/{endpoint}")
+            if found is None and inbound:
+                found = config.tenants.by_number(rows[0].dst)
+        elif source == "accountcode":
+            found = next(
+                (r.accountcode for r in rows if r.accountcode and not is_trunk(r.channel, trunks)),
+                None,
+            )
+        elif source == "peeraccount":
+            found = next(
+                (
+                    r.peeraccount
+                    for r in rows
+                    if r.peeraccount and r.dstchannel and not is_trunk(r.dstchannel, trunks)
+                ),
+                None,
+            )
+        elif source == "userfield":
+            found = next((r.userfield.strip() for r in rows if r.userfield.strip()), None)
+        if found:
+            return found
+    return config.default_tenant
+
+
+def _leg_event(
+    chain: list[AsteriskCdr], indexes: list[int], trunk: str, config: AsteriskConfig
+) -> Result:
+    rows = [chain[i] for i in indexes]
     first = rows[0]
-    key = first.chain_key
+    inbound = first.channel == trunk
+    if not inbound:
+        # The phone's dial towards the trunk through Local channels is part of this call:
+        # it started when the phone dialled.
+        rows = [
+            r
+            for r in chain[: indexes[0]]
+            if r.dstchannel.lower().startswith("local/") and r.lastdata == first.lastdata
+        ] + rows
+    key = first.uniqueid or f"{first.channel}@{min(row.start_ms for row in rows) // 1000}"
     if not printable_id(key) or len(trunk) > 120 or not trunk.isprintable():
         return Rejected("uniqueid", "not 1-200 visible ASCII characters")
-    inbound = first.channel == trunk
-    answered = [row for row in rows if row.answered]
-    tenant = next((row.accountcode for row in rows if row.accountcode), config.default_tenant)
+    leg_rows = [chain[i] for i in indexes]
+    answered = [row for row in leg_rows if row.answered]
+    tenant = _tenant(rows, trunk, inbound, config)
     if not tenant:
-        return Rejected("accountcode", "no tenant: set the accountcode, or a default tenant")
+        sources = ", ".join(config.tenant_sources) or "none"
+        return Rejected(
+            "accountcode",
+            f"no tenant from the tenant sources ({sources}): map the trunk or number in the "
+            "tenants file, or set a default tenant",
+        )
     event: dict[str, Any] = {
         "event_id": f"ast:{key}:{trunk}",
         "tenant_id": tenant,
@@ -448,22 +576,29 @@ def _leg_event(rows: list[AsteriskCdr], trunk: str, config: AsteriskConfig) -> R
         event["disposition"] = "answered"
     else:
         event["duration"] = 0
-        word = _strongest([row.disposition for row in rows])
+        word = _strongest([row.disposition for row in leg_rows])
         event["disposition"] = _DISPOSITIONS.get(word, word.lower())
     extension: str | None
     if inbound:
-        event["callee"] = first.dst
-        routed_to = _routed_to(rows, config.trunks)
+        callee = _inbound_callee(first, tenant, config)
+        if callee is None:
+            return Rejected(
+                "dst",
+                "not the number the caller dialled (a menu key or extension): list the "
+                "tenant's numbers in the tenants file",
+            )
+        event["callee"] = callee
+        routed_to = _routed_to(leg_rows, config.trunks)
         if routed_to:
             event["routed_to"] = routed_to
         phones = [
             row.dstchannel
-            for row in (answered or rows)
-            if row.dstchannel and not is_trunk(row.dstchannel, config.trunks)
+            for row in (answered or leg_rows)
+            if _phone(row.dstchannel, config.trunks)
         ]
         extension = _endpoint_extension(phones[-1]) if phones else None
     else:
-        out = next(row for row in rows if row.dstchannel == trunk)
+        out = next(row for row in leg_rows if row.dstchannel == trunk)
         forwarded = is_trunk(out.channel, config.trunks)
         dialled = _dialled_number(out.lastdata) if out.lastapp.lower() == "dial" else None
         event["callee"] = (dialled or out.dst) if forwarded else out.dst
@@ -471,7 +606,20 @@ def _leg_event(rows: list[AsteriskCdr], trunk: str, config: AsteriskConfig) -> R
         extension = extension or (None if forwarded else _extension_like(out.src))
     if extension:
         event["extension"] = extension
+    region = config.tenants.region(tenant)
+    if region:
+        event["tenant_region"] = region
     return checked(event, _SOURCE_FIELDS)
+
+
+def _inbound_callee(first: AsteriskCdr, tenant: str, config: AsteriskConfig) -> str | None:
+    """The number the PSTN caller dialled: ``dst`` of the trunk leg's first CDR when it is
+    one (5 or more digits), else the tenant's first number in the tenants file; never a menu
+    key or an extension (``1``, ``s``, ``2998``)."""
+    dst = first.dst.strip()
+    if _DELIVERED_NUMBER.fullmatch(dst):
+        return dst
+    return config.tenants.main_number(tenant)
 
 
 class Chains(Generic[T]):

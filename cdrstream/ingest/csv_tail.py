@@ -1,9 +1,12 @@
-"""Following Asterisk's ``Master.csv`` (a shell around `asterisk_cdr`).
+"""Following Asterisk's ``Master.csv`` (a shell around `asterisk_cdr` and `csv_records`).
 
-Reads whole lines only (cdr_csv appends each row with one ``fputs``; a line without its
-newline yet is left for the next read), groups them into chains, produces each chain's
-events, and remembers how far it got in a **position file**: JSON with the CSV's path,
-device, inode and the byte offset up to which every row has been produced (or dead-lettered).
+Reads whole CSV records only (cdr_csv appends each row with one ``fputs``; a record without
+its final line break yet is left for the next read; a line break inside quotes is part of
+the record), groups them into chains, produces each chain's events, and remembers how far it
+got in a **position file**: JSON with the CSV's path, device, inode, a fingerprint of its
+first bytes (up to `FINGERPRINT_BYTES`) and the byte offset up to which every row has been
+produced (or dead-lettered). A row whose ``src`` or ``dst`` is not UTF-8 is dead-lettered
+(``asterisk_csv:src``, ``asterisk_csv:dst``).
 The position moves only after Kafka acknowledged, and is written atomically (temporary file,
 fsync, rename), at most every `SAVE_EVERY_S` and always when idle and on exit. So a restart
 continues where the last run stopped: nothing is lost, and nothing is sent twice after a
@@ -11,9 +14,13 @@ clean stop. After a crash, the rows of the last fraction of a second may be sent
 carry the same event ids, so the store counts them as duplicates, not new records.
 
 Rotation and truncation: when the path names a new file (another inode) the old one is read
-to its end first, then the new one from its start; a file shorter than the position was
-truncated and is read from its start. A position saved for another path or file is ignored
-(logged), and the file is read from its start.
+to its end first, then the new one from its start. A file rewritten in place (logrotate's
+``copytruncate``: truncated, then appended to) is recognised by its size falling below what
+was read or by its first bytes no longer matching the fingerprint, checked before every
+read is used, so new rows longer than the old offset are still read from the start; the
+rows of the old content not read yet are in the rotated copy. A saved position for another
+path or file, or whose fingerprint no longer matches, is ignored (logged), and the file is
+read from its start, whether the tailer was running or restarted.
 
 With ``follow`` false the file is read to its end once and the command exits (an import,
 resumable); with ``follow`` it keeps reading. A chain counts as complete when the next
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -37,6 +45,7 @@ import orjson
 
 from cdrstream.ingest.asterisk_cdr import AsteriskCdr, AsteriskConfig, Chains, parse_csv_line
 from cdrstream.ingest.asterisk_delivery import Stopped, dead_letter, deliver_chain
+from cdrstream.ingest.csv_records import one_line, split_records, undecodable_number
 from cdrstream.ingest.metrics import CSV_POSITION
 from cdrstream.ingest.producer import EventProducer
 from cdrstream.ingest.results import Rejected
@@ -45,6 +54,7 @@ log = logging.getLogger("cdrstream.ingest")
 SOURCE = "asterisk_csv"
 SAVE_EVERY_S = 0.5
 READ_BYTES = 1 << 16
+FINGERPRINT_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,12 @@ class Position:
     device: int
     inode: int
     offset: int
+    fingerprint_bytes: int = 0
+    fingerprint: str = ""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class PositionFile:
@@ -63,7 +79,12 @@ class PositionFile:
         try:
             data = orjson.loads(self.path.read_bytes())
             return Position(
-                str(data["path"]), int(data["device"]), int(data["inode"]), int(data["offset"])
+                str(data["path"]),
+                int(data["device"]),
+                int(data["inode"]),
+                int(data["offset"]),
+                int(data.get("fingerprint_bytes", 0)),  # absent in positions of older versions
+                str(data.get("fingerprint", "")),
             )
         except FileNotFoundError:
             return None
@@ -82,6 +103,8 @@ class PositionFile:
                         "device": position.device,
                         "inode": position.inode,
                         "offset": position.offset,
+                        "fingerprint_bytes": position.fingerprint_bytes,
+                        "fingerprint": position.fingerprint,
                     }
                 )
             )
@@ -125,6 +148,7 @@ class CsvTailer:
         self._saved_at = 0.0
         self._last_row_at = 0.0
         self._partial = b""
+        self._fingerprint = (0, _digest(b""))
 
     # -- files --------------------------------------------------------------------------
 
@@ -136,18 +160,23 @@ class CsvTailer:
         stat = os.fstat(handle.fileno())
         self._file = handle
         self._identity = (stat.st_dev, stat.st_ino)
+        self._fingerprint = (0, _digest(b""))
         offset = 0
         if resume is not None:
             same = (resume.path, resume.device, resume.inode) == (
                 str(self.csv_path.resolve()),
                 *self._identity,
             )
-            if same and resume.offset <= stat.st_size:
+            head = os.pread(handle.fileno(), resume.fingerprint_bytes, 0)
+            unchanged = not resume.fingerprint or _digest(head) == resume.fingerprint
+            if same and resume.offset <= stat.st_size and unchanged:
                 offset = resume.offset
+                if resume.fingerprint:
+                    self._fingerprint = (resume.fingerprint_bytes, resume.fingerprint)
             else:
                 log.warning(
-                    "the saved position is for another file, or the file was truncated:"
-                    " reading %s from its start",
+                    "the saved position is for another file, or the file was truncated or"
+                    " rewritten: reading %s from its start",
                     self.csv_path,
                 )
         handle.seek(offset)
@@ -157,7 +186,9 @@ class CsvTailer:
         return True
 
     def _position(self) -> Position:
-        return Position(str(self.csv_path.resolve()), *self._identity, self._committed)
+        return Position(
+            str(self.csv_path.resolve()), *self._identity, self._committed, *self._fingerprint
+        )
 
     def _save(self, *, force: bool = False) -> None:
         if self._committed == self._saved:
@@ -168,14 +199,41 @@ class CsvTailer:
             self._saved, self._saved_at = self._committed, now
 
     def _replaced(self) -> bool:
-        """The path now names another file, or the file shrank below what was read."""
+        """The path now names another file (renamed away and created again)."""
         try:
             stat = self.csv_path.stat()
         except FileNotFoundError:
             return False
-        if (stat.st_dev, stat.st_ino) != self._identity:
+        return (stat.st_dev, stat.st_ino) != self._identity
+
+    def _rewritten(self) -> bool:
+        """The open file was truncated or rewritten in place: shorter than what was read, or
+        its first bytes are no longer the ones read."""
+        assert self._file is not None
+        fd = self._file.fileno()
+        if os.fstat(fd).st_size < self._read_offset:
             return True
-        return stat.st_size < self._read_offset
+        size, digest = self._fingerprint
+        return size > 0 and _digest(os.pread(fd, size, 0)) != digest
+
+    def _extend_fingerprint(self) -> None:
+        assert self._file is not None
+        if self._fingerprint[0] < min(FINGERPRINT_BYTES, self._read_offset):
+            head = os.pread(self._file.fileno(), min(FINGERPRINT_BYTES, self._read_offset), 0)
+            self._fingerprint = (len(head), _digest(head))
+
+    async def _read_from_start(self, stop: asyncio.Event) -> None:
+        """After a rewrite in place: the chain in hand was read before it; then byte 0."""
+        log.warning(
+            "%s was truncated or rewritten in place: reading it from its start", self.csv_path
+        )
+        await self._flush(stop)
+        assert self._file is not None
+        self._file.seek(0)
+        self._read_offset = self._committed = 0
+        self._partial = b""
+        self._fingerprint = (0, _digest(b""))
+        self._save(force=True)
 
     # -- rows ---------------------------------------------------------------------------
 
@@ -200,7 +258,7 @@ class CsvTailer:
             if not self._chains.pending:
                 self._committed = end
             return
-        parsed = parse_csv_line(line, self.config)
+        parsed = undecodable_number(line) or parse_csv_line(one_line(line), self.config)
         if isinstance(parsed, Rejected):
             await self._flush(stop)  # keep the position monotonic: earlier rows first
             await dead_letter(
@@ -213,30 +271,36 @@ class CsvTailer:
         if done:
             await self._deliver(done, stop)
 
-    async def _read_available(self, stop: asyncio.Event) -> bool:
-        """Process every complete line now in the file; True when any was read."""
+    async def _read_available(self, stop: asyncio.Event, *, final: bool = False) -> None:
+        """Process every complete record now in the file. ``final``: nothing more is coming
+        for now, so an unclosed quote does not hold back the lines after it."""
         assert self._file is not None
-        any_line = False
         while not stop.is_set():
+            if self._rewritten():
+                await self._read_from_start(stop)
             chunk = self._file.read(READ_BYTES)
             if not chunk:
                 break
-            data = self._partial + chunk
-            start = self._read_offset
-            lines = data.split(b"\n")
-            self._partial = lines.pop()
-            for line in lines:
-                end = start + len(line) + 1
-                await self._row(line, start, end, stop)
-                start = end
-                self._read_offset = end
-                any_line = True
-                self._save()
-            if len(self._partial) > 1 << 20:  # a "line" of a megabyte: not cdr_csv's
-                await self._row(self._partial, start, start + len(self._partial), stop)
-                self._read_offset += len(self._partial)
+            if self._rewritten():  # while it was read: that chunk may start mid-row
+                await self._read_from_start(stop)
+                continue
+            records, self._partial = split_records(self._partial + chunk)
+            await self._records(records, stop)
+            self._extend_fingerprint()
+            if len(self._partial) > 1 << 20:  # a "row" of a megabyte: not cdr_csv's
+                await self._records([self._partial], stop)
                 self._partial = b""
-        return any_line
+        if final and b"\n" in self._partial:
+            records, self._partial = split_records(self._partial, final=True)
+            await self._records(records, stop)
+
+    async def _records(self, records: list[bytes], stop: asyncio.Event) -> None:
+        start = self._read_offset
+        for record in records:
+            end = start + len(record) + 1
+            await self._row(record, start, end, stop)
+            start = self._read_offset = end
+            self._save()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -265,14 +329,15 @@ class CsvTailer:
             if stop.is_set():
                 return 0
         while not stop.is_set():
-            await self._read_available(stop)
+            quiet = time.monotonic() - self._last_row_at >= self.settle_s
+            await self._read_available(stop, final=not self.follow or quiet)
             if not self.follow:
                 if not self._partial:  # else Asterisk is writing: its chain may go on
                     await self._flush(stop)
                 self._save(force=True)
                 return 0
             if self._replaced():
-                await self._read_available(stop)  # the old file's last rows
+                await self._read_available(stop, final=True)  # the old file's last rows
                 await self._flush(stop)
                 assert self._file is not None
                 self._file.close()
@@ -280,7 +345,6 @@ class CsvTailer:
                 self._open(None)
                 self._save(force=True)
                 continue
-            quiet = time.monotonic() - self._last_row_at >= self.settle_s
             if self._chains.pending and quiet and not self._partial:
                 await self._flush(stop)
             if not self._chains.pending:

@@ -58,7 +58,8 @@ becomes two events, each its own record, like the forwarded legs of contract §3
   answered), else the ``*_epoch`` seconds; ``duration`` is ``billsec`` when answered, else 0.
 - ``disposition`` from ``hangup_cause`` (`disposition_of`).
 - inbound ``routed_to``: ``queue`` when mod_callcenter or mod_fifo had it (``cc_queue``,
-  ``fifo_name``, their applications), else ``extension`` when it was bridged, else
+  ``fifo_name``, their applications), else ``extension`` when it was bridged to a phone's
+  leg, else ``forward`` when only to PSTN legs (a forward to a mobile), else
   ``voicemail``, ``conference`` or ``ivr`` by the applications it ran; ``extension``: the
   channel variable ``cdrstream_extension`` when the dialplan sets it, else, inbound, the
   destination of the newest bridged leg (``originatee``), outbound, the originating phone's
@@ -84,6 +85,7 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
+from cdrstream.ingest.pbx_tenants import PbxTenants
 from cdrstream.ingest.results import Rejected, Result, Skipped, checked, printable_id
 
 #: Largest post read, bytes. A CDR with call statistics, SDP and a long app log is 10-40 KiB.
@@ -139,6 +141,15 @@ class FreeswitchConfig:
     tenant_variable: str = "cdrstream_tenant"
     default_tenant: str = ""
     trunk_profiles: frozenset[str] = field(default_factory=lambda: frozenset({"external"}))
+    #: `TENANT_SOURCES` tried in this order (``CDRSTREAM_FREESWITCH_TENANT_SOURCES``).
+    tenant_sources: tuple[str, ...] = ("variable", "domain", "map")
+    tenants: PbxTenants = field(default_factory=PbxTenants)
+
+
+#: Where a leg's tenant may come from: the channel variable ``tenant_variable``,
+#: ``domain_name``, the tenants file (the leg's gateway in a tenant's ``trunks``, an inbound
+#: leg's destination in its ``numbers``).
+TENANT_SOURCES = ("variable", "domain", "map")
 
 
 def decode_post(content_type: str, body: bytes) -> dict[str, Any] | Rejected:
@@ -296,11 +307,19 @@ def _applications(document: Mapping[str, Any], read: _Variables) -> set[str]:
     return apps
 
 
-def _routed_to(document: Mapping[str, Any], read: _Variables, bridged: bool) -> str | None:
+def _routed_to(
+    document: Mapping[str, Any], read: _Variables, bridged: bool, forwarded: bool
+) -> str | None:
+    """``forward`` when the leg was bridged only to PSTN legs (a forward to a mobile, a
+    transfer to an outside number before any phone answered): no extension took it."""
     apps = _applications(document, read)
     if read.get("cc_queue") or read.get("fifo_name") or apps & _QUEUE_APPS:
         return "queue"
-    if bridged or (apps & _BRIDGE_APPS and read.get("bridge_uuid")):
+    if bridged:
+        return "extension"
+    if forwarded:
+        return "forward"
+    if apps & _BRIDGE_APPS and read.get("bridge_uuid"):
         return "extension"
     if "voicemail" in apps:
         return "voicemail"
@@ -354,16 +373,9 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     word = read.get("direction") or (
         _text(channel_data.get("direction")) if isinstance(channel_data, dict) else None
     )
-    direction = (word or "").lower()
+    direction = (word or _legacy_direction(document, read)).lower()
     if direction not in ("inbound", "outbound"):
         return Rejected("variables.direction", "missing, or not inbound/outbound")
-
-    tenant = read.get(config.tenant_variable) or read.get("domain_name") or config.default_tenant
-    if not tenant:
-        return Rejected(
-            f"variables.{config.tenant_variable}",
-            "no tenant: set this channel variable (or domain_name), or a default tenant",
-        )
 
     times: dict[str, int | None] = {}
     for name in ("start", "answer", "end"):
@@ -376,19 +388,18 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
     if times["end"] is None:
         return Rejected("variables.end_epoch", "missing")
 
-    caller = _text(first.get("caller_id_number"))
-    caller = caller or read.get("caller_id_number") or read.get("sip_from_user") or ""
-    if _withheld(read):
-        caller = "anonymous"
-    callee = _text(first.get("destination_number"))
-    callee = (
-        callee
-        or read.get("destination_number")
-        or read.get("sip_req_user")
-        or read.get("sip_to_user")
-    )
+    caller, callee = _numbers(first, read)
     if callee is None:
         return Rejected("callflow.caller_profile.destination_number", "missing")
+
+    tenant = _tenant(read, callee if direction == "inbound" else None, config)
+    if not tenant:
+        sources = ", ".join(config.tenant_sources) or "none"
+        return Rejected(
+            f"variables.{config.tenant_variable}",
+            f"no tenant from the tenant sources ({sources}): set this channel variable, map "
+            "the gateway or number in the tenants file, or set a default tenant",
+        )
 
     answered = times["answer"] is not None
     event: dict[str, Any] = {
@@ -414,8 +425,9 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
 
     extension = _extension_like(read.get("cdrstream_extension"))
     if direction == "inbound":
-        bridged_to = _bridged_destination(profiles)
-        routed_to = _routed_to(document, read, bridged_to is not None)
+        bridged_to = _bridged_destination(profiles, config.trunk_profiles, phones=True)
+        forwarded = _bridged_destination(profiles, config.trunk_profiles, phones=False)
+        routed_to = _routed_to(document, read, bridged_to is not None, forwarded is not None)
         if routed_to:
             event["routed_to"] = routed_to
         extension = extension or _extension_like(bridged_to)
@@ -423,20 +435,87 @@ def _event(document: Mapping[str, Any], config: FreeswitchConfig) -> Result:
         extension = extension or _originating_extension(profiles)
     if extension:
         event["extension"] = extension
-    region = read.get("cdrstream_region")
+    region = read.get("cdrstream_region") or config.tenants.region(tenant)
     if region:
         event["tenant_region"] = region
     return checked(event, {**_SOURCE_FIELDS, "tenant_id": f"variables.{config.tenant_variable}"})
 
 
-def _bridged_destination(profiles: list[dict[str, Any]]) -> str | None:
-    """The destination number of the newest leg this leg was bridged to (``originatee``)."""
+def _legacy_direction(document: Mapping[str, Any], read: _Variables) -> str:
+    """The direction of a leg from a FreeSWITCH that wrote neither ``variables.direction``
+    nor ``channel_data.direction`` (e.g. 1.6, 2018): ``outbound`` when the switch created
+    the leg (``is_outbound``, or it has an originator: a B-leg), else ``inbound``."""
+    if (read.get("is_outbound") or "").lower() in TRUE_WORDS or is_b_leg(document):
+        return "outbound"
+    return "inbound"
+
+
+def _numbers(first: Mapping[str, Any], read: _Variables) -> tuple[str, str | None]:
+    """(caller, callee) of the leg. On a leg FreeSWITCH originated itself (``originate``:
+    dialers, click-to-call, callbacks) it flips the caller id (``channel_cid_flipped``): the
+    caller profile then shows the called number as the caller, and the number presented to
+    the called party is ``origination_caller_id_number`` (else the effective caller id)."""
+    caller = _text(first.get("caller_id_number"))
+    if (read.get("channel_cid_flipped") or "").lower() in TRUE_WORDS:
+        caller = (
+            read.get("origination_caller_id_number")
+            or read.get("effective_caller_id_number")
+            or _text(first.get("ani"))
+        )
+    caller = caller or read.get("caller_id_number") or read.get("sip_from_user") or ""
+    if _withheld(read):
+        caller = "anonymous"
+    callee = _text(first.get("destination_number"))
+    callee = (
+        callee
+        or read.get("destination_number")
+        or read.get("sip_req_user")
+        or read.get("sip_to_user")
+    )
+    return caller, callee
+
+
+def _tenant(read: _Variables, inbound_callee: str | None, config: FreeswitchConfig) -> str:
+    """The first tenant the configured sources name, else the default tenant ("": none)."""
+    for source in config.tenant_sources:
+        found: str | None = None
+        if source == "variable":
+            found = read.get(config.tenant_variable)
+        elif source == "domain":
+            found = read.get("domain_name")
+        elif source == "map":
+            found = config.tenants.by_trunk(
+                read.get("sip_gateway_name") or "", read.get("sip_gateway") or ""
+            )
+            if found is None and inbound_callee:
+                found = config.tenants.by_number(inbound_callee)
+        if found:
+            return found
+    return config.default_tenant
+
+
+def _bridged_destination(
+    profiles: list[dict[str, Any]], trunk_profiles: frozenset[str], *, phones: bool
+) -> str | None:
+    """The destination number of the newest leg this leg was bridged to (``originatee``):
+    of a phone's leg (``phones``), else of a PSTN leg (`is_pstn_channel`)."""
     for entry in profiles:  # newest first
         for other in _other_profiles(_caller_profile(entry), "originatee"):
             number = _text(other.get("destination_number"))
-            if number:
+            if number and is_pstn_channel(_text(other.get("chan_name")), trunk_profiles) != phones:
                 return number
     return None
+
+
+def is_pstn_channel(chan_name: str | None, trunk_profiles: frozenset[str]) -> bool:
+    """A channel name of a PSTN leg: ``sofia/gateway/<gateway>/<number>`` or
+    ``sofia/<trunk profile>/<number>`` (a gateway leg is named after its profile)."""
+    parts = (chan_name or "").split("/")
+    return (
+        len(parts) >= 3
+        and parts[0] == "sofia"
+        and (parts[1] == "gateway" or parts[1] in trunk_profiles)
+    )
 
 
 def _originating_extension(profiles: list[dict[str, Any]]) -> str | None:

@@ -1,7 +1,7 @@
 """The HTTP receiver for FreeSWITCH's ``mod_json_cdr`` (a shell around `freeswitch_cdr`).
 
 Routes: ``POST /freeswitch`` (FreeSWITCH appends ``?uuid=<uuid>``; the query is ignored),
-``GET /healthz`` (alive), ``GET /readyz`` (Kafka connected and the topic known; else 503),
+``GET /healthz`` (alive), ``GET /readyz`` (Kafka acknowledges now, `EventProducer.ready`; else 503),
 ``GET /metrics``: the same shapes as the other roles (`cdrstream.observability.health`).
 
 Answers to a post, all but 200 as ``application/problem+json``:

@@ -265,7 +265,23 @@ async def test_the_chart_shows_calls_per_day_hover_figures_and_filters_on_click(
     )
     assert bars == [["inbound", len(inbound)], ["outbound", len(outbound)]]
 
-    await group.hover()
+    # The day is hovered and clicked where the minutes line crosses it (its dot): the line
+    # drawn over the days must not take the pointer from the day under it.
+    under_the_line = await p.evaluate(
+        """date => {
+            const groups = [...document.querySelectorAll('#chart g.day-group')];
+            const i = groups.findIndex(g => g.dataset.date === date);
+            const dot = document.querySelectorAll('#chart circle.dot')[i].getBoundingClientRect();
+            const box = groups[i].getBoundingClientRect();
+            const day = groups[i].querySelector('rect.day').getBoundingClientRect();
+            // The busiest day's dot sits on the day's top edge: a pixel and a half inside
+            // the day, still under the dot (radius 2.5).
+            const y = Math.max(dot.y + dot.height / 2, day.y + 1.5);
+            return {x: dot.x + dot.width / 2 - box.x, y: y - box.y};
+        }""",
+        date,
+    )
+    await group.hover(position=under_the_line, timeout=WAIT_MS)
     tip = p.locator("#chart-tip")
     await expect(tip).to_be_visible()
     text = await tip.text_content()
@@ -279,7 +295,7 @@ async def test_the_chart_shows_calls_per_day_hover_figures_and_filters_on_click(
     await p.mouse.move(0, 0)
     await expect(tip).to_be_hidden()
 
-    await group.click()
+    await group.click(position=under_the_line, timeout=WAIT_MS)
     rows = p.locator("#rows tr")
     await expect(rows).to_have_count(len(calls), timeout=WAIT_MS)
     assert await p.input_value("#f-from") == f"{date}T00:00"  # the browser drops ":00"

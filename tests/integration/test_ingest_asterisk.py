@@ -51,7 +51,10 @@ from tests.unit.test_ingest_asterisk import csv_row
 pytestmark = pytest.mark.integration
 
 ZONE = "Europe/Amsterdam"
-CONFIG = AsteriskConfig(zone=ZoneInfo(ZONE), trunks=frozenset({"carrier"}))
+#: The dialplan names the tenant with Set(CDR(userfield)=...): a trunk's accountcode never does.
+CONFIG = AsteriskConfig(
+    zone=ZoneInfo(ZONE), trunks=frozenset({"carrier"}), tenant_sources=("userfield",)
+)
 AMI_USER, AMI_SECRET = "cdrstream", "ami-S3cret"
 
 
@@ -75,6 +78,7 @@ def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
             api_bind="127.0.0.1",
             asterisk_tz=ZONE,
             asterisk_trunks="carrier",
+            asterisk_tenant_sources="userfield",
             ami_host="127.0.0.1",
             ami_username=AMI_USER,
             ami_secret=AMI_SECRET,
@@ -111,7 +115,7 @@ def chains(tenant: str, start: datetime) -> list[list[dict[str, Any]]]:
             "channel": f"PJSIP/carrier-{uid[-4:]}a", "dstchannel": "PJSIP/201-0000001b",
             "lastapp": "Dial", "lastdata": "PJSIP/201,30", "start": at(0), "answer": at(5),
             "end": at(65), "duration": 65, "billsec": 60, "disposition": "ANSWERED",
-            "amaflags": "DOCUMENTATION", "uniqueid": uid, "userfield": "", "peeraccount": "",
+            "amaflags": "DOCUMENTATION", "uniqueid": uid, "userfield": tenant, "peeraccount": "",
             "linkedid": uid, "sequence": 1,
         }  # fmt: skip
         return {**base, **values}
@@ -148,7 +152,7 @@ def chains(tenant: str, start: datetime) -> list[list[dict[str, Any]]]:
                 **unanswered,
             ),
         ],
-        [row(f"{u}.4", dstchannel="", lastapp="BackGround", dst="s")],  # an IVR
+        [row(f"{u}.4", dstchannel="", lastapp="BackGround")],  # an IVR on the DID's context
         [  # 201 answers, then transfers to 202
             row(f"{u}.5", end=at(30), duration=30, billsec=25),
             row(

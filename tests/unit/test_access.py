@@ -33,9 +33,30 @@ def test_new_token_has_its_id_inside_and_256_random_bits() -> None:
     token_id, token = tokens.new_token()
     assert token.startswith(f"cdrs_{token_id}_")
     assert tokens.token_id_of(token) == token_id
-    secret = token.split("_", 2)[2]
+    parsed = tokens.parse_token(token)
+    assert parsed is not None and parsed[0] == token_id
+    secret = parsed[1]
+    assert token == f"cdrs_{token_id}_{secret}"
     assert len(secret) == 43  # 32 bytes, url-safe base64 without padding
     assert len({tokens.new_token()[1] for _ in range(100)}) == 100
+
+
+@pytest.mark.parametrize(
+    ("token", "parsed"),
+    [
+        ("cdrs_0123456789ab_" + "a" * 43, ("0123456789ab", "a" * 43)),
+        # token_urlsafe secrets hold "_" and "-": the secret is all of it, not its last piece
+        ("cdrs_0123456789ab_" + "s_" * 21 + "s", ("0123456789ab", "s_" * 21 + "s")),
+        ("cdrs_0123456789ab_" + "_" * 43, ("0123456789ab", "_" * 43)),
+        ("cdrs_0123456789ab_" + "a" * 42, None),  # too short
+        ("cdrs_0123456789AB_" + "a" * 43, None),  # the id is lower-case hex
+        ("cdrs_0123456789ab_" + "a" * 42 + "=", None),
+        ("Bearer cdrs_0123456789ab_" + "a" * 43, None),
+    ],
+)
+def test_parse_token_gives_the_whole_secret(token: str, parsed: tuple[str, str] | None) -> None:
+    assert tokens.parse_token(token) == parsed
+    assert tokens.token_id_of(token) == (parsed[0] if parsed else None)
 
 
 def test_token_hash_is_sha256_hex_and_not_the_token() -> None:

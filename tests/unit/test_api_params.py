@@ -15,17 +15,20 @@ from cdrstream.api.csv_export import CSV_COLUMNS, CsvFormatter
 from cdrstream.api.params import (
     CDRS_PARAMS,
     DEFAULT_LIMIT,
+    LIVE_PARAMS,
     CdrsRequest,
     InvalidParam,
     ParseContext,
     choose_format,
     parse_cdrs_params,
+    parse_params,
 )
 from cdrstream.core.numbers import normalize_query_number
 from cdrstream.core.record import CallRecord
 from cdrstream.core.record_view import FIELDS, RecordView
 from cdrstream.core.timestamps import format_local, format_utc
 from cdrstream.store.reader import RecordQuery
+from tests.unit.test_csv_rows import defused
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -260,11 +263,14 @@ def test_openapi_parameters_are_the_parser_parameters() -> None:
             assert not isinstance(parse_cdrs_params([(name, "")], NL), list)
     assert isinstance(parse_cdrs_params([("undocumented", "1")], NL), list)
     # the limits in the document are the parser's limits
-    limit = next(p for p in operation["parameters"] if p["name"] == "limit")["schema"]
+    schemas = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    for schema in schemas.values():  # every value may be empty (read as absent)
+        assert {"const": ""} in schema["anyOf"]
+    limit = schemas["limit"]["anyOf"][0]
     assert ok(f"limit={limit['maximum']}").limit == limit["maximum"]
     assert isinstance(parse(f"limit={limit['maximum'] + 1}"), list)
     assert isinstance(parse(f"limit={limit['minimum'] - 1}"), list)
-    direction = next(p for p in operation["parameters"] if p["name"] == "direction")["schema"]
+    direction = schemas["direction"]["anyOf"][0]
     for value in direction["enum"]:
         assert ok(f"direction={value}").query.direction == value
 
@@ -378,6 +384,36 @@ def test_whatever_a_masked_token_types_it_filters_by_a_country_code_at_most(type
         assert is_country_code(result.query.number_prefix), (typed, result)
 
 
+@pytest.mark.parametrize(
+    "typed",
+    ["+31612345678", "0612345678", "06-1234 5678", "1234567", "+31687654321@pbx",
+     "\uff10\uff16\uff11\uff12\uff13\uff14\uff15\uff16\uff17", "0612\u200b345678"],
+)  # fmt: skip
+def test_a_masked_token_cannot_filter_by_an_extension_that_holds_a_number(typed: str) -> None:
+    """Such an extension is served masked: the filter must not confirm a guessed number."""
+    for params in (CDRS_PARAMS, LIVE_PARAMS):
+        result = parse_params([("extension", typed)], params, MASKED_NL)
+        assert isinstance(result, list), (typed, result)
+        assert [p.name for p in result] == ["extension"]
+        assert "masked" in result[0].reason and typed not in result[0].reason
+        full = parse_params([("extension", typed)], params, NL)
+        assert full == {"extension": typed}
+
+
+@pytest.mark.parametrize("typed", ["201", "0", "123456", "*97", "sales 2"])
+def test_a_masked_token_may_filter_by_an_extension(typed: str) -> None:
+    assert parse_params([("extension", typed)], CDRS_PARAMS, MASKED_NL) == {"extension": typed}
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_a_masked_token_filters_by_no_extension_it_is_served_masked(typed: str) -> None:
+    from cdrstream.core.masking import mask_text
+
+    result = parse_params([("extension", typed)], CDRS_PARAMS, MASKED_NL)
+    if isinstance(result, dict):
+        assert mask_text(typed) == typed  # served as it is: nothing hidden to confirm
+
+
 # ------------------------------------------------------------------------------- CSV rows
 
 
@@ -424,7 +460,7 @@ def _expected_csv(view: RecordView, record: CallRecord) -> dict[str, str]:
         else:
             value = shown[f.name]
             text = "" if value is None else str(value)
-            out[f.name] = ("'" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else "") + text
+            out[f.name] = defused(text)
     return out
 
 
@@ -466,12 +502,23 @@ def test_csv_row_quotes_and_defuses_text() -> None:
 
 
 def test_csv_of_a_masked_view_keeps_the_columns_and_withholds_the_raw_numbers() -> None:
-    record = _record(source_raw="020 123 4567", destination="+3224567890", destination_raw="x")
+    record = _record(
+        source_raw="020 123 4567",
+        destination="+3224567890",
+        destination_raw="x",
+        call_id="+31687654321@pbx",
+        extension="+31612345678",
+        disposition="0612345699",
+    )
     [row] = _csv(RecordView(AMSTERDAM, masked_numbers=True), [record])
     assert row["source"] == "'+31 \u2022\u2022\u2022 4567"
     assert row["destination"] == "'+32 \u2022\u2022\u2022 890"
-    assert row["source_raw"] == row["destination_raw"] == ""
-    assert "1234567" not in ",".join(row.values())
+    assert row["source_raw"] == row["destination_raw"] == row["call_id"] == ""
+    assert row["extension"] == "'+31 \u2022\u2022\u2022 5678"
+    assert row["disposition"] == "\u2022\u2022\u2022"
+    text = ",".join(row.values())
+    for digits in ("1234567", "8765432", "2345699"):
+        assert digits not in text
 
 
 @given(st.integers(min_value=946_684_800_000, max_value=4_133_980_799_999))
@@ -511,3 +558,34 @@ def test_the_page_checks_tenant_ids_with_the_core_pattern() -> None:
     [html] = re.findall(r'id="tenant"[^>]*pattern="([^"]*)"', page)
     assert js == TENANT_ID.pattern
     assert html.replace("\\-", "-") == TENANT_ID.pattern
+
+
+# ------------------------------------------------------------------------------- problems
+
+
+def test_a_parameter_given_many_times_is_one_problem() -> None:
+    result = parse_cdrs_params([("limit", "1")] * 400 + [("x", "1")] * 400, NL)
+    assert result == [
+        InvalidParam("limit", "given more than once"),
+        InvalidParam("x", "unknown parameter"),
+    ]
+
+
+def test_a_problem_lists_at_most_ten_parameters_and_counts_the_rest() -> None:
+    import orjson
+
+    from cdrstream.api.problems import bad_request
+
+    result = parse_cdrs_params([(f"x{n}", "1") for n in range(400)], NL)
+    assert isinstance(result, list) and len(result) == 400
+    response = bad_request(result)
+    assert isinstance(response.body, bytes) and len(response.body) < 1_500
+    body = orjson.loads(response.body)
+    assert [p["name"] for p in body["invalid_params"]] == [f"x{n}" for n in range(10)]
+    assert body["invalid_params_omitted"] == 390
+    assert (
+        body["detail"] == "invalid parameter(s): x0, x1, x2, x3, x4, x5, x6, x7, x8, x9 "
+        "and 390 more"
+    )
+    few = orjson.loads(bad_request(result[:10]).body)  # type: ignore[arg-type]
+    assert len(few["invalid_params"]) == 10 and "invalid_params_omitted" not in few

@@ -4,6 +4,7 @@ of the same records, masked or not, hostile strings included, whatever the cache
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
@@ -21,8 +22,16 @@ from cdrstream.store import codec
 
 ZONES = [ZoneInfo(name) for name in ("Europe/Amsterdam", "America/St_Johns", "Asia/Kathmandu")]
 #: Texts a spreadsheet or a CSV reader could be fooled by, and plain ones.
+#: Blanks a spreadsheet skips before a formula: space, no-break space, byte-order mark,
+#: zero-width space, word joiner, ideographic space.
+BLANKS = [" ", "\u00a0", "\ufeff", "\u200b", "\u2060", "\u3000"]
 HOSTILE = st.one_of(
     st.sampled_from(["=1+1", "+31", "-2", "@SUM(A1)", "\tx", "\rx", 'a"b', '"', ",", "\r\n", ""]),
+    st.builds(
+        lambda blanks, text: "".join(blanks) + text,
+        st.lists(st.sampled_from(BLANKS), max_size=3),
+        st.sampled_from(["=1+1", "+1", "-1", "@A1", "|x", "\uff1d1", "\uff0b1", "x", ""]),
+    ),
     st.text(max_size=20),
 )
 E164 = st.from_regex(r"\+[1-9][0-9]{1,14}", fullmatch=True)
@@ -55,6 +64,45 @@ def records(draw: st.DrawFn) -> CallRecord:
     )
 
 
+def defused(text: str) -> str:
+    """``text`` with the apostrophe the module docstring asks for: a leading tab or CR, or a
+    first visible character that is (a compatibility form of) ``= + - @ |``."""
+    visible = [c for c in text if not (c.isspace() or unicodedata.category(c) == "Cf")]
+    first = unicodedata.normalize("NFKC", visible[0])[:1] if visible else ""
+    risky = text[:1] in ("\t", "\r") or (first != "" and first in "=+-@|")
+    return "'" + text if risky else text
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        (" =1+1", "' =1+1"),
+        ("\u00a0+31201234567", "'\u00a0+31201234567"),
+        ("\ufeff-2", "'\ufeff-2"),
+        ("\u200b@SUM(A1)", "'\u200b@SUM(A1)"),
+        (" \u200b\u00a0=1", "' \u200b\u00a0=1"),
+        ("|cmd", "'|cmd"),
+        ("\uff1dcmd|' /C calc'!A0", "'\uff1dcmd|' /C calc'!A0"),
+        ("\uff0b31", "'\uff0b31"),
+        ("\tx", "'\tx"),
+        ("\r=1", "'\r=1"),
+        (" x=1", " x=1"),
+        ("a|b", "a|b"),
+        ("anonymous", "anonymous"),
+        (" ", " "),
+        ("\ufeff", "\ufeff"),
+        ("", ""),
+    ],
+)
+def test_a_cell_that_could_start_a_formula_gets_an_apostrophe(text: str, cell: str) -> None:
+    record = replace(RECORD, call_id=text, extension=text, disposition=text)
+    row = CsvFormatter(RecordView(ZONES[0], False)).rows([record])
+    quoted = '"' + cell + '"'
+    assert row.count(quoted) >= 3, (row, quoted)
+    assert defused(text) == cell
+
+
 def reference_row(view: RecordView, record: CallRecord) -> str:
     """A row as the module docstring of ``csv_export`` describes it, from the JSON view."""
     shown = view.to_dict(record)
@@ -68,12 +116,16 @@ def reference_row(view: RecordView, record: CallRecord) -> str:
             cells.append(str(value))
         else:
             text = "" if value is None else str(value)
-            if f.kind != "direction" and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-                text = "'" + text
+            if f.kind != "direction":
+                text = defused(text)
             cells.append('"' + text.replace('"', '""') + '"')
     return ",".join(cells) + "\r\n"
 
 
+RECORD = CallRecord(
+    "oT3b3k0mXoq4uJ2P", "t", "c1", DST[0], None, DST[0], 0, "+31201234567", "020 123 4567",
+    "+49302299303", "+49302299303", "201", "inbound", None,
+)  # fmt: skip
 VIEWS = st.builds(RecordView, st.sampled_from(ZONES), st.booleans())
 
 

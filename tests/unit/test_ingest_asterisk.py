@@ -28,10 +28,14 @@ from cdrstream.ingest.asterisk_cdr import (
     parse_ami_event,
     parse_csv_line,
 )
+from cdrstream.ingest.pbx_tenants import PbxTenants
 from cdrstream.ingest.results import Mapped, Rejected
 
 AMS = ZoneInfo("Europe/Amsterdam")
-CONFIG = AsteriskConfig(zone=AMS, trunks=frozenset({"carrier"}))
+#: The carrier trunk carries tenant acme's calls (the tenants file's ``trunks``).
+CONFIG = AsteriskConfig(
+    zone=AMS, trunks=frozenset({"carrier"}), tenants=PbxTenants(trunks={"acme": ("carrier",)})
+)
 NOW = 1_795_594_443_120
 POLICY = Policy(retention_ms=30 * 86_400_000)
 ALL_COLUMNS = CSV_LAYOUTS[21]
@@ -216,8 +220,15 @@ def test_unanswered_queue_call_is_one_missed_call() -> None:
 
 
 def test_ivr_call_without_a_phone() -> None:
-    (event,) = events(cdr(dstchannel="", lastapp="BackGround", lastdata="custom/menu", dst="s"))
+    """``dst`` is ``s``, not the number dialled: the tenant's number from the tenants file is."""
+    row = cdr(dstchannel="", lastapp="BackGround", lastdata="custom/menu", dst="s")
+    (result,) = chain_events([row], CONFIG)
+    assert isinstance(result, Rejected) and result.field == "dst"
+    tenants = PbxTenants(trunks={"acme": ("carrier",)}, numbers={"acme": ("0201234567",)})
+    config = AsteriskConfig(zone=AMS, trunks=frozenset({"carrier"}), tenants=tenants)
+    (event,) = events(row, config=config)
     assert event["routed_to"] == "ivr"
+    assert event["callee"] == "0201234567"
     assert "extension" not in event
 
 
@@ -289,10 +300,11 @@ def test_a_call_forwarded_to_a_mobile_is_two_pstn_legs() -> None:
     assert inbound["call_id"] != out["call_id"]
 
 
-def test_tenant_from_the_accountcode_else_the_default() -> None:
-    row = cdr(accountcode="")
-    (result,) = chain_events([row], CONFIG)
-    assert result == Rejected("accountcode", "no tenant: set the accountcode, or a default tenant")
+def test_tenant_never_from_a_trunks_own_accountcode_else_the_default() -> None:
+    row = cdr(accountcode="carrier-account")  # inbound: the accountcode is the trunk's
+    unmapped = AsteriskConfig(zone=AMS, trunks=frozenset({"carrier"}))
+    (result,) = chain_events([row], unmapped)
+    assert isinstance(result, Rejected) and result.field == "accountcode"
     config = AsteriskConfig(zone=AMS, trunks=frozenset({"carrier"}), default_tenant="globex")
     assert events(row, config=config)[0]["tenant_id"] == "globex"
 

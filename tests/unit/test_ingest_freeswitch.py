@@ -365,7 +365,8 @@ def test_tenant_from_the_configured_variable_then_domain_then_default() -> None:
     del document["variables"]["domain_name"]
     assert freeswitch_event(document, CONFIG) == Rejected(
         "variables.cdrstream_tenant",
-        "no tenant: set this channel variable (or domain_name), or a default tenant",
+        "no tenant from the tenant sources (variable, domain, map): set this channel "
+        "variable, map the gateway or number in the tenants file, or set a default tenant",
     )
     config = FreeswitchConfig(default_tenant="umbrella")
     assert event_of(document, config)["tenant_id"] == "umbrella"

@@ -2,7 +2,9 @@
 
 The promise: a token issued with ``--mask`` is shown a number's country code and at most
 its last four digits (never leaving fewer than five national digits hidden), ``anonymous``
-as is, and nothing at all of anything else; its raw numbers are withheld.
+as is, and nothing at all of anything else; its raw numbers and the call id are withheld;
+any other text a PBX wrote (extension, disposition) that holds seven digits in a row is
+masked whole like a number.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from cdrstream.core.masking import (
     HIDDEN_DIGITS_MIN,
     MASK,
     SHOWN_DIGITS_MAX,
+    holds_number,
     is_country_code,
     mask_number,
+    mask_text,
 )
 from cdrstream.core.numbers import display_number, normalize_number
 from cdrstream.core.record import CallRecord
@@ -157,15 +161,17 @@ def test_a_masked_view_masks_numbers_and_withholds_raw_ones() -> None:
     served = view.served(RECORD)
     assert (served.source, served.destination) == (f"+31 {MASK} 4567", f"+31 {MASK} 4567")
     assert served.source_raw == served.destination_raw == ""
-    numbers = ("source", "destination", "source_raw", "destination_raw")
-    assert replace(served, **{name: getattr(RECORD, name) for name in numbers}) == RECORD
+    assert served.call_id == ""
+    changed = ("source", "destination", "source_raw", "destination_raw", "call_id")
+    assert replace(served, **{name: getattr(RECORD, name) for name in changed}) == RECORD
     shown = view.to_dict(RECORD)
     assert tuple(shown) == RECORD_FIELDS  # the same keys, in the same order
     assert shown["source_raw"] is None and shown["destination_raw"] is None
+    assert shown["call_id"] is None
     assert shown["source"] == f"+31 {MASK} 4567"
     full = record_to_dict(RECORD, AMSTERDAM)
     for key in RECORD_FIELDS:
-        if key not in ("source", "destination", "source_raw", "destination_raw"):
+        if key not in changed:
             assert shown[key] == full[key], key
 
 
@@ -181,3 +187,99 @@ def test_a_masked_view_never_serves_the_hidden_digits(source: str, raw: str) -> 
         if len(digits) >= 8:
             assert digits[-8:] not in shown, (number, shown)
     assert raw not in shown
+
+
+# ---------------------------------------------------- numbers in the other fields a PBX fills
+
+
+@pytest.mark.parametrize(
+    ("text", "served"),
+    [
+        ("+31612345678", f"+31 {MASK} 5678"),  # the issue's extension: masked as a number
+        ("0612345699", MASK),  # the issue's disposition
+        ("+31687654321@pbx", MASK),  # a call id made of a number
+        ("06-1234 5678", MASK),  # written as numbers are
+        ("(020) 123.4567", MASK),
+        ("tel:+31201234567", MASK),
+        ("\uff10\uff16\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18", MASK),  # fullwidth
+        ("\u0660\u0666\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668", MASK),  # Arabic-Indic
+        ("0612\u200b345678", MASK),  # a zero-width space inside
+        ("1234567", MASK),  # seven digits: a subscriber number somewhere
+        ("201", "201"),  # an extension
+        ("123456", "123456"),  # six digits: still an extension
+        ("0", "0"),
+        ("*97", "*97"),
+        ("busy", "busy"),
+        ("no_answer", "no_answer"),
+        ("12 34 56", "12 34 56"),
+        ("12   34567", "12   34567"),  # three spaces: two runs, neither a number
+        ("", ""),
+    ],
+)
+def test_mask_text(text: str, served: str) -> None:
+    assert mask_text(text) == served
+    assert holds_number(text) == (served != text)
+
+
+#: What a PBX puts into the fields that are not numbers: extensions, words, and numbers
+#: written every way (the issue's findings among them).
+_FULLWIDTH_DIGITS = "".join(chr(0xFF10 + d) for d in range(10))
+_DIGITS = st.sampled_from(["0123456789", _FULLWIDTH_DIGITS])
+_SEPARATOR = st.sampled_from(["", "", "", " ", "-", ".", "\u00a0", "\u200b", "(", ")"])
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """(a number written as a PBX might, its digits in ASCII)."""
+    alphabet = draw(_DIGITS)
+    digits = draw(st.text("0123456789", min_size=7, max_size=15))
+    written = "".join(alphabet[int(d)] + draw(_SEPARATOR) for d in digits)
+    around = draw(st.sampled_from(["{}", "+{}", "{}@pbx", "sip:{}@10.0.0.1", "tel:{}", "<{}>"]))
+    return around.format(written), digits
+
+
+PBX_TEXT = st.one_of(
+    written_numbers().map(lambda pair: pair[0]),
+    st.from_regex(r"[0-9]{1,6}", fullmatch=True),
+    st.sampled_from(["answered", "no_answer", "busy", "failed", "cancelled", "odd word", ""]),
+    st.text(max_size=30),
+)
+
+
+@given(
+    extension=PBX_TEXT,
+    call_id=PBX_TEXT,
+    disposition=st.one_of(st.none(), PBX_TEXT),
+    number=written_numbers(),
+    field=st.sampled_from(["extension", "call_id", "disposition"]),
+)
+def test_a_masked_view_serves_no_run_of_seven_digits_in_any_field(
+    extension: str, call_id: str, disposition: str | None, number: tuple[str, str], field: str
+) -> None:
+    written, digits = number
+    fields = {"extension": extension, "call_id": call_id, "disposition": disposition}
+    record = replace(RECORD, **{**fields, field: written})
+    view = RecordView(AMSTERDAM, masked_numbers=True)
+    shown = view.to_dict(record)
+    text = orjson.dumps(shown).decode()
+    assert digits[-(SHOWN_DIGITS_MAX + 1) :] not in text, (written, text)
+    assert shown["call_id"] is None
+    for key in ("extension", "disposition"):
+        value = getattr(record, key)
+        if value is None:
+            assert shown[key] is None
+        elif holds_number(value):
+            assert _SHAPE.fullmatch(shown[key]), shown[key]
+        else:
+            assert shown[key] == value  # nothing else changes
+    # No digit run a masked token is served is longer than the shown tail of a number.
+    for key, value in shown.items():
+        if key in ("extension", "disposition") and isinstance(value, str):
+            assert not holds_number(value), (key, value)
+
+
+@given(PBX_TEXT)
+def test_a_full_view_serves_the_pbx_text_as_it_is(text: str) -> None:
+    record = replace(RECORD, extension=text, call_id=text, disposition=text)
+    shown = RecordView(AMSTERDAM, masked_numbers=False).to_dict(record)
+    assert shown["extension"] == shown["call_id"] == shown["disposition"] == text
