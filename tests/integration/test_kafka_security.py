@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -214,15 +215,30 @@ def test_wrong_password_is_refused_at_once_naming_the_setting(
     secured_settings: Settings, tmp_path: Path
 ) -> None:
     wrong = replace(secured_settings, kafka_sasl_password="not-" + PASSWORD)
-    for argv in (("topics", "check"), ("generate", "--count", "1")):
+    for argv in (("topics", "check"), ("generate", "--count", "1"), ("rebuild",)):
         answer = command(wrong, *argv)
         assert answer.returncode == 2, answer.stderr
         assert "CDRSTREAM_KAFKA_SASL_PASSWORD" in answer.stderr
         assert wrong.kafka_sasl_password not in answer.stdout + answer.stderr
 
+    wrong = replace(wrong, ingest_port=free_port(), ingest_bind="127.0.0.1")
+    receiver = RoleProcess(
+        ["ingest", "freeswitch"], env=settings_env(wrong), log_file=tmp_path / "ingest.log"
+    ).start()
     worker = RoleProcess(["worker"], env=settings_env(wrong), log_file=tmp_path / "worker.log")
     worker.start()
     try:
+        receiver.wait_http(f"http://127.0.0.1:{wrong.ingest_port}/readyz", status=503)
+        await_refused = receiver.log_file.read_text()
+        for _ in range(100):  # the receiver connects in the background: wait for its answer
+            if "kafka refused" in await_refused:
+                break
+            time.sleep(0.2)
+            await_refused = receiver.log_file.read_text()
+        status, body = readyz(wrong.ingest_port)
+        assert status == 503
+        assert "CDRSTREAM_KAFKA_SASL_PASSWORD" in str(body["checks"]), await_refused
+        assert wrong.kafka_sasl_password not in await_refused
         worker.wait_http(f"http://127.0.0.1:{wrong.worker_port}/readyz", status=503)
         status, body = readyz(wrong.worker_port)
         assert status == 503
@@ -236,6 +252,7 @@ def test_wrong_password_is_refused_at_once_naming_the_setting(
         assert not [line for line in lines if "retrying" in line], log
     finally:
         assert worker.stop() == 0
+        assert receiver.stop() == 0
 
 
 def test_untrusted_certificate_is_refused_naming_the_ca_setting(
