@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -162,25 +163,19 @@ def roles(settings: Settings, tmp_path: Path) -> Iterator[Roles]:
             process.stop()
 
 
-async def leaders(settings: Settings) -> dict[int, int]:
-    """Partition -> id of the broker leading it, for the call-ended topic."""
+async def topic_partitions(settings: Settings) -> list[dict[str, Any]]:
+    """The call-ended topic's partitions as the brokers describe them (leader, isr)."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         (topic,) = await admin.describe_topics([settings.topic])
     finally:
         await admin.close()
-    return {p["partition"]: p["leader"] for p in topic["partitions"]}
+    return list(topic["partitions"])
 
 
 async def fully_replicated(settings: Settings) -> bool:
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        (topic,) = await admin.describe_topics([settings.topic])
-    finally:
-        await admin.close()
-    return all(len(p["isr"]) == 3 for p in topic["partitions"])
+    return all(len(p["isr"]) == 3 for p in await topic_partitions(settings))
 
 
 @dataclass
@@ -321,8 +316,8 @@ async def test_busiest_broker_killed_mid_stream_nothing_acknowledged_is_lost(
 
     async def kill_and_return() -> tuple[int, float, float]:
         await wait_for(direct_acks, lambda n: n >= DIRECT_EVENTS // 3, timeout_s=600)
-        led = await leaders(settings)
-        busiest = max({*led.values()}, key=lambda node: list(led.values()).count(node))
+        led = [p["leader"] for p in await topic_partitions(settings)]
+        busiest = max(set(led), key=led.count)
         victim = next(node for node in three_brokers.nodes if node.node_id == busiest)
         killed_at = time.monotonic()
         await asyncio.to_thread(kill_hard, victim.pid_file)
