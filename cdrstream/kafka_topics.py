@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from cdrstream.core.clock import DAY_MS
+from cdrstream.kafka_connection import client_options
 from cdrstream.settings import Settings
 
 
@@ -21,10 +22,17 @@ def owned_topics(settings: Settings) -> dict[str, int]:
     }
 
 
-def topic_configs(settings: Settings) -> dict[str, str]:
+def topic_configs(settings: Settings, name: str, replication_factor: int) -> dict[str, str]:
     """The call-ended topic keeps a day more than the window, so `cdrstream rebuild` can bring
-    the whole window back (the dead-letter topic keeps the broker's default)."""
-    return {"retention.ms": str(settings.retention_ms + DAY_MS)}
+    the whole window back (the dead-letter topic keeps the broker's default). With three or
+    more replicas an `acks=all` write must reach two of them (`min.insync.replicas=2`): one
+    broker may die without losing or refusing an acknowledged event."""
+    configs = (
+        {"retention.ms": str(settings.retention_ms + DAY_MS)} if name == settings.topic else {}
+    )
+    if replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
 
 
 async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1) -> None:
@@ -32,7 +40,7 @@ async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -41,7 +49,7 @@ async def ensure_owned_topics(settings: Settings, *, replication_factor: int = 1
                 name,
                 num_partitions=parts,
                 replication_factor=replication_factor,
-                topic_configs=topic_configs(settings) if name == settings.topic else {},
+                topic_configs=topic_configs(settings, name, replication_factor),
             )
             for name, parts in owned_topics(settings).items()
             if name not in existing
@@ -57,7 +65,7 @@ async def missing_topics(settings: Settings) -> list[str]:
     """The owned topics the cluster does not have."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -17,6 +17,11 @@ from cdrstream.core.clock import DAY_MS
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ca_file: str = ""
     topic: str = "cdr.call-ended"
     dlq_topic: str = "cdr.call-ended.dlq"
     topic_partitions: int = 6
@@ -73,6 +78,14 @@ class Settings:
 
 DESCRIPTIONS: dict[str, str] = {
     "kafka_bootstrap": "Kafka bootstrap servers (comma separated)",
+    "kafka_security_protocol": "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every role"
+    " that talks to Kafka",
+    "kafka_sasl_mechanism": "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`"
+    " (with a `SASL_*` protocol)",
+    "kafka_sasl_username": "SASL user name",
+    "kafka_sasl_password": "SASL password. Never logged",
+    "kafka_ca_file": "PEM file of the CA that signed the brokers' certificates (`SSL`, `SASL_SSL`);"
+    " empty: the system's CAs",
     "topic": "call-ended event topic (key = tenant id)",
     "dlq_topic": "dead-letter topic for invalid events",
     "topic_partitions": "partitions when cdrstream creates the topics",

@@ -14,12 +14,16 @@ import time
 import faust
 from faust.types import StreamT
 
+from cdrstream.kafka_connection import faust_credentials
+from cdrstream.settings import load_settings
+
 
 def main() -> None:
     total = int(os.environ["BENCH_EVENTS"])
     app = faust.App(
         os.environ["BENCH_GROUP"],
         broker=f"kafka://{os.environ['BENCH_BOOTSTRAP']}",
+        broker_credentials=faust_credentials(load_settings()),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

@@ -43,6 +43,7 @@ import orjson
 
 from cdrstream.bench.stats import summary_ms
 from cdrstream.core.record import CallRecord, record_id
+from cdrstream.kafka_connection import client_options, producer_options
 from cdrstream.observability import scrape
 from cdrstream.settings import Settings
 from cdrstream.simulation.records import synthetic_records
@@ -70,10 +71,9 @@ async def _produce(settings: Settings, items: list[tuple[str, bytes]]) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **producer_options(settings),
         linger_ms=20,
         max_batch_size=1 << 20,
-        acks="all",
     )
     await producer.start()
     try:
@@ -90,7 +90,7 @@ def _topic_from_start(settings: Settings) -> Any:
 
     return AIOKafkaConsumer(
         settings.topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -135,7 +135,7 @@ async def _own_work_eps(settings: Settings, total: int) -> float:
     from cdrstream.worker.progress import Progress
 
     consumer = _topic_from_start(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**producer_options(settings))
     redis = connect(settings)
     await consumer.start()
     await producer.start()
@@ -240,7 +240,7 @@ async def _live(settings: Settings, options: BenchOptions, work_dir: Path) -> di
     api.start().wait_http(f"{base}/healthz")
     pending: dict[str, float] = {}
     samples: list[float] = []
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=0, acks=1)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
     readers: list[asyncio.Task[None]] = []
     produced_all = False
@@ -305,7 +305,7 @@ async def _latency(settings: Settings, redis_url: str, options: BenchOptions) ->
     from cdrstream.store.layout import hot_key
 
     redis = connect(replace(settings, redis_url=redis_url))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=0, acks=1)
     await producer.start()
     rng = random.Random(7)
     pending: dict[tuple[str, str], float] = {}
@@ -644,6 +644,9 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
     bench = replace(
         settings,
         kafka_bootstrap=stack.kafka.bootstrap,
+        kafka_security_protocol="PLAINTEXT",  # the local stack's listener
+        kafka_sasl_mechanism="",
+        kafka_ca_file="",
         topic=f"bench.{run_id}.call-ended",
         dlq_topic=f"bench.{run_id}.call-ended.dlq",
         consumer_group=f"bench-{run_id}",

@@ -59,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.source == "freeswitch":
         return asyncio.run(_post_freeswitch(args, settings))
+    from cdrstream.kafka_connection import refusal
+
+    refused = refusal(settings)
+    if refused:
+        import sys
+
+        print(f"generate: {refused}", file=sys.stderr)
+        return 2
     return asyncio.run(_generate(args, settings))
 
 
@@ -107,7 +115,9 @@ async def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    from cdrstream.kafka_connection import producer_options
+
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=5)
     await producer.start()
     sent = 0
     try:

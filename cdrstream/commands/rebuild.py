@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from cdrstream.core.event import TENANT_ID
+    from cdrstream.kafka_connection import refusal
     from cdrstream.rebuild.plan import Progress, parse_duration_ms
     from cdrstream.rebuild.run import RebuildRefused, rebuild
     from cdrstream.settings import load_settings
@@ -30,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
         since_ms = None if args.since is None else parse_duration_ms(args.since)
     except ValueError as exc:
         print(f"rebuild: --since: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    refused = refusal(settings)
+    if refused:
+        print(f"rebuild refused: {refused}", file=sys.stderr)
         return 2
     terminal = sys.stderr.isatty()
     last_line = [0.0]
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(
-            rebuild(load_settings(), tenant=args.tenant, since_ms=since_ms, report=report)
+            rebuild(settings, tenant=args.tenant, since_ms=since_ms, report=report)
         )
     except RebuildRefused as exc:
         print(

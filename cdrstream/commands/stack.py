@@ -1,4 +1,5 @@
-"""`cdrstream stack up|down|status`: the local single-node Kafka (KRaft) + Redis + Prometheus."""
+"""`cdrstream stack up|down|status`: the local Kafka (KRaft: one node, or three with
+`--brokers 3`) + Redis + Prometheus."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["up", "down", "status", "fetch"],
         help="fetch: only download the Kafka jars (done by `up` when missing)",
     )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=[1, 3],
+        default=None,
+        help="`up`: KRaft nodes (default 1); three listen on CDRSTREAM_KAFKA_PORT, +10, +20, "
+        "controllers on CDRSTREAM_KAFKA_CONTROLLER_PORT, +10, +20, topics with 3 replicas and "
+        "min.insync.replicas=2. down/status find the nodes a stack was started with",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from cdrstream.stack.processes import StackError
 
     settings = load_settings()
-    stack = LocalStack.from_settings(settings)
+    if args.brokers is not None and args.action != "up":
+        print("stack: --brokers goes with `up`", file=sys.stderr)
+        return 2
+    stack = LocalStack.from_settings(settings, brokers=args.brokers)
     if args.action == "fetch":
         from cdrstream.stack.kafka import fetch_kafka_jars
 

@@ -21,10 +21,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cdrstream.kafka_connection import refusal
     from cdrstream.kafka_topics import ensure_owned_topics, missing_topics
     from cdrstream.settings import load_settings
 
     settings = load_settings()
+    refused = refusal(settings)
+    if refused:
+        print(f"topics: {refused}", file=sys.stderr)
+        return 2
     if args.action == "create":
         if args.replication_factor < 1 or (args.partitions is not None and args.partitions < 1):
             print(

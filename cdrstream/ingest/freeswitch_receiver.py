@@ -164,6 +164,8 @@ def create_receiver_app(
         )
 
     async def kafka_check() -> str | None:
+        if producer.refused:
+            return f"refused: {producer.refused}"
         return None if await producer.ready() else "kafka: not connected, or the topic is missing"
 
     async def healthz(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from cdrstream.ingest.metrics import PRODUCE
+from cdrstream.kafka_connection import KafkaAccessRefused, check_access, producer_options
 from cdrstream.settings import Settings
 
 log = logging.getLogger("cdrstream.ingest")
@@ -72,6 +73,7 @@ class EventProducer:
         self._acknowledged_at = -math.inf
         self._probe = asyncio.Lock()
         self._producer: Any = None
+        self.refused: str | None = None  # why Kafka refused the settings: never retried
         self._started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -97,16 +99,21 @@ class EventProducer:
         delay = _RETRY_FIRST_S
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                acks="all",
-                enable_idempotence=True,
+                **producer_options(self._settings),
                 compression_type=self._compression,
                 linger_ms=0,
                 request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
                 client_id=f"cdrstream-ingest-{self._source}",
             )
             try:
+                await check_access(self._settings)  # tells a refused login from an outage
                 await producer.start()
+            except KafkaAccessRefused as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                self.refused = str(exc)
+                log.error("kafka refused: %s; not producing until the settings change", exc)
+                return
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
+from cdrstream.kafka_connection import client_options
 from cdrstream.rebuild.plan import Progress, retention_shortfall, start_time_ms
 from cdrstream.settings import Settings
 from cdrstream.store.connection import connect, prepare
@@ -52,7 +53,7 @@ async def topic_layout(settings: Settings) -> TopicLayout:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         topics = await admin.describe_topics([settings.topic])
@@ -94,7 +95,7 @@ async def rebuild(
         raise RebuildRefused(shortfall.message(settings.topic))
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=1 << 20,

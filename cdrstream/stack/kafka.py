@@ -15,7 +15,7 @@ import logging
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -108,8 +108,42 @@ def cluster_id() -> str:
             return candidate
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A `SASL_SSL` listener of a local broker, as a secured production cluster has: TLS with
+    the PEM key and certificate chain in ``keystore_pem``, and SCRAM-SHA-256/512 users
+    created when the storage is formatted (``users``: name -> password)."""
+
+    port: int
+    keystore_pem: Path
+    users: Mapping[str, str]
+
+    def properties(self) -> list[str]:
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+            f"listener.name.sasl_ssl.ssl.keystore.location={self.keystore_pem}",
+        ]
+
+    def scram_arguments(self) -> list[str]:
+        """`kafka-storage format` arguments creating every user for both SCRAM mechanisms."""
+        return [
+            argument
+            for name, password in self.users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+
 @dataclass
 class KafkaNode(LocalServer):
+    """One KRaft node (broker and controller). Alone by default; a member of a cluster of
+    ``len(voters)`` nodes when ``voters`` lists every node's id and controller port and all
+    share one ``cluster`` id."""
+
     name: ClassVar[str] = "kafka"
     start_timeout_s: ClassVar[float] = 90.0
     stop_timeout_s: ClassVar[float] = 30.0
@@ -120,42 +154,59 @@ class KafkaNode(LocalServer):
     version: str
     cache_dir: Path
     heap: str = "512m"
+    node_id: int = 1
+    voters: Mapping[int, int] | None = None
+    cluster: str | None = None
+    sasl_ssl: SaslSslListener | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def _properties(self) -> str:
+        voters = self.voters or {self.node_id: self.controller_port}
+        internal_rf = min(3, len(voters))
+        listeners = {"PLAINTEXT": self.port, "CONTROLLER": self.controller_port}
+        if self.sasl_ssl is not None:
+            listeners["SASL_SSL"] = self.sasl_ssl.port
+        advertised = {k: v for k, v in listeners.items() if k != "CONTROLLER"}
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                f"node.id={self.node_id}",
+                "controller.quorum.voters="
+                + ",".join(f"{node}@127.0.0.1:{port}" for node, port in sorted(voters.items())),
+                "listeners=" + ",".join(f"{k}://127.0.0.1:{v}" for k, v in listeners.items()),
+                "advertised.listeners="
+                + ",".join(f"{k}://127.0.0.1:{v}" for k, v in advertised.items()),
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map="
+                + ",".join(f"{k}:{'PLAINTEXT' if k == 'CONTROLLER' else k}" for k in listeners),
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.base_dir / 'data'}",
                 "num.partitions=1",
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={internal_rf}",
                 "offsets.topic.num.partitions=4",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"transaction.state.log.replication.factor={internal_rf}",
+                f"transaction.state.log.min.isr={min(2, internal_rf)}",
+                f"share.coordinator.state.topic.replication.factor={internal_rf}",
+                f"share.coordinator.state.topic.min.isr={min(2, internal_rf)}",
                 "group.initial.rebalance.delay.ms=0",
                 "log.flush.interval.messages=1",  # fault tests restart the broker: keep acked data
+                *(self.sasl_ssl.properties() if self.sasl_ssl is not None else []),
                 "",
             ]
         )
 
     def listens_on(self) -> Sequence[tuple[str, int, str]]:
-        return [
+        ports = [
             ("kafka", self.port, "CDRSTREAM_KAFKA_PORT"),
             ("kafka controller", self.controller_port, "CDRSTREAM_KAFKA_CONTROLLER_PORT"),
         ]
+        if self.sasl_ssl is not None:
+            ports.append(("kafka SASL_SSL", self.sasl_ssl.port, "the test's SASL_SSL port"))
+        return ports
 
     def command(self) -> list[str]:
         """Fetch the jars (once), write the broker's files, format its storage (once)."""
@@ -176,10 +227,11 @@ class KafkaNode(LocalServer):
                     classpath,
                     "kafka.tools.StorageTool",
                     "format",
-                    f"--cluster-id={cluster_id()}",
+                    f"--cluster-id={self.cluster or cluster_id()}",
                     "-c",
                     str(props),
                     "--ignore-formatted",
+                    *(self.sasl_ssl.scram_arguments() if self.sasl_ssl is not None else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -205,6 +257,70 @@ class KafkaNode(LocalServer):
     def ready(self) -> bool:
         """A real metadata request answered by the broker (an open port is not enough)."""
         return asyncio.run(broker_answers(self.bootstrap))
+
+
+PORT_STEP = 10  # node n listens on the base ports + (n - 1) x PORT_STEP
+
+
+@dataclass
+class KafkaCluster:
+    """The local Kafka: one KRaft node, or three (combined broker and controller each) on
+    the base ports, +10 and +20, formatted with one cluster id. Node 1 lives in
+    ``<root>/kafka``, node n in ``<root>/kafka-<n>``."""
+
+    nodes: list[KafkaNode]
+
+    @classmethod
+    def local(
+        cls,
+        root: Path,
+        *,
+        brokers: int,
+        port: int,
+        controller_port: int,
+        version: str,
+        cache_dir: Path,
+    ) -> KafkaCluster:
+        ids = range(1, brokers + 1)
+        voters = {n: controller_port + (n - 1) * PORT_STEP for n in ids}
+        shared = cluster_id()
+        return cls(
+            [
+                KafkaNode(
+                    base_dir=root / ("kafka" if n == 1 else f"kafka-{n}"),
+                    port=port + (n - 1) * PORT_STEP,
+                    controller_port=voters[n],
+                    version=version,
+                    cache_dir=cache_dir,
+                    node_id=n,
+                    voters=voters if brokers > 1 else None,
+                    cluster=shared,
+                )
+                for n in ids
+            ]
+        )
+
+    @staticmethod
+    def brokers_in(root: Path) -> int:
+        """How many nodes a stack under ``root`` was started with (1 when none was)."""
+        return 1 + sum(1 for n in (2, 3) if (root / f"kafka-{n}" / "server.properties").exists())
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def up(self) -> None:
+        launched = [(node, node.launch()) for node in self.nodes]
+        for node, pid in launched:
+            if pid is not None:
+                node.wait_ready(pid)
+
+    def down(self) -> bool:
+        return any([node.down() for node in self.nodes])
+
+    def status(self) -> str:
+        states = {node.status() for node in self.nodes}
+        return states.pop() if len(states) == 1 else "partial"
 
 
 async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:

@@ -1,5 +1,6 @@
-"""The local stack as one object: Kafka + Redis + Prometheus under one folder, ports from
-the settings (Prometheus scrapes the worker and API ports of the same settings)."""
+"""The local stack as one object: Kafka (one KRaft node, or three) + Redis + Prometheus under
+one folder, ports from the settings (Prometheus scrapes the worker and API ports of the same
+settings)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,27 @@ from pathlib import Path
 
 from cdrstream.kafka_topics import ensure_owned_topics
 from cdrstream.settings import Settings
-from cdrstream.stack.kafka import KafkaNode
+from cdrstream.stack.kafka import KafkaCluster
 from cdrstream.stack.prometheus import PrometheusNode
 from cdrstream.stack.redis_server import RedisNode
 
 
 @dataclass
 class LocalStack:
-    kafka: KafkaNode
+    kafka: KafkaCluster
     redis: RedisNode
     prometheus: PrometheusNode
 
     @classmethod
-    def from_settings(cls, settings: Settings, base_dir: Path | None = None) -> LocalStack:
+    def from_settings(
+        cls, settings: Settings, base_dir: Path | None = None, *, brokers: int | None = None
+    ) -> LocalStack:
+        """``brokers``: 1 or 3; None: as many as the stack under the folder was started with."""
         root = Path(base_dir or settings.stack_dir).resolve()
         return cls(
-            kafka=KafkaNode(
-                base_dir=root / "kafka",
+            kafka=KafkaCluster.local(
+                root,
+                brokers=KafkaCluster.brokers_in(root) if brokers is None else brokers,
                 port=settings.kafka_port,
                 controller_port=settings.kafka_controller_port,
                 version=settings.kafka_version,
@@ -43,7 +48,12 @@ class LocalStack:
     def up(self, settings: Settings) -> None:
         self.redis.up()
         self.kafka.up()
-        asyncio.run(ensure_owned_topics(replace(settings, kafka_bootstrap=self.kafka.bootstrap)))
+        asyncio.run(
+            ensure_owned_topics(
+                replace(settings, kafka_bootstrap=self.kafka.bootstrap),
+                replication_factor=len(self.kafka.nodes),
+            )
+        )
         self.prometheus.up()
 
     def down(self) -> None:

@@ -171,13 +171,23 @@ class LocalServer(abc.ABC):
 
     def up(self, timeout_s: float | None = None) -> None:
         """Start unless already running and ready; return once ready (StackError if not)."""
+        pid = self.launch()
+        if pid is not None:
+            self.wait_ready(pid, timeout_s)
+
+    def launch(self) -> int | None:
+        """Start the process without waiting for it; None when it already runs and answers.
+        Members of a cluster are all launched before any is waited for: a KRaft node is ready
+        only once a quorum of its peers runs."""
         if read_pid(self.pid_file) is not None and self.ready():
-            return
+            return None
         for what, port, setting in self.listens_on():
             ensure_port_free(what, port, setting)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
-        pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
+        return start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
+
+    def wait_ready(self, pid: int, timeout_s: float | None = None) -> None:
         wait_ready(
             self.name,
             pid,

@@ -28,6 +28,7 @@ import faust
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
 from cdrstream.core.summary import first_day
+from cdrstream.kafka_connection import faust_credentials
 from cdrstream.observability import health
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.settings import Settings
@@ -38,6 +39,7 @@ from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
 from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch
+from cdrstream.worker.kafka_producer import IdempotentProducer
 from cdrstream.worker.pipeline import OverlappedBatches
 from cdrstream.worker.progress import Progress
 
@@ -54,6 +56,7 @@ class WorkerApp(faust.App):
         super().__init__(
             settings.consumer_group,
             broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+            broker_credentials=faust_credentials(settings),
             value_serializer="raw",
             key_serializer="raw",
             store="memory://",
@@ -92,6 +95,9 @@ class WorkerApp(faust.App):
         self.timer(interval=float(settings.sweep_interval_s))(self.sweep_window)
         self.timer(interval=5.0)(self.sample_lag)
         _add_pages(self)
+
+    def _new_producer(self) -> Any:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     def _new_consumer(self) -> Any:
         return self.delivery.install(super()._new_consumer())

@@ -28,6 +28,7 @@ class FakeProducer:
         self.events: list[dict[str, Any]] = []
         self.down = False
         self.broken = False
+        self.refused: str | None = None
 
     async def send_event(self, event: dict[str, Any]) -> None:
         if self.broken:
