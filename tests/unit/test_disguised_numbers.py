@@ -478,7 +478,8 @@ def test_fold_maps_every_decimal_digit_and_drops_every_format_character() -> Non
     for zero in DIGIT_ZEROS:
         assert fold_dial_text("".join(chr(ord(zero) + d) for d in range(10))) == "0123456789"
     assert fold_dial_text("1" + "".join(FORMAT_CHARS) + "2") == "12"
-    assert fold_dial_text("\u00b2\u2460") == "\u00b2\u2460"  # "No" digits are not decimal digits
+    # digits that are not decimal digits ("No", "Nl") read as their value
+    assert fold_dial_text("\u00b2\u2460\u2082\u216b\u2776") == "211121"
 
 
 @settings(max_examples=300, deadline=None)
