@@ -11,8 +11,9 @@ emergency and 116 rules (contract §3, rules 3 and 4) decide on.
    stays (percent-decoded and folded again), without password, host (``112@carrier.example``)
    or parameters (``112;phone-context=+31``, ``;isub=1``, ``;postd=1``, ``;ext=12``), with
    or without a scheme. ``phone-context=+CC`` makes CC's region the dialling region.
-3. Visual separators go (spaces, ``-``, ``.``, ``/``, brackets, ``~``: libphonenumber's own
-   punctuation); ``(0)`` after an international prefix goes (``+31 (0)20 ...``).
+3. Visual separators go (spaces, ``-``, ``.``, ``/``, brackets, tildes, the swung dash and the
+   katakana long mark: libphonenumber's own punctuation); ``(0)`` after an international
+   prefix goes (``+31 (0)20 ...``).
 4. The number: after a star or hash presentation code (``*31#``, ``#31#``, ``*67``, ``*82``), a
    ``+`` and digits. Post-dial (``p``, ``w``, ``P``, ``W``, ``,``, ``;``, ``#`` after the digits:
    pauses, waits and DTMF sent once the call is up) is cut off: ``112w1``, ``112,,1``,
@@ -28,6 +29,8 @@ emergency and 116 rules (contract §3, rules 3 and 4) decide on.
    ``+``, the region's international prefix or ``00``: the number after the country code, and
    after that country's trunk prefix as well (``+310112``, ``+31-0-112``, ``+11911``), judged
    in the country's regions; and after a stray ``+`` the digits as a national number (``+112``).
+   Only candidates of at most `MAX_SERVICE_DIGITS` digits are made: longer ones are subscriber
+   numbers, which libphonenumber judges.
 
 A candidate reached through a guessed outside line, a digit presentation code or a carrier
 prefix is ``guarded``: it counts only when the whole number is not a valid number as dialled
@@ -38,8 +41,8 @@ digits stays what it is.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import phonenumbers
@@ -89,7 +92,7 @@ _GUESSED_OUTSIDE_LINES = ("0", "9")
 
 _NAME_ADDR = re.compile(r'\s*(?:"(?:[^"\\]|\\.)*"|[^"<]*)\s*<([^<>]*)>\s*(?:;.*)?', re.S)
 _SCHEME = re.compile(r"(sips?|tel|callto|h323):", re.I)
-_SEPARATORS = re.compile(r"[\s\-./()\[\]~]+")
+_SEPARATORS = re.compile(r"[\s\-./()\[\]~\u2053\u223c\u30fc]+")
 _ZERO_IN_BRACKETS = "(0)"
 _NUMBER = re.compile(r"\+?[0-9]+")
 _FEATURE_CODE = re.compile(r"[*#][0-9*#]{0,9}")
@@ -97,10 +100,12 @@ _POST_DIAL = frozenset("pPwW,;#")
 
 
 _Step = tuple[str, str]  # (kind of prefix, its digits)
+#: Candidates longer than this are not made: no emergency number libphonenumber or the
+#: supplement knows is longer, nor is ``116xxx``; longer digits are subscriber numbers.
+MAX_SERVICE_DIGITS = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """Digits a switch would route: national digits of ``country_code`` (None: of the dialling
     region). ``steps`` are the prefixes removed to reach them (`via` says it in words),
     ``guarded`` whether they count only when the whole number is not a valid number as dialled
@@ -119,8 +124,7 @@ class Candidate:
         return "after " + ", ".join(f"{kind} {digits}" for kind, digits in self.steps)
 
 
-@dataclass(frozen=True, slots=True)
-class Dialled:
+class Dialled(NamedTuple):
     """What a switch would make of one number (module docstring).
 
     ``text``: folded, without wrappers (``anonymous`` for a URI on ``anonymous.invalid``);
@@ -289,9 +293,11 @@ def _candidates(route: _Route, region: str) -> list[Candidate]:
     if dial[0] == "+":
         digits = dial[1:]
         _international(digits, (*steps, ("international prefix", "+")), guarded, out)
-        out.append(Candidate(digits, None, (*steps, ("stray", "+")), guarded))
+        if len(digits) <= MAX_SERVICE_DIGITS:
+            out.append(Candidate(digits, None, (*steps, ("stray", "+")), guarded))
         return out
-    out.append(Candidate(dial, None, steps, guarded))
+    if len(dial) <= MAX_SERVICE_DIGITS:
+        out.append(Candidate(dial, None, steps, guarded))
     for prefix in _international_prefixes(dial, region):
         steps_out = (*steps, ("international prefix", prefix))
         _international(dial[len(prefix) :], steps_out, guarded, out)
@@ -305,12 +311,13 @@ def _international(
     if split is None:
         return
     code, rest = split
-    if not rest:
+    if not rest or len(rest) > MAX_SERVICE_DIGITS + 2:  # the longest trunk prefix: HU 06
         return
     steps = (*steps, ("country code", str(code)))
-    out.append(Candidate(rest, code, steps, guarded))
+    if len(rest) <= MAX_SERVICE_DIGITS:
+        out.append(Candidate(rest, code, steps, guarded))
     trunk = _trunk_prefix(code)
-    if trunk and rest.startswith(trunk) and len(rest) > len(trunk):
+    if trunk and rest.startswith(trunk) and 0 < len(rest) - len(trunk) <= MAX_SERVICE_DIGITS:
         trunk_steps = (*steps, ("trunk prefix", trunk))
         out.append(Candidate(rest[len(trunk) :], code, trunk_steps, guarded))
 

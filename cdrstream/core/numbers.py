@@ -40,7 +40,7 @@ Which side gets the outside line is decided by `cdrstream.core.outcome` (the dia
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -75,7 +75,6 @@ MAX_EXTENSION_DIGITS = 6
 WITHHELD_DISPLAY = "anonymous"
 
 _MAX_NUMBER_DIGITS = 20
-_MAX_SERVICE_DIGITS = 6  # the longest emergency number libphonenumber knows; 116xxx
 _MAX_EXTENSION_INPUT = 250  # libphonenumber's own limit on what it parses
 _DIGITS = re.compile(r"\+?[0-9]+")
 _PLAIN = re.compile(r"\+?[0-9]+|[0-9*#]{1,10}")
@@ -125,7 +124,11 @@ def normalize_number(raw: str, region: str, outside_line: str = "") -> Normalize
         return NormalizedNumber(str(raw), region, None, "invalid", False)
 
 
-_INVALID = NormalizedNumber("", "", None, "invalid", False)
+# (class, e164, valid, hidden_by, dialable): the fields a classification fills in
+_Classified = tuple[NumberClass, str | None, bool, str | None, bool]
+_INVALID: _Classified = ("invalid", None, False, None, True)
+_UNDIALABLE: _Classified = ("invalid", None, False, None, False)
+_EXTENSION: _Classified = ("extension", None, True, None, True)
 
 
 def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
@@ -133,16 +136,17 @@ def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
     if is_withheld_text(dialled.text):
         return NormalizedNumber(raw, region, None, "withheld", True)
     classified = _classify(dialled, outside_line.strip(), suffix_allowed=True)
-    return replace(classified, raw=raw, region=region)
+    number_class, e164, valid, hidden_by, dialable = classified
+    return NormalizedNumber(raw, region, e164, number_class, valid, hidden_by, dialable)
 
 
-def _classify(dialled: Dialled, outside_line: str, *, suffix_allowed: bool) -> NormalizedNumber:
-    """Steps 2-7 of the module docstring; raw and region of the result are not filled in."""
+def _classify(dialled: Dialled, outside_line: str, *, suffix_allowed: bool) -> _Classified:
+    """Steps 2-7 of the module docstring."""
     service = _service(dialled)
     if service is not None:
         return service
     if dialled.feature_code:
-        return NormalizedNumber("", "", None, "extension", True)
+        return _EXTENSION
     number = dialled.number
     if not number:
         return _UNDIALABLE
@@ -163,7 +167,7 @@ def _classify(dialled: Dialled, outside_line: str, *, suffix_allowed: bool) -> N
         and digits[0] != "0"
         and not _valid_as_dialled(digits, region)
     ):
-        return NormalizedNumber("", "", None, "extension", True)
+        return _EXTENSION
     possible: phonenumbers.PhoneNumber | None = None
     for candidate in _pstn_strings(dialled):
         parsed = _parse(candidate, region)
@@ -171,16 +175,13 @@ def _classify(dialled: Dialled, outside_line: str, *, suffix_allowed: bool) -> N
             continue
         if phonenumbers.is_valid_number(parsed):
             e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
-            return NormalizedNumber("", "", e164, "pstn", True)
+            return "pstn", e164, True, None, True
         if possible is None and phonenumbers.is_possible_number(parsed):
             possible = parsed
     if possible is not None:
         e164 = phonenumbers.format_number(possible, PhoneNumberFormat.E164)
-        return NormalizedNumber("", "", e164, "pstn", False)
+        return "pstn", e164, False, None, True
     return _INVALID
-
-
-_UNDIALABLE = NormalizedNumber("", "", None, "invalid", False, None, False)
 
 
 def _pstn_strings(dialled: Dialled) -> list[str]:
@@ -199,12 +200,10 @@ def _pstn_strings(dialled: Dialled) -> list[str]:
     return [*first, dialled.number, *later]
 
 
-def _service(dialled: Dialled) -> NormalizedNumber | None:
+def _service(dialled: Dialled) -> _Classified | None:
     """``social_value`` or ``emergency`` when a candidate is one (module docstring, step 2)."""
     for candidate in dialled.candidates:
         digits = candidate.digits
-        if len(digits) > _MAX_SERVICE_DIGITS:
-            continue
         if is_social_value(digits):
             code = candidate.country_code or phonenumbers.country_code_for_region(dialled.region)
             found: tuple[NumberClass, str | None, str] = (
@@ -221,7 +220,7 @@ def _service(dialled: Dialled) -> NormalizedNumber | None:
             continue
         number_class, e164, where = found
         reason = f"{number_class} {digits} ({where}), {candidate.via}"
-        return NormalizedNumber("", "", e164, number_class, True, reason)
+        return number_class, e164, True, reason, True
     return None
 
 
@@ -235,7 +234,7 @@ def _emergency_region(candidate: Candidate, region: str) -> str | None:
     return None
 
 
-def _main_number(dialled: Dialled, outside_line: str) -> NormalizedNumber | None:
+def _main_number(dialled: Dialled, outside_line: str) -> _Classified | None:
     """The number before an extension suffix (``+31 20 123 4567 ext. 12``), when
     libphonenumber finds one and the number before it is a valid PSTN number."""
     text = dialled.text
@@ -250,7 +249,7 @@ def _main_number(dialled: Dialled, outside_line: str) -> NormalizedNumber | None
     classified = _classify(
         dialled_digits(main, dialled.region, outside_line), outside_line, suffix_allowed=False
     )
-    if classified.number_class == "pstn" and classified.valid:
+    if classified[:3:2] == ("pstn", True):
         return classified
     return None
 
