@@ -215,7 +215,7 @@ def dial_text(raw: str) -> tuple[str, str | None]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "phone-context":
             context = value.strip()
-    if scheme is not None or at:
+    if (scheme is not None or at) and "%" in number:
         number = fold_dial_text(unquote(number))
     return number.strip(), context
 
@@ -269,22 +269,16 @@ def _prefixes(digits: str, region: str, outside_line: str) -> list[_Step]:
             found.append((OUTSIDE_LINE, outside_line))
     elif digits[0] in _GUESSED_OUTSIDE_LINES:
         found.append((GUESSED_OUTSIDE_LINE, digits[0]))
-    found.extend(
-        (_PRESENTATION, code)
-        for code in PRESENTATION_CODES.get(region, ())
-        if digits.startswith(code)
-    )
+    for code in PRESENTATION_CODES.get(region, ()):
+        if digits.startswith(code):
+            found.append((_PRESENTATION, code))
     carrier = CARRIER_SELECT.get(region)
-    if carrier is not None:
-        found.extend((_CARRIER, prefix) for prefix in _all_matches(carrier, digits))
+    if carrier is not None and carrier.match(digits) is not None:
+        # every length the pattern takes in full (10xy and 10xyz in IT)
+        for end in range(2, min(len(digits), 8)):
+            if carrier.fullmatch(digits, 0, end):
+                found.append((_CARRIER, digits[:end]))
     return found
-
-
-def _all_matches(pattern: re.Pattern[str], digits: str) -> list[str]:
-    """Every prefix of ``digits`` that ``pattern`` matches in full (10xy and 10xyz in IT)."""
-    return [
-        digits[:end] for end in range(2, min(len(digits), 8)) if pattern.fullmatch(digits[:end])
-    ]
 
 
 def _candidates(route: _Route, region: str) -> list[Candidate]:
