@@ -17,12 +17,13 @@ wrappers, separators, post-dial, dialling prefixes, candidates); then, in order:
    subscriber number starting with those digits is not). ``hidden_by`` names the rule, the
    candidate and how it was reached.
 3. PBX feature codes (``*97``, ``*72#201``) -> ``extension``.
-4. Text after the number that is not post-dial (letters, symbols): an extension suffix in any
-   form libphonenumber recognises (``ext. 12``, ``x12``, ``#12``, ``- 22#``, ``доб 12``, ...;
-   found by libphonenumber's own extension stripper) makes the text before it the number, when
-   that is a valid PSTN number (``pstn``, E.164 of the main number). Anything else
-   (``0800-FLOWERS``, ``sip:alice@example.com``, ``201 x5``) -> ``invalid`` and not
-   ``dialable``: `cdrstream.core.outcome` never shows a call to it.
+4. Text after the number (letters, symbols, or post-dial such as ``#12``): an extension
+   suffix in any form libphonenumber recognises (``ext. 12``, ``x12``, ``#12``, ``- 22#``,
+   ``доб 12``, ...; found by libphonenumber's own extension stripper) makes the text before it
+   the number, when that is a valid PSTN number (``pstn``, E.164 of the main number). Other
+   post-dial is ignored; any other text (``0800-FLOWERS``, ``sip:alice@example.com``,
+   ``201 x5``) -> ``invalid`` and not ``dialable``: `cdrstream.core.outcome` never shows a
+   call to it.
 5. Extensions: 1-6 digits, no ``+``, not starting with ``0``, that are not a valid number *as
    dialled* in the region (``14020`` in NL is a valid PSTN number dialled like that; ``30123``
    in DE is only valid as ``030 123``, so it is an extension) -> ``extension``.
@@ -249,7 +250,8 @@ def _main_number(dialled: Dialled, outside_line: str) -> _Classified | None:
     classified = _classify(
         dialled_digits(main, dialled.region, outside_line), outside_line, suffix_allowed=False
     )
-    if classified[:3:2] == ("pstn", True):
+    number_class, _, valid, _, _ = classified
+    if number_class == "pstn" and valid:
         return classified
     return None
 
