@@ -3,12 +3,12 @@
 A dialled digit string is an emergency number of a region when it *exactly* equals one:
 libphonenumber's short-number data (`phonenumbers.shortnumberinfo.is_emergency_number`, which
 never prefix-matches) or the small `SUPPLEMENT` below. Prefix-style matching
-(`connects_to_emergency_number`) is deliberately not used: ``1120`` or a subscriber number
-such as ``+31 112 ...`` must not be hidden. The forms around the bare digits (international
-``+31112``/``0031112``, an outside-line digit ``0112``, a CLIR prefix ``#31#112``) are removed by
-`cdrstream.core.numbers` before it asks here, and so is any disguise: the digits arrive folded
-to ASCII (`cdrstream.core.text_folding`: fullwidth, Arabic-Indic, Persian, ... digits, and
-zero-width or bidi characters removed), so this check stays on plain ASCII digits.
+(`connects_to_emergency_number`) is deliberately not used: ``1120`` or a subscriber number such
+as ``+31 112 ...`` must not be hidden. Whatever surrounds or disguises the digits (URI wrappers
+and parameters, post-dial, other digit scripts and lookalikes, invisible characters,
+outside-line digits, presentation codes, carrier prefixes, international forms and trunk
+prefixes) is taken off by `cdrstream.core.dialled_digits` before `cdrstream.core.numbers` asks
+here, once per candidate, so this check stays on plain ASCII digits.
 """
 
 from __future__ import annotations

@@ -1,48 +1,39 @@
 """A and B numbers: from whatever the PBX wrote to E.164 and a class (contract §2, rule 7).
 
 `normalize_number(raw, region, outside_line)` never raises and is cached (keyed on the raw
-text). Steps, in order:
+text). `cdrstream.core.dialled_digits` first computes what a switch would dial (folding,
+wrappers, separators, post-dial, dialling prefixes, candidates); then, in order:
 
-0. Folding (`cdrstream.core.text_folding`): every Unicode decimal digit becomes its ASCII digit
-   (fullwidth ``\\uff11\\uff11\\uff12``, Arabic-Indic or Persian digits, ...), format characters
-   go (zero-width ``1\\u200b12``, bidi ``\\u202d112``), Unicode dashes become ``-`` and fullwidth
-   punctuation its ASCII form. Everything below sees only the folded text; ``raw`` stays as
-   received. ASCII text is not touched.
-1. Wrappers: a name-addr (``"Reception" <sip:...>``) keeps what is inside ``<>``; a ``sip:``/
-   ``sips:``/``tel:`` URI keeps its (percent-decoded, then folded) user part, without password
-   or parameters. A ``phone-context=+CC`` parameter makes the number parse in CC's region.
-2. Withheld: the free-text markers PBXs and carriers write (`cdrstream.core.withheld`:
+1. Withheld: the free-text markers PBXs and carriers write (`cdrstream.core.withheld`:
    ``anonymous``, ``Unknown``, ``<unknown>``, ``PRIVATE``, ``OUT OF AREA``, ``0000000000``,
    ... in any case and spacing), empty, or any URI or ``user@host`` on host
    ``anonymous.invalid`` -> ``withheld`` (shown as ``anonymous``).
-3. Visual separators (spaces, ``-``, ``.``, ``/``, brackets) go; ``(0)`` after an international
-   prefix goes (``+31 (0)20 ...``). A leading CLIR prefix goes: ``*31#``, ``#31#``, ``*67`` in
-   every region, ``141`` in GB and IE.
-4. What is left must be ``+digits`` or digits. Short strings of digits, ``*`` and ``#`` with at
-   least one ``*``/``#`` are PBX feature codes (``*97``) -> ``extension``. A number with an
-   extension suffix in any form libphonenumber recognises (``ext. 12``, ``x12``, ``;ext=12``,
-   ``#12``, ``,12``, ...; found by libphonenumber's own extension stripper) is its main number:
-   the text before the suffix goes through steps 3-9 once more and counts when it is a valid
-   PSTN number (``pstn``, E.164 of the main number), an emergency or a 116 number. Anything else
-   (letters, ``sip:alice@example.com``) -> ``invalid``, raw kept.
-5. Services, checked on the digits as written and, when the tenant has an outside line, on the
-   digits after it: ``116`` + three digits -> ``social_value``; an exact emergency number of the
-   region (`cdrstream.core.emergency`) -> ``emergency``; the same after a country code
-   (``+31112``, ``0031112``, ``+32116000``, ``0049116117``; the international prefix is the
-   region's own, e.g. ``00`` or ``011``) -> the same classes, judged in that country's region.
-6. An outside-line digit the tenant did not configure: ``0`` or ``9`` followed by an exact
-   emergency number, when the whole string is not a valid number as dialled (``0112`` in NL,
-   ``9911`` in US) -> ``emergency``, even where ``9911`` could be an extension: hiding such a
-   call costs little, showing a call to 911 does not.
-7. Extensions: 1-6 digits, no ``+``, not starting with ``0``, that are not a valid number *as
+2. Services, on every candidate of `dialled_digits`, first match wins: ``116`` + three digits
+   -> ``social_value`` (E.164 with the candidate's country code, else the region's); an exact
+   emergency number of the candidate's region(s) (`cdrstream.core.emergency`) ->
+   ``emergency``. A guarded candidate (reached through a guessed outside line ``0``/``9``, a
+   digit presentation code or a carrier prefix) counts only when the whole number is not a
+   valid number as dialled (``0112`` in NL, ``9911`` in US, ``141999`` in GB are hidden; a
+   subscriber number starting with those digits is not). ``hidden_by`` names the rule, the
+   candidate and how it was reached.
+3. PBX feature codes (``*97``, ``*72#201``) -> ``extension``.
+4. Text after the number (letters, symbols, or post-dial such as ``#12``): an extension
+   suffix in any form libphonenumber recognises (``ext. 12``, ``x12``, ``#12``, ``- 22#``,
+   ``доб 12``, ...; found by libphonenumber's own extension stripper) makes the text before it
+   the number, when that is a valid PSTN number (``pstn``, E.164 of the main number). Other
+   post-dial is ignored; any other text (``0800-FLOWERS``, ``sip:alice@example.com``,
+   ``201 x5``) -> ``invalid`` and not ``dialable``: `cdrstream.core.outcome` never shows a
+   call to it.
+5. Extensions: 1-6 digits, no ``+``, not starting with ``0``, that are not a valid number *as
    dialled* in the region (``14020`` in NL is a valid PSTN number dialled like that; ``30123``
    in DE is only valid as ``030 123``, so it is an extension) -> ``extension``.
-8. PSTN, with `phonenumbers`: the digits after the outside line first (when configured and
-   present), then the digits as written. The first *valid* parse wins -> ``pstn``. ``phonenumbers``
-   itself handles national (``020 1234567``), international-prefix (``0031...``) and own-country-
-   code-without-plus (``31201234567``) forms.
-9. Possible but not valid (right length, unassigned range) -> ``pstn`` with ``valid=False``,
-   E.164 kept. Otherwise -> ``invalid``.
+6. PSTN, with `phonenumbers`: the number after the configured outside line first (when
+   present), then as dialled, then after a presentation code or carrier prefix. The first
+   *valid* parse wins -> ``pstn``. ``phonenumbers`` itself handles national
+   (``020 1234567``), international-prefix (``0031...``) and own-country-code-without-plus
+   (``31201234567``) forms.
+7. Possible but not valid (right length, unassigned range) -> ``pstn`` with ``valid=False``,
+   E.164 kept. Otherwise (no digits, more than 20) -> ``invalid``.
 
 Which side gets the outside line is decided by `cdrstream.core.outcome` (the dialled side only).
 """
@@ -53,7 +44,6 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
-from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
@@ -64,9 +54,18 @@ from phonenumbers.phonemetadata import PhoneMetadata
 # own stubs; the extension tests fail loudly should it ever move.
 from phonenumbers.phonenumberutil import _maybe_strip_extension
 
+from cdrstream.core.dialled_digits import (
+    GUESSED_OUTSIDE_LINE,
+    OUTSIDE_LINE,
+    Candidate,
+    Dialled,
+    clean,
+    dial_text,
+    dialled_digits,
+    strip_international_prefix,
+)
 from cdrstream.core.emergency import is_emergency
 from cdrstream.core.social_value import is_social_value
-from cdrstream.core.text_folding import fold_dial_text
 from cdrstream.core.withheld import WITHHELD_MARKERS as WITHHELD_MARKERS
 from cdrstream.core.withheld import is_withheld_text
 
@@ -76,147 +75,27 @@ NUMBER_CACHE_SIZE = 65_536
 MAX_EXTENSION_DIGITS = 6
 WITHHELD_DISPLAY = "anonymous"
 
-_ANONYMOUS_HOST = "anonymous.invalid"
-_CLIR_PREFIXES = ("*31#", "#31#", "*67")
-_CLIR_141_REGIONS = frozenset({"GB", "IE"})
-
-_NAME_ADDR = re.compile(r'\s*(?:"(?:[^"\\]|\\.)*"|[^"<]*)\s*<([^<>]*)>\s*(?:;.*)?', re.S)
-_URI = re.compile(r"(sips?|tel):(.*)", re.S | re.I)
-_SEPARATORS = re.compile(r"[\s\-./()\[\]]+")
-_DIALABLE = re.compile(r"\+?[0-9]+")
-_FEATURE_CODE = re.compile(r"[0-9*#]{1,10}")
+_MAX_NUMBER_DIGITS = 20
 _MAX_EXTENSION_INPUT = 250  # libphonenumber's own limit on what it parses
+_DIGITS = re.compile(r"\+?[0-9]+")
+_PLAIN = re.compile(r"\+?[0-9]+|[0-9*#]{1,10}")
 
 
 @dataclass(frozen=True, slots=True)
 class NormalizedNumber:
     """One number as classified. ``e164`` is set for ``pstn`` (also when ``valid`` is False:
-    possible-but-not-valid numbers keep their E.164 form) and for ``social_value``."""
+    possible-but-not-valid numbers keep their E.164 form) and for ``social_value``.
+    ``hidden_by`` says, for ``emergency`` and ``social_value``, which rule matched on which
+    candidate (``emergency 112 (NL), after guessed outside line 0``); ``dialable`` is False for
+    text that still holds letters or symbols after the number (module docstring, step 4)."""
 
     raw: str
     region: str
     e164: str | None
     number_class: NumberClass
     valid: bool
-
-
-def _dial_string(raw: str) -> tuple[str, str | None]:
-    """(the dialled text inside name-addr/URI wrappers, the URI's phone-context or None)."""
-    text = raw.strip()
-    m = _NAME_ADDR.fullmatch(text)
-    if m is not None:
-        text = m.group(1).strip()
-    elif len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        text = text[1:-1].strip()
-    m = _URI.fullmatch(text)
-    if m is None:
-        _, at, host = text.rpartition("@")
-        if at and host.split(";", 1)[0].split(":", 1)[0].strip().lower() == _ANONYMOUS_HOST:
-            return WITHHELD_DISPLAY, None  # "anonymous" <anonymous@anonymous.invalid>, no scheme
-        return text, None
-    rest = m.group(2)
-    params: list[str] = []
-    host = ""
-    if m.group(1).lower() == "tel":
-        number, *params = rest.split(";")
-    else:
-        user, at, hostpart = rest.partition("@")
-        if not at:  # sip:201 (no host): the whole thing is the user part
-            user, hostpart = rest, ""
-        number, *params = user.split(";")
-        number = number.split(":", 1)[0]  # user:password
-        host, *host_params = hostpart.split(";")
-        params.extend(host_params)
-        host = host.split(":", 1)[0].strip().lower()
-    context = None
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "phone-context":
-            context = value.strip()
-    if host == _ANONYMOUS_HOST:
-        return WITHHELD_DISPLAY, None
-    return fold_dial_text(unquote(number)).strip(), context
-
-
-def _context_region(context: str | None) -> str | None:
-    """The region of a ``phone-context=+CC...`` parameter, None for domain contexts."""
-    if not context or context[0] != "+":
-        return None
-    digits = _SEPARATORS.sub("", context[1:])
-    split = _split_country_code(digits) if digits.isdigit() else None
-    if split is None:
-        return None
-    region = phonenumbers.region_code_for_country_code(split[0])
-    return region if region in phonenumbers.SUPPORTED_REGIONS else None
-
-
-def _clean(text: str) -> str:
-    if (text.startswith(("+", "00"))) and "(0)" in text:
-        text = text.replace("(0)", "", 1)
-    return _SEPARATORS.sub("", text)
-
-
-def _strip_clir(text: str, region: str) -> str:
-    for prefix in _CLIR_PREFIXES:
-        if text.startswith(prefix):
-            return text[len(prefix) :]
-    if region in _CLIR_141_REGIONS and text.startswith("141") and len(text) > 3:
-        return text[3:]
-    return text
-
-
-def _split_country_code(digits: str) -> tuple[int, str] | None:
-    """(country code, rest) of international digits without their prefix; None if no code."""
-    for length in (1, 2, 3):
-        head = digits[:length]
-        if len(head) == length and head[0] != "0":
-            code = int(head)
-            if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                return code, digits[length:]
-    return None
-
-
-@lru_cache(maxsize=512)
-def _international_prefix(region: str) -> re.Pattern[str] | None:
-    metadata = PhoneMetadata.metadata_for_region(region)
-    if metadata is None or not metadata.international_prefix:
-        return None
-    return re.compile(metadata.international_prefix)
-
-
-def _strip_international_prefix(digits: str, region: str) -> str | None:
-    """The digits after the region's international prefix (``00``, ``011``...), None if absent."""
-    pattern = _international_prefix(region)
-    m = pattern.match(digits) if pattern is not None else None
-    if m is None or m.end() == 0 or m.end() >= len(digits):
-        return None
-    return digits[m.end() :]
-
-
-def _service_class(digits: str, region: str) -> tuple[NumberClass, str | None] | None:
-    """("social_value", e164) or ("emergency", None) for a national or international-prefixed
-    digit string, None for anything else."""
-    if is_social_value(digits):
-        code = phonenumbers.country_code_for_region(region)
-        return "social_value", (f"+{code}{digits}" if code else None)
-    if is_emergency(digits, region):
-        return "emergency", None
-    international = _strip_international_prefix(digits, region)
-    return _international_service_class(international) if international else None
-
-
-def _international_service_class(digits: str) -> tuple[NumberClass, str | None] | None:
-    split = _split_country_code(digits)
-    if split is None:
-        return None
-    code, rest = split
-    if is_social_value(rest):
-        return "social_value", f"+{code}{rest}"
-    if len(rest) <= 6:
-        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
-            if is_emergency(rest, region):
-                return "emergency", None
-    return None
+    hidden_by: str | None = None
+    dialable: bool = True
 
 
 def _parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
@@ -246,98 +125,135 @@ def normalize_number(raw: str, region: str, outside_line: str = "") -> Normalize
         return NormalizedNumber(str(raw), region, None, "invalid", False)
 
 
-_Classified = tuple[NumberClass, str | None, bool]  # (class, e164, valid)
-_INVALID: _Classified = ("invalid", None, False)
+# (class, e164, valid, hidden_by, dialable): the fields a classification fills in
+_Classified = tuple[NumberClass, str | None, bool, str | None, bool]
+_INVALID: _Classified = ("invalid", None, False, None, True)
+_UNDIALABLE: _Classified = ("invalid", None, False, None, False)
+_EXTENSION: _Classified = ("extension", None, True, None, True)
 
 
 def _normalize(raw: str, region: str, outside_line: str) -> NormalizedNumber:
-    dial, context = _dial_string(fold_dial_text(raw))
-    if is_withheld_text(dial):
+    dialled = dialled_digits(raw, region, outside_line.strip())
+    if is_withheld_text(dialled.text):
         return NormalizedNumber(raw, region, None, "withheld", True)
-    parse_region = _context_region(context) or region
-    number_class, e164, valid = _classify(dial, parse_region, outside_line.strip())
-    return NormalizedNumber(raw, region, e164, number_class, valid)
+    classified = _classify(dialled, outside_line.strip(), suffix_allowed=True)
+    number_class, e164, valid, hidden_by, dialable = classified
+    return NormalizedNumber(raw, region, e164, number_class, valid, hidden_by, dialable)
 
 
-def _classify(
-    dial: str, region: str, outside_line: str, *, extension_suffix_allowed: bool = True
-) -> _Classified:
-    """Steps 3-9 of the module docstring on an unwrapped, folded dial string."""
-    text = _strip_clir(_clean(dial), region)
-    if not _DIALABLE.fullmatch(text):
-        if ("*" in text or "#" in text) and _FEATURE_CODE.fullmatch(text):
-            return "extension", None, True
-        if extension_suffix_allowed:
-            return _classify_main_number(dial, region, outside_line)
-        return _INVALID
-    plus = text[0] == "+"
-    digits = text[1:] if plus else text
-    if not digits or len(digits) > 20:
-        return _INVALID
-
-    after_outside = (
-        digits[len(outside_line) :]
-        if outside_line
-        and not plus
-        and digits.startswith(outside_line)
-        and len(digits) > len(outside_line)
-        else None
-    )
-    if plus:
-        service = _international_service_class(digits)
-    else:
-        service = _service_class(digits, region)
-        if service is None and after_outside is not None:
-            service = _service_class(after_outside, region)
+def _classify(dialled: Dialled, outside_line: str, *, suffix_allowed: bool) -> _Classified:
+    """Steps 2-7 of the module docstring."""
+    service = _service(dialled)
     if service is not None:
-        return service[0], service[1], True
-    if (
-        not plus
-        and not outside_line
-        and len(digits) >= 3
-        and digits[0] in "09"
-        and is_emergency(digits[1:], region)
-        and not _valid_as_dialled(digits, region)
-    ):
-        return "emergency", None, True
-
+        return service
+    if dialled.feature_code:
+        return _EXTENSION
+    number = dialled.number
+    if not number:
+        return _UNDIALABLE
+    if dialled.tail or dialled.post_dial:
+        main = _main_number(dialled, outside_line) if suffix_allowed else None
+        if main is not None:
+            return main
+        if dialled.tail:
+            return _UNDIALABLE
+    plus = number[0] == "+"
+    digits = number[1:] if plus else number
+    region = dialled.region
+    if not digits or len(digits) > _MAX_NUMBER_DIGITS:
+        return _INVALID
     if (
         not plus
         and len(digits) <= MAX_EXTENSION_DIGITS
         and digits[0] != "0"
         and not _valid_as_dialled(digits, region)
     ):
-        return "extension", None, True
-
-    candidates = ([after_outside] if after_outside is not None else []) + [text]
+        return _EXTENSION
     possible: phonenumbers.PhoneNumber | None = None
-    for candidate in candidates:
-        number = _parse(candidate, region)
-        if number is None:
+    for candidate in _pstn_strings(dialled):
+        parsed = _parse(candidate, region)
+        if parsed is None:
             continue
-        if phonenumbers.is_valid_number(number):
-            return "pstn", phonenumbers.format_number(number, PhoneNumberFormat.E164), True
-        if possible is None and phonenumbers.is_possible_number(number):
-            possible = number
+        if phonenumbers.is_valid_number(parsed):
+            e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+            return "pstn", e164, True, None, True
+        if possible is None and phonenumbers.is_possible_number(parsed):
+            possible = parsed
     if possible is not None:
-        return "pstn", phonenumbers.format_number(possible, PhoneNumberFormat.E164), False
+        e164 = phonenumbers.format_number(possible, PhoneNumberFormat.E164)
+        return "pstn", e164, False, None, True
     return _INVALID
 
 
-def _classify_main_number(dial: str, region: str, outside_line: str) -> _Classified:
-    """A number with an extension suffix (``+31 20 123 4567 ext. 12``) is its main number when
-    that is a valid PSTN number or an emergency or 116 number; otherwise invalid."""
-    if len(dial) > _MAX_EXTENSION_INPUT:
-        return _INVALID
-    # a CLIR prefix first: libphonenumber does not see "#31#020 1234567" as a viable number
-    extension, main = _maybe_strip_extension(_strip_clir(dial.strip(), region))
+def _pstn_strings(dialled: Dialled) -> list[str]:
+    """What libphonenumber parses, in order: after the configured outside line, as dialled
+    (``(0)`` after an international prefix removed), after presentation codes or carrier
+    prefixes; never after a guessed outside line."""
+    first: list[str] = []
+    later: list[str] = []
+    for steps, number in dialled.routes:
+        if not steps:
+            continue
+        if all(kind == OUTSIDE_LINE for kind, _ in steps):
+            first.append(number)
+        elif not any(kind == GUESSED_OUTSIDE_LINE for kind, _ in steps):
+            later.append(number)
+    return [*first, dialled.number, *later]
+
+
+def _service(dialled: Dialled) -> _Classified | None:
+    """``social_value`` or ``emergency`` when a candidate is one (module docstring, step 2)."""
+    for candidate in dialled.candidates:
+        digits = candidate.digits
+        if is_social_value(digits):
+            code = candidate.country_code or phonenumbers.country_code_for_region(dialled.region)
+            found: tuple[NumberClass, str | None, str] = (
+                "social_value",
+                f"+{code}{digits}" if code else None,
+                f"+{code}" if code else dialled.region,
+            )
+        else:
+            region = _emergency_region(candidate, dialled.region)
+            if region is None:
+                continue
+            found = ("emergency", None, region)
+        if candidate.guarded and _valid_as_dialled(dialled.number, dialled.region):
+            continue
+        number_class, e164, where = found
+        reason = f"{number_class} {digits} ({where}), {candidate.via}"
+        return number_class, e164, True, reason, True
+    return None
+
+
+def _emergency_region(candidate: Candidate, region: str) -> str | None:
+    """The region in which ``candidate`` is an emergency number, None if in none."""
+    if candidate.country_code is None:
+        return region if is_emergency(candidate.digits, region) else None
+    for code_region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[candidate.country_code]:
+        if is_emergency(candidate.digits, code_region):
+            return code_region
+    return None
+
+
+def _main_number(dialled: Dialled, outside_line: str) -> _Classified | None:
+    """The number before an extension suffix (``+31 20 123 4567 ext. 12``), when
+    libphonenumber finds one and the number before it is a valid PSTN number."""
+    text = dialled.text
+    if len(text) > _MAX_EXTENSION_INPUT:
+        return None
+    if dialled.presentation and text.startswith(dialled.presentation):
+        # libphonenumber does not see "#31#020 1234567" as a viable number
+        text = text[len(dialled.presentation) :]
+    extension, main = _maybe_strip_extension(text)
     if not extension:
-        return _INVALID
-    classified = _classify(main, region, outside_line, extension_suffix_allowed=False)
-    number_class, _, valid = classified
-    if number_class in ("emergency", "social_value") or (number_class == "pstn" and valid):
+        return None
+    classified = _classify(
+        dialled_digits(main, dialled.region, outside_line), outside_line, suffix_allowed=False
+    )
+    number_class, _, valid, _, _ = classified
+    if number_class == "pstn" and valid:
         return classified
-    return _INVALID
+    return None
 
 
 def display_number(number: NormalizedNumber) -> str:
@@ -353,9 +269,9 @@ def display_number(number: NormalizedNumber) -> str:
 
 @lru_cache(maxsize=NUMBER_CACHE_SIZE)
 def _plain_text(raw: str) -> str:
-    dial, _ = _dial_string(fold_dial_text(raw))
-    cleaned = _clean(dial)
-    return cleaned if _FEATURE_CODE.fullmatch(cleaned) or _DIALABLE.fullmatch(cleaned) else dial
+    text, _ = dial_text(raw)
+    cleaned = clean(text)
+    return cleaned if _PLAIN.fullmatch(cleaned) else text
 
 
 def normalize_query_number(text: str, region: str) -> str | None:
@@ -378,13 +294,13 @@ def _query_number(text: str, region: str) -> str | None:
     number = normalize_number(text, region)
     if number.number_class == "pstn" and number.valid:
         return number.e164
-    dial, _ = _dial_string(fold_dial_text(text))
-    cleaned = _clean(dial)
-    if not _DIALABLE.fullmatch(cleaned):
+    dial, _ = dial_text(text)
+    cleaned = clean(dial)
+    if not _DIGITS.fullmatch(cleaned):
         return None
     if cleaned[0] == "+":
         return cleaned if len(cleaned) > 1 else None
-    international = _strip_international_prefix(cleaned, region)
+    international = strip_international_prefix(cleaned, region)
     if international is not None:
         return "+" + international
     metadata = PhoneMetadata.metadata_for_region(region)

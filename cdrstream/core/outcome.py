@@ -10,8 +10,16 @@ Precedence, first match wins (deterministic, so metrics and DLQ reasons are stab
 3. ``hidden_emergency``: the callee is an emergency number (`cdrstream.core.emergency`),
    whatever the direction;
 4. ``hidden_social_value``: the callee is a ``116xxx`` number;
-5. ``expired``: ``started_at`` is older than ``now_ms - retention_ms``;
-6. ``stored``: everything else, with its `CallRecord`.
+5. ``invalid`` with reason ``bad_number:callee``: the callee of a call that is not inbound
+   still holds letters or symbols once the digits a switch would dial are taken out
+   (`cdrstream.core.numbers`: not dialable, e.g. ``0800-FLOWERS``, ``sip:alice@example.com``);
+   an inbound call's callee is the tenant's own side (its DID as the network presented it, or
+   a dialplan name such as Asterisk's ``s``), not a number anyone dialled;
+6. ``expired``: ``started_at`` is older than ``now_ms - retention_ms``;
+7. ``stored``: everything else, with its `CallRecord`.
+
+The reason of a hidden emergency or 116 call names the rule and the candidate it matched
+(``emergency 112 (NL), after guessed outside line 0``): `cdrstream.core.dialled_digits`.
 
 Hidden calls are hidden whatever their age: the rule that would hide them is the reason
 they are not shown. ``duplicate`` is never returned here: the store turns ``stored`` into
@@ -53,6 +61,7 @@ Outcome = Literal[
 OUTCOMES: tuple[str, ...] = get_args(Outcome)  # all seven, in that order
 
 FUTURE_TOLERANCE_MS = DAY_MS
+UNDIALABLE_CALLEE = "bad_number:callee"  # one of cdrstream.core.event.REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +144,11 @@ def decide_event(event: CallEvent, now_ms: int, policy: Policy) -> Decision:
     if direction == "internal":
         return Decision("hidden_internal", None, None, *ids)
     if callee.number_class == "emergency":
-        return Decision("hidden_emergency", None, None, *ids)
+        return Decision("hidden_emergency", callee.hidden_by, None, *ids)
     if callee.number_class == "social_value":
-        return Decision("hidden_social_value", None, None, *ids)
+        return Decision("hidden_social_value", callee.hidden_by, None, *ids)
+    if not callee.dialable and direction != "inbound":
+        return Decision("invalid", UNDIALABLE_CALLEE, None, *ids)
     if event.started_at_ms < now_ms - policy.retention_ms:
         return Decision("expired", None, None, *ids)
 

@@ -1,13 +1,11 @@
 """Harmonised services of social value (contract §3, rule 4): ``116`` + exactly three digits.
 
 The 116 range is reserved EU-wide (Commission Decision 2007/116/EC and its amendments), so the
-check is the same in every region: 116000 (missing children), 116006 (victims of crime),
-116016, 116111 (child helpline), 116117 (non-emergency medical on-call), 116123 (emotional
-support), ... A number counts when dialled nationally (``116123``) or after a country code
-(``+32116000``, ``0049116117``): `cdrstream.core.numbers` strips the international forms and
-passes the national digits here, already folded to ASCII (`cdrstream.core.text_folding`), so a
-116 number written in fullwidth or Arabic-Indic digits, or with zero-width characters inside,
-arrives here as plain ``116xxx``.
+check is the same in every region: 116000 (missing children), 116006 (victims of crime), 116016,
+116111 (child helpline), 116117 (non-emergency medical on-call), 116123 (emotional support), ...
+A number counts when dialled nationally (``116123``), after a country code (``+32116000``,
+``0049116117``) or behind a dialling prefix (``0116000``, ``141116000``): every candidate of
+`cdrstream.core.dialled_digits` comes here as plain ASCII digits, however it was written.
 """
 
 from __future__ import annotations

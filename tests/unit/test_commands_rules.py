@@ -131,11 +131,11 @@ def test_explain_each_line(
     out = _lines(capsys)
     assert [(o["event_id"], o["outcome"], o["reason"]) for o in out] == [
         ("ev-1", "stored", None),
-        ("ev-2", "hidden_emergency", None),
+        ("ev-2", "hidden_emergency", "emergency 112 (NL), as dialled"),
         (None, "invalid", "not_json"),
         (None, "invalid", "not_json"),
         ("ev-3", "invalid", "bad_direction"),
-        ("ev-4", "hidden_social_value", None),
+        ("ev-4", "hidden_social_value", "social_value 116000 (+31), as dialled"),
         ("ev-5", "hidden_internal", None),
     ]
     assert out[0]["record"] == {
@@ -280,7 +280,9 @@ def test_explain_10000_generated_events_with_garbage(
     assert not any((o["reason"] or "").startswith("internal_error") for o in out)
     for o in out:
         assert (o["record"] is not None) == (o["outcome"] == "stored")
-        assert (o["reason"] is not None) == (o["outcome"] == "invalid")
+        assert (o["reason"] is not None) == (
+            o["outcome"] in ("invalid", "hidden_emergency", "hidden_social_value")
+        )
 
 
 def test_explain_expired_with_generated_events(

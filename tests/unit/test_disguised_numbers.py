@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import itertools
 import re
-import re._constants as sre_constants
-import re._parser as sre_parser
 import sys
 import unicodedata
-from typing import Any
 
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phonenumbers.phonemetadata import PhoneMetadata
 
-from cdrstream.core.emergency import SUPPLEMENT
 from cdrstream.core.numbers import (
     NormalizedNumber,
     display_number,
@@ -31,77 +26,10 @@ from cdrstream.core.numbers import (
 )
 from cdrstream.core.text_folding import fold_dial_text
 from cdrstream.core.withheld import WITHHELD_MARKERS, is_withheld_text
+from tests.unit.phone_data import ALL_REGIONS, EMERGENCY, emergency_pattern, expand
 
 # --- the data: every region, every emergency number, every digit script -----------------------
 
-
-def _expand(pattern: str) -> set[str]:
-    """Every string a finite libphonenumber pattern matches (digits, classes, ``\\d``,
-    alternations, groups, bounded repeats: all its short-number patterns use)."""
-
-    def chars(items: list[tuple[Any, Any]]) -> list[str]:
-        out: set[str] = set()
-        for op, av in items:
-            if op is sre_constants.LITERAL:
-                out.add(chr(av))
-            elif op is sre_constants.RANGE:
-                out.update(chr(c) for c in range(av[0], av[1] + 1))
-            elif op is sre_constants.CATEGORY and av is sre_constants.CATEGORY_DIGIT:
-                out.update("0123456789")
-            else:
-                raise ValueError(f"unsupported class item {op} in {pattern}")
-        return sorted(out)
-
-    def sequence(items: Any) -> list[str]:
-        results = [""]
-        for op, av in items:
-            results = [head + tail for head in results for tail in node(op, av)]
-        return results
-
-    def node(op: Any, av: Any) -> list[str]:
-        if op is sre_constants.LITERAL:
-            return [chr(av)]
-        if op is sre_constants.IN:
-            return chars(av)
-        if op is sre_constants.CATEGORY and av is sre_constants.CATEGORY_DIGIT:
-            return list("0123456789")
-        if op is sre_constants.SUBPATTERN:
-            return sequence(av[-1])
-        if op is sre_constants.BRANCH:
-            return [s for branch in av[1] for s in sequence(branch)]
-        if op is sre_constants.MAX_REPEAT:
-            low, high, sub = av
-            base = sequence(sub)
-            return [
-                "".join(parts)
-                for count in range(low, high + 1)
-                for parts in itertools.product(base, repeat=count)
-            ]
-        raise ValueError(f"unsupported pattern node {op} in {pattern}")
-
-    return set(sequence(sre_parser.parse(pattern)))
-
-
-def _emergency_pattern(region: str) -> str | None:
-    metadata = PhoneMetadata.short_metadata_for_region(region)
-    desc = metadata.emergency if metadata is not None else None
-    return desc.national_number_pattern if desc is not None else None
-
-
-def _emergency_numbers() -> list[tuple[str, str]]:
-    pairs: set[tuple[str, str]] = set()
-    for region in set(phonenumbers.SUPPORTED_REGIONS) | set(phonenumbers.SUPPORTED_SHORT_REGIONS):
-        pattern = _emergency_pattern(region)
-        if pattern:
-            pairs.update((region, number) for number in _expand(pattern))
-        pairs.update((region, number) for number in SUPPLEMENT.get(region, ()))
-    return sorted(pairs)
-
-
-EMERGENCY = _emergency_numbers()
-ALL_REGIONS = sorted(
-    set(phonenumbers.SUPPORTED_REGIONS) | set(phonenumbers.SUPPORTED_SHORT_REGIONS)
-)
 # first digit (0) of every block of ten Unicode decimal digits, ASCII first
 DIGIT_ZEROS = [
     chr(cp)
@@ -146,7 +74,7 @@ def disguise(digits: str, zero: str, fmt: str, sep: str) -> str:
 def test_the_data_is_complete() -> None:
     # every region libphonenumber knows; every one with short-number emergency data has numbers
     assert len(ALL_REGIONS) >= 245
-    with_data = {r for r in ALL_REGIONS if _emergency_pattern(r)}
+    with_data = {r for r in ALL_REGIONS if emergency_pattern(r)}
     assert with_data == {region for region, _ in EMERGENCY} and len(with_data) >= 240
     assert len(EMERGENCY) >= 800
     assert len(DIGIT_ZEROS) >= 60 and DIGIT_ZEROS[0] == "0"
@@ -156,11 +84,11 @@ def test_the_data_is_complete() -> None:
     )
 
 
-@pytest.mark.parametrize("region", [r for r in ALL_REGIONS if _emergency_pattern(r)])
+@pytest.mark.parametrize("region", [r for r in ALL_REGIONS if emergency_pattern(r)])
 def test_expansion_is_exactly_the_pattern_language(region: str) -> None:
-    pattern = _emergency_pattern(region)
+    pattern = emergency_pattern(region)
     assert pattern is not None
-    expanded = _expand(pattern)
+    expanded = expand(pattern)
     assert all(re.fullmatch(pattern, number) for number in expanded)
     # brute force over every digit string of the short lengths: nothing the pattern accepts is
     # missing from the expansion
@@ -478,7 +406,8 @@ def test_fold_maps_every_decimal_digit_and_drops_every_format_character() -> Non
     for zero in DIGIT_ZEROS:
         assert fold_dial_text("".join(chr(ord(zero) + d) for d in range(10))) == "0123456789"
     assert fold_dial_text("1" + "".join(FORMAT_CHARS) + "2") == "12"
-    assert fold_dial_text("\u00b2\u2460") == "\u00b2\u2460"  # "No" digits are not decimal digits
+    # digits that are not decimal digits ("No", "Nl") read as their value
+    assert fold_dial_text("\u00b2\u2460\u2082\u216b\u2776") == "212121"
 
 
 @settings(max_examples=300, deadline=None)

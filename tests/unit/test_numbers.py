@@ -215,20 +215,22 @@ def test_short_digits_starting_with_0_are_not_extensions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "display"),
+    ("raw", "display", "dialable"),
     [
-        ("sip:alice@example.com", "alice"),
-        ("abc", "abc"),
-        ("0800-FLOWERS", "0800-FLOWERS"),
-        ("+", "+"),
-        ("#31#", "#31#"),
-        ("12345678901234567890123", "12345678901234567890123"),
-        ("s", "s"),
+        ("sip:alice@example.com", "alice", False),
+        ("abc", "abc", False),
+        ("0800-FLOWERS", "0800-FLOWERS", False),
+        ("+", "+", False),
+        ("#31#", "#31#", False),
+        ("12345678901234567890123", "12345678901234567890123", True),  # digits only: too long
+        ("s", "s", False),
     ],
 )
-def test_unparseable_numbers_are_invalid_and_keep_their_text(raw: str, display: str) -> None:
+def test_unparseable_numbers_are_invalid_and_keep_their_text(
+    raw: str, display: str, dialable: bool
+) -> None:
     number = normalize_number(raw, "NL")
-    assert number == NormalizedNumber(raw, "NL", None, "invalid", False)
+    assert number == NormalizedNumber(raw, "NL", None, "invalid", False, None, dialable)
     assert display_number(number) == display
 
 

@@ -169,12 +169,33 @@ def test_extension_rules(changes: dict[str, Any], extension: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "callee",
-    ["112", "+31112", "0112", "911", "#31#112", "sip:112@pbx.example", "+33 15", "0031112"],
+    ("callee", "reason"),
+    [
+        ("112", "emergency 112 (NL), as dialled"),
+        ("+31112", "emergency 112 (NL), after international prefix +, country code 31"),
+        ("0112", "emergency 112 (NL), after guessed outside line 0"),
+        ("911", "emergency 911 (NL), as dialled"),
+        ("#31#112", "emergency 112 (NL), as dialled"),
+        ("sip:112@pbx.example", "emergency 112 (NL), as dialled"),
+        ("+33 15", "emergency 15 (FR), after international prefix +, country code 33"),
+        ("0031112", "emergency 112 (NL), after international prefix 00, country code 31"),
+        (
+            "+31 0 112",
+            "emergency 112 (NL), after international prefix +, country code 31, trunk prefix 0",
+        ),
+        ("9 141 999", "emergency 999 (GB), after guessed outside line 9, presentation code 141"),
+    ],
 )
-def test_calls_to_emergency_numbers_are_hidden(callee: str) -> None:
-    decision = run(callee=callee)
-    assert (decision.outcome, decision.reason, decision.record) == ("hidden_emergency", None, None)
+def test_calls_to_emergency_numbers_are_hidden_with_the_rule_and_candidate(
+    callee: str, reason: str
+) -> None:
+    region = "GB" if "141" in callee else None
+    decision = run(callee=callee, tenant_region=region)
+    assert (decision.outcome, decision.reason, decision.record) == (
+        "hidden_emergency",
+        reason,
+        None,
+    )
     assert (decision.event_id, decision.tenant_id, decision.call_id) == ("ev-1", "acme", "call-1")
 
 
@@ -274,13 +295,38 @@ def test_record_numbers_show_e164_anonymous_or_stripped_raw() -> None:
         "anonymous",
         '"Anonymous" <sip:anonymous@anonymous.invalid>',
     )
-    weird = run(callee="sip:alice@example.com")
-    assert weird.record is not None
-    assert (weird.record.destination, weird.record.destination_raw) == (
-        "alice",
-        "sip:alice@example.com",
+    # a callee still holding letters once its digits are taken out: only when inbound (the
+    # tenant's own side) is it shown as written
+    inbound = run(caller="+31612345678", callee="sip:sales@example.com", direction="inbound")
+    assert inbound.record is not None
+    assert (inbound.record.destination, inbound.record.destination_raw) == (
+        "sales",
+        "sip:sales@example.com",
     )
-    assert weird.record.direction == "outbound"
+
+
+@pytest.mark.parametrize(
+    "callee",
+    ["sip:alice@example.com", "0800-FLOWERS", "020 123 4567 (mobile)", "201 x5", "+", "#31#"],
+)
+@pytest.mark.parametrize("direction", [None, "outbound"])
+def test_a_callee_that_is_not_dialable_is_never_shown(callee: str, direction: str | None) -> None:
+    decision = run(callee=callee, direction=direction)
+    assert (decision.outcome, decision.reason, decision.record) == (
+        "invalid",
+        "bad_number:callee",
+        None,
+    )
+    # hiding rules still come first: an emergency number with text after it is hidden
+    assert run(callee="112 (alarm)", direction=direction).outcome == "hidden_emergency"
+
+
+def test_hidden_116_calls_name_the_candidate() -> None:
+    decision = run(callee="141116000", tenant_region="GB")
+    assert (decision.outcome, decision.reason) == (
+        "hidden_social_value",
+        "social_value 116000 (+44), after presentation code 141",
+    )
 
 
 def test_invalid_decision_keeps_readable_ids() -> None:

@@ -97,8 +97,13 @@ events = st.fixed_dictionaries({}, optional=FIELD_VALUES)
 def _check_decision(value: bytes | str) -> None:
     decision = decide(value, NOW, POLICY)
     assert decision.outcome in OUTCOMES and decision.outcome != "duplicate"
-    assert (decision.reason is not None) == (decision.outcome == "invalid")
-    assert decision.reason is None or decision.reason in REASONS
+    assert (decision.reason is not None) == (
+        decision.outcome in ("invalid", "hidden_emergency", "hidden_social_value")
+    )
+    if decision.outcome == "invalid":
+        assert decision.reason in REASONS
+    elif decision.reason is not None:  # the rule and the candidate that hid the call
+        assert decision.reason.startswith(decision.outcome.removeprefix("hidden_") + " ")
     assert decision.reason != "internal_error"
     assert (decision.record is not None) == (decision.outcome == "stored")
 
