@@ -12,12 +12,11 @@
 - query: one tenant with N records in its window: pages of 100 with each filter through
   the reader and over HTTP, the CSV export over HTTP, and ``redis-benchmark`` on the same
   Redis as the ceiling;
-- layouts: the query tenant's records written in arrival order into today's layout
-  (version 1, ``store/legacy.py``) and into the tiered one (sealed as a worker's sweeps
-  would), each on the same flushed Redis: ``used_memory`` per record (indexes included),
-  Redis time per new record from INFO commandstats (the write script; sealing; their sum),
-  and pages of 100 per filter through each layout's reader in-process; the HTTP query and
-  CSV phases then run on the tiered layout.
+- layouts: the query tenant's records written in arrival order (sealed as a worker's
+  sweeps would) on a flushed Redis: ``used_memory`` per record (indexes included), Redis
+  time per new record from INFO commandstats (the write script; sealing; their sum), and
+  pages of 100 per filter through the reader in-process; the HTTP query and CSV phases
+  then run on them.
 
 It runs on the local stack's Kafka and on a Redis of its own (so the memory figure and the
 window are the benchmark's alone).
@@ -444,13 +443,11 @@ async def _measure_layouts(
     filters: dict[str, dict[str, str]],
     samples: int,
 ) -> dict[str, Any]:
-    """Both layouts filled with the same records in arrival order, one after the other on
-    the same (flushed) Redis: bytes per record (``used_memory``), Redis time per new record
-    (INFO commandstats), in-process pages per filter; the tiered layout stays for the
-    HTTP phase."""
+    """The records written in arrival order on a flushed Redis: bytes per record
+    (``used_memory``), Redis time per new record (INFO commandstats), in-process pages per
+    filter; they stay for the HTTP phase."""
     from cdrstream.store.connection import connect
     from cdrstream.store.layout import hot_key
-    from cdrstream.store.legacy import LegacyReader, LegacyWriter
     from cdrstream.store.live import live_key
     from cdrstream.store.reader import RecordReader
     from cdrstream.store.sealer import seal_tenant
@@ -465,31 +462,6 @@ async def _measure_layouts(
     redis = connect(replace(settings, redis_url=redis_url))
     out: dict[str, Any] = {"records": n}
     try:
-        # -- version 1 (today's layout) -------------------------------------------------
-        await redis.flushall()
-        await redis.config_resetstat()
-        before, cpu = (await redis.info("memory"))["used_memory"], await _redis_cpu_s(redis)
-        legacy_writer = LegacyWriter(redis, retention_ms=settings.retention_ms)
-        began = time.perf_counter()
-        for start in range(0, n, _FILL_BATCH):
-            await legacy_writer.write_batch(arrival[start : start + _FILL_BATCH], now_ms)
-        out["v1"] = {
-            "bytes_per_record": round(
-                ((await redis.info("memory"))["used_memory"] - before) / n, 1
-            ),
-            "write_us_per_record": round(await _redis_usec(redis) / n, 2),
-            "redis_cpu_us_per_record": round((await _redis_cpu_s(redis) - cpu) * 1e6 / n, 2),
-            "fill_s": round(time.perf_counter() - began, 1),
-        }
-        out["v1"]["single_us_per_record"] = await _single_writes(redis, legacy_writer, arrival)
-        legacy_reader = LegacyReader(
-            redis, retention_ms=settings.retention_ms, cursor_secret=secret
-        )
-        out["v1"]["query_ms"] = await _query_timings(
-            legacy_reader, tenant, queries, samples, now_ms
-        )
-
-        # -- tiered (this layout) -------------------------------------------------------
         # Written in arrival order; the sealer's clock is the arrival time of the records
         # written so far, so it seals once per (simulated) hour, as a worker's sweeps do.
         await redis.flushall()

@@ -15,9 +15,9 @@ import pytest
 
 from cdrstream.store import reader as reader_module
 from cdrstream.store.cursor import InvalidCursor
-from cdrstream.store.layout import TENANTS_KEY, day_index_key, hot_key, meta_key, segment_key
+from cdrstream.store.layout import TENANTS_KEY, hot_key, meta_key
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
-from cdrstream.store.scripts import SEG
+from cdrstream.store.scripts import IndexRead, read_day_index
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from tests.integration.store_helpers import (
@@ -453,12 +453,11 @@ async def test_plans_cover_each_strategy(
         plan = await reader._plan(tenant, query, NOW - RETENTION, (NOW, ""))
         if plan.mode(day) == "walk":
             return "walk"
-        keys = [segment_key(tenant, day), day_index_key(tenant, day)]
-        args = [
-            "index", NOW, 0, 101, 101, *(plan.num or (b"", b"")), plan.ext or b"",
-            10, reader_module.INDEX_MAX, reader_module.INDEX_SHARE,
-        ]  # fmt: skip
-        reply = await SEG.run(redis, keys, args)
+        read = IndexRead(
+            plan.keys, NOW, 0, most_refs=101, most_chunks=101, walk_chunks=10,
+            most_entries=reader_module.INDEX_MAX, most_share=reader_module.INDEX_SHARE,
+        )  # fmt: skip
+        reply = await read_day_index(tenant, day, read).run(redis)
         return {b"i": "index", b"w": "walk"}[reply[3]]
 
     assert await mode(RecordQuery()) == "walk"
