@@ -96,6 +96,19 @@ def render_table(result: dict[str, Any]) -> str:
         if layouts:
             tiered_q = layouts["tiered"]["query_ms"][name]
             rows.append(("    in-process p50/p99", f"{tiered_q['p50']}/{tiered_q['p99']} ms", ""))
+    big = q.get("big_day")
+    if big:
+        rows += [
+            (
+                f"busiest day: {big['records']:,} records in one tenant-day, page p50",
+                f"{big['p50']} ms",
+                f"{big['bytes_per_record']} bytes per record",
+            ),
+            ("  page p99", f"{big['p99']} ms", "target <= 15 ms for every filter"),
+            ("  CSV export of the day (rows/s)", f"{big['csv_rows_per_s']:,}", ""),
+        ]
+        for name, figures in big["by_filter"].items():
+            rows.append((f"  filter {name} p50/p99", f"{figures['p50']}/{figures['p99']} ms", ""))
     for name, rps in result.get("redis_benchmark_ceiling", {}).items():
         rows.append((f"  redis-benchmark {name}", f"{rps:,.0f}", "ceiling of the same Redis"))
     width = max(len(r[0]) for r in rows)

@@ -118,11 +118,14 @@ async def seal_tenant(
     retention_ms: int,
     budget: int = 50_000,
     everything: bool = False,
+    per_install: int = SEAL_BATCH,
 ) -> SealStats:
     """Seal the tenant's due hot records (``everything``: all of them), at most ``budget``:
     once a new hour boundary has passed (``seal_boundary``; the meta hash keeps the last one
-    sealed to, ``sealed_to``), every hot record that started before it; any time, the oldest when
-    the hot tier holds more than ``HOT_MAX``.
+    sealed to, ``sealed_to``), every hot record that started before it; any time, the oldest
+    when the hot tier holds more than ``HOT_MAX``. At most ``per_install`` records per
+    install (a bulk load, such as a benchmark's, may take more at once: each install
+    rewrites the day).
 
     Does nothing when another process holds the tenant's lock.
     """
@@ -138,9 +141,8 @@ async def seal_tenant(
         )
         drained = False
         while stats.sealed < budget:
-            members = await _due(
-                redis, tenant_id, boundary, everything, hourly, budget - stats.sealed
-            )
+            most = min(budget - stats.sealed, per_install)
+            members = await _due(redis, tenant_id, boundary, everything, hourly, most)
             members = [m for m in members if int.from_bytes(m[:6], "big") >= cutoff]
             if not members:
                 drained = True
@@ -169,7 +171,7 @@ async def _due(
 ) -> list[bytes]:
     """Hot members to seal, oldest first."""
     ht = hot_time_key(tenant_id)
-    most = max(1, min(most, SEAL_BATCH))
+    most = max(1, most)
     if everything:
         return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=most))
     pipe = redis.pipeline(transaction=False)

@@ -153,9 +153,7 @@ async def _check_every_filter(
         assert streamed == want, f"{name}: stream"
 
 
-async def test_a_call_centres_busiest_day_reads_back_exactly(
-    single_redis: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_call_centres_busiest_day_reads_back_exactly(single_redis: Any) -> None:
     redis = single_redis
     tenant = new_tenant()
     rng = random.Random(22)
@@ -165,8 +163,11 @@ async def test_a_call_centres_busiest_day_reads_back_exactly(
     for start in range(0, len(records), 10_000):
         await writer.write_batch(records[start : start + 10_000], NOW)
     # Four installs, each merged into the day the earlier ones left.
-    monkeypatch.setattr(sealer, "SEAL_BATCH", 40_000)
-    assert await seal_all(redis, tenant) == len(records)
+    stats = await sealer.seal_tenant(
+        redis, tenant, now_ms=NOW, retention_ms=RETENTION, budget=10**9, everything=True,
+        per_install=40_000,
+    )  # fmt: skip
+    assert stats.sealed == len(records)
     day = DAY_START // DAY
     raw = await redis.getrange(segment_key(tenant, day), 0, 17)
     chunks = int.from_bytes(raw[10:14], "big")
