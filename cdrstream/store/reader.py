@@ -23,8 +23,9 @@ record is built.
 Plans: a first pipeline reads the sealed days (and their record counts) and the day span
 of the hot tier; an extension or number query also counts, per day, the index entries of
 its key (``read_day`` *count*). Per day the sealed read is *index* when an extension
-or an E.164 number prefix has few entries there (at most ``INDEX_SHARE`` of the day and
-``INDEX_MAX``), else *walk*; a step spans as many days as its expected matches need.
+or an E.164 number prefix has few entries there (at most ``INDEX_SHARE`` of the day; a
+prefix of several numbers also at most ``INDEX_MAX``), else *walk*; a step spans as
+many days as its expected matches need.
 
 A page decodes at most ``MAX_SCAN`` records; when a sparse filter hits that bound the page
 returns what it found (maybe nothing) with a cursor just past the last position it looked
@@ -72,7 +73,9 @@ MAX_SCAN = 6_000
 #: Most hot records one step reads.
 TIER_READ_MAX = 4_000
 #: An index read is used for a day when its key has at most this share of the day's
-#: records, and at most ``INDEX_MAX`` entries (else the day is walked and filtered).
+#: records (else the day is walked and filtered); a range of several keys (a number
+#: prefix), whose entries are read whole, also at most ``INDEX_MAX`` entries (the read
+#: script decides that: it sees whether the range holds one key).
 INDEX_SHARE = 0.25
 INDEX_MAX = 3_000
 #: Share of a day's records an extension or number is guessed to match before the first
@@ -115,7 +118,7 @@ class _Plan:
         if self.keys.numbers is None and self.keys.extension is None:
             return "walk"
         refs = self.refs.get(day)
-        if refs is not None and (refs > INDEX_MAX or refs > INDEX_SHARE * self.days[day]):
+        if refs is not None and refs > INDEX_SHARE * self.days[day]:
             return "walk"
         return "index"
 

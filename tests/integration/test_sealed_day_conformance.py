@@ -145,7 +145,9 @@ async def _check_every_filter(
 ) -> None:
     for name, query in filters.items():
         want = [r.id for r in expected(records, query)]
-        found, _ = await all_pages(reader, tenant, query, limit=page_limit, max_pages=100_000)
+        # Sparse filters in pages of at most 100: their index reads stop part-way.
+        limit = page_limit if len(want) > 10 * page_limit else min(page_limit, 100)
+        found, _ = await all_pages(reader, tenant, query, limit=limit, max_pages=100_000)
         assert [r.id for r in found] == want, f"{name}: pages"
         streamed = [
             row[0] async for rows in reader.stream_rows(tenant, query, now_ms=NOW) for row in rows

@@ -15,9 +15,9 @@
 --   records started in [lower, upper], newest first, at most that many and within that
 --   many chunks: {.., .., .., "i", entries of the key in the day, refs (chunk 2 + row 1
 --   bytes each, newest first), 1 if more remain, then per chunk: number, directory entry,
---   data}. When the key has more than "most entries" entries, or more than "most share"
---   of the day's records, the day is walked instead (a walk reply with "walk chunks",
---   carrying the number of entries).
+--   data}. When the key has more than "most share" of the day's records, or the range
+--   holds several keys (a number prefix) and more than "most entries" entries, the day is
+--   walked instead (a walk reply with "walk chunks", carrying the number of entries).
 -- - count (number low, number high, extension): {.., .., .., entries of the number
 --   range, entries of the extension}.
 -- - find (start): the chunks whose range holds `start` (to get one record):
@@ -249,7 +249,14 @@ else
 end
 local at, w, first, stop = r[1], r[2], r[3], r[4]
 local entries = stop - first
-if entries > tonumber(ARGV[10]) or entries > tonumber(ARGV[11]) * count then
+local kw = w - 3  -- key bytes of an entry (then chunk 2, row 1)
+-- One key (an extension, a whole number): its entries are in (chunk, row) order, so the
+-- newest below the bound are found by a binary search and read backwards, whatever the
+-- key's count. A range of keys (a number prefix) has to be read whole and sorted.
+local one_key = entries > 0 and
+  redis.call("GETRANGE", Y, at + w * first, at + w * first + kw - 1) ==
+  redis.call("GETRANGE", Y, at + w * (stop - 1), at + w * (stop - 1) + kw - 1)
+if entries > tonumber(ARGV[11]) * count or (not one_key and entries > tonumber(ARGV[10])) then
   -- The key is dense in this day: walking and filtering reads less than its entries would.
   return walk(upper, lower, tonumber(ARGV[9]), entries)
 end
@@ -265,16 +272,44 @@ local refs = {}
 -- An entry's row byte carries the record's direction (segment.py): a direction filter
 -- drops entries here, before their chunks are read.
 local dir = tonumber(ARGV[12] or "")
-if stop > first then
-  local raw = redis.call("GETRANGE", Y, at + w * first, at + w * stop - 1)
-  for i = 0, stop - first - 1 do
-    local c, b = struct.unpack(">I2B", raw, w * i + w - 2)
-    if c <= top and c >= bottom and (dir == nil or math.floor(b / 32) == dir) then
-      refs[#refs + 1] = c * 256 + b % 32
-    end
+local function keep(raw, i)
+  local c, b = struct.unpack(">I2B", raw, w * i + kw + 1)
+  if c <= top and c >= bottom and (dir == nil or math.floor(b / 32) == dir) then
+    refs[#refs + 1] = c * 256 + b % 32
   end
+  return c
 end
-table.sort(refs, function(x, y) return x > y end)
+if one_key then
+  -- The first entry of a chunk after `top`: everything before it, newest first.
+  local lo, hi = first, stop
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local c = struct.unpack(">I2", redis.call("GETRANGE", Y, at + w * mid + kw, at + w * mid + kw + 1))
+    if c <= top then lo = mid + 1 else hi = mid end
+  end
+  -- One more than taken, so that the reply can tell that more remain.
+  local most = most_refs + 1
+  local step = math.max(64, 2 * most_refs)
+  local last = lo
+  while last > first and #refs < most do
+    local from = math.max(first, last - step)
+    local raw = redis.call("GETRANGE", Y, at + w * from, at + w * last - 1)
+    local older = false
+    for i = last - from - 1, 0, -1 do
+      if keep(raw, i) < bottom then
+        older = true
+        break
+      end
+      if #refs == most then break end
+    end
+    if older then break end
+    last = from
+  end
+elseif stop > first then
+  local raw = redis.call("GETRANGE", Y, at + w * first, at + w * stop - 1)
+  for i = 0, stop - first - 1 do keep(raw, i) end
+  table.sort(refs, function(x, y) return x > y end)
+end
 local out = {nonce, nchunks, count, "i", entries, "", 0}
 local taken, wanted, last = {}, {}, -1
 for i = 1, #refs do
@@ -287,21 +322,24 @@ for i = 1, #refs do
   if #taken == most_refs then break end
   taken[#taken + 1] = struct.pack(">I2B", c, refs[i] % 256)
 end
--- The chunks' directory entries: one read of the whole directory when many are wanted,
--- else two small reads a chunk.
-local all = nil
-if #wanted > 12 then all = dir_bytes(0, nchunks - 1) end
+-- The chunks' directory entries: one read of the directory's slice when many are wanted,
+-- else two small reads a chunk. `wanted` is newest first.
+local all, low = nil, 0
+if #wanted > 12 then
+  low = wanted[#wanted]
+  all = dir_bytes(low, math.min(wanted[1] + 1, nchunks - 1))
+end
 for _, c in ipairs(wanted) do
   out[#out + 1] = c
   if all then
-    local _, _, from = entry(all, c)
+    local _, _, from = entry(all, c - low)
     local to
     if c + 1 < nchunks then
-      _, _, to = entry(all, c + 1)
+      _, _, to = entry(all, c + 1 - low)
     else
       to = total()
     end
-    out[#out + 1] = string.sub(all, W * c + 1, W * (c + 1))
+    out[#out + 1] = string.sub(all, W * (c - low) + 1, W * (c - low + 1))
     out[#out + 1] = redis.call("GETRANGE", S, base + from, base + to - 1)
   else
     local dirs, data = chunks(c, c)
