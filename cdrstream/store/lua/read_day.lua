@@ -85,18 +85,22 @@ local function entry(dirs, i)  -- entry i of a directory slice: oldest, newest, 
   local a, b, c, d, off, rows = struct.unpack(">I2I4I2I4I4B", dirs, W * i + 1)
   return a * 4294967296 + b, c * 4294967296 + d, off, rows
 end
--- Chunks first..last: their directory entries and their data, one string each.
-local function chunks(first, last)
-  local dirs = dir_bytes(first, math.min(last + 1, nchunks - 1))
-  local _, _, from = entry(dirs, 0)
+-- The data of chunks first..last, from a directory slice `dirs` that starts at chunk
+-- `low` and holds the entry of chunk last + 1 when there is one.
+local function data_of(dirs, low, first, last)
+  local _, _, from = entry(dirs, first - low)
   local to
   if last + 1 < nchunks then
-    _, _, to = entry(dirs, last + 1 - first)
+    _, _, to = entry(dirs, last + 1 - low)
   else
     to = total()
   end
-  local data = redis.call("GETRANGE", S, base + from, base + to - 1)
-  return string.sub(dirs, 1, W * (last - first + 1)), data
+  return redis.call("GETRANGE", S, base + from, base + to - 1)
+end
+-- Chunks first..last: their directory entries and their data, one string each.
+local function chunks(first, last)
+  local dirs = dir_bytes(first, math.min(last + 1, nchunks - 1))
+  return string.sub(dirs, 1, W * (last - first + 1)), data_of(dirs, first, first, last)
 end
 
 -- The chunks that may hold records started in [lower, upper], newest first, at most `most`.
@@ -272,44 +276,43 @@ local refs = {}
 -- An entry's row byte carries the record's direction (segment.py): a direction filter
 -- drops entries here, before their chunks are read.
 local dir = tonumber(ARGV[12] or "")
-local function keep(raw, i)
-  local c, b = struct.unpack(">I2B", raw, w * i + kw + 1)
+local function keep(c, b)
   if c <= top and c >= bottom and (dir == nil or math.floor(b / 32) == dir) then
     refs[#refs + 1] = c * 256 + b % 32
   end
-  return c
 end
 if one_key then
-  -- The first entry of a chunk after `top`: everything before it, newest first.
+  -- The first entry of a chunk after `top`: everything before it, newest chunk first.
   local lo, hi = first, stop
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
     local c = struct.unpack(">I2", redis.call("GETRANGE", Y, at + w * mid + kw, at + w * mid + kw + 1))
     if c <= top then lo = mid + 1 else hi = mid end
   end
-  -- One more than taken, so that the reply can tell that more remain.
+  -- Whole chunks, until one more entry than taken (so that the reply can tell that more
+  -- remain): within a chunk, entries are in row-byte order, which is not row order.
   local most = most_refs + 1
   local step = math.max(64, 2 * most_refs)
   local last = lo
-  while last > first and #refs < most do
+  local done = false
+  while last > first and not done do
     local from = math.max(first, last - step)
     local raw = redis.call("GETRANGE", Y, at + w * from, at + w * last - 1)
-    local older = false
     for i = last - from - 1, 0, -1 do
-      if keep(raw, i) < bottom then
-        older = true
+      local c, b = struct.unpack(">I2B", raw, w * i + kw + 1)
+      if c < bottom or (#refs >= most and c ~= math.floor(refs[#refs] / 256)) then
+        done = true
         break
       end
-      if #refs == most then break end
+      keep(c, b)
     end
-    if older then break end
     last = from
   end
 elseif stop > first then
   local raw = redis.call("GETRANGE", Y, at + w * first, at + w * stop - 1)
-  for i = 0, stop - first - 1 do keep(raw, i) end
-  table.sort(refs, function(x, y) return x > y end)
+  for i = 0, stop - first - 1 do keep(struct.unpack(">I2B", raw, w * i + kw + 1)) end
 end
+table.sort(refs, function(x, y) return x > y end)
 local out = {nonce, nchunks, count, "i", entries, "", 0}
 local taken, wanted, last = {}, {}, -1
 for i = 1, #refs do
@@ -332,15 +335,8 @@ end
 for _, c in ipairs(wanted) do
   out[#out + 1] = c
   if all then
-    local _, _, from = entry(all, c - low)
-    local to
-    if c + 1 < nchunks then
-      _, _, to = entry(all, c + 1 - low)
-    else
-      to = total()
-    end
     out[#out + 1] = string.sub(all, W * (c - low) + 1, W * (c - low + 1))
-    out[#out + 1] = redis.call("GETRANGE", S, base + from, base + to - 1)
+    out[#out + 1] = data_of(all, low, c, c)
   else
     local dirs, data = chunks(c, c)
     out[#out + 1] = dirs
