@@ -197,8 +197,8 @@ _RECORD = st.tuples(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    first=st.lists(_RECORD, max_size=120),
-    changes=st.lists(st.tuples(st.integers(0, 119), _RECORD), max_size=30),
+    first=st.lists(_RECORD, min_size=60, max_size=300),
+    changes=st.lists(st.tuples(st.integers(0, 299), _RECORD), max_size=30),
     seal_again=st.booleans(),
     limit=st.integers(1, 40),
 )
