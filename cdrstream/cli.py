@@ -24,7 +24,6 @@ COMMANDS: dict[str, str] = {
     "explain": "stdin events -> one JSON line each: outcome, reason, record",
     "rebuild": "the retention window rebuilt from the call-ended topic (after Redis was lost)",
     "bench": "the benchmark of contract §9",
-    "migrate": "move version-1 Redis records into the tiered layout now (workers do it lazily)",
     "demo": "everything at once: stack, worker, api, generator; prints URL and token",
 }
 

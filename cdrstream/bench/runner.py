@@ -12,12 +12,14 @@
 - query: one tenant with N records in its window: pages of 100 with each filter through
   the reader and over HTTP, the CSV export over HTTP, and ``redis-benchmark`` on the same
   Redis as the ceiling;
-- layouts: the query tenant's records written in arrival order into today's layout
-  (version 1, ``store/legacy.py``) and into the tiered one (sealed as a worker's sweeps
-  would), each on the same flushed Redis: ``used_memory`` per record (indexes included),
-  Redis time per new record from INFO commandstats (the write script; sealing; their sum),
-  and pages of 100 per filter through each layout's reader in-process; the HTTP query and
-  CSV phases then run on the tiered layout.
+- layouts: the query tenant's records written in arrival order (sealed as a worker's
+  sweeps would) on a flushed Redis: ``used_memory`` per record (indexes included), Redis
+  time per new record from INFO commandstats (the write script; sealing; their sum), and
+  pages of 100 per filter through the reader in-process; the HTTP query and CSV phases
+  then run on them;
+- big day: a call centre's busiest day, ``big_day_records`` (1,000,000) records in ONE
+  tenant-day (yesterday, sealed), on a flushed Redis: pages of 100 per filter over HTTP
+  (``query_ms.big_day.by_filter.<filter>``), the CSV export of the day, bytes per record.
 
 It runs on the local stack's Kafka and on a Redis of its own (so the memory figure and the
 window are the benchmark's alone).
@@ -60,6 +62,7 @@ class BenchOptions:
     seconds: int = 30
     query_records: int = 1_000_000
     query_samples: int = 200
+    big_day_records: int = 1_000_000
 
 
 def _scrape(url: str, metric: str) -> float:
@@ -444,13 +447,11 @@ async def _measure_layouts(
     filters: dict[str, dict[str, str]],
     samples: int,
 ) -> dict[str, Any]:
-    """Both layouts filled with the same records in arrival order, one after the other on
-    the same (flushed) Redis: bytes per record (``used_memory``), Redis time per new record
-    (INFO commandstats), in-process pages per filter; the tiered layout stays for the
-    HTTP phase."""
+    """The records written in arrival order on a flushed Redis: bytes per record
+    (``used_memory``), Redis time per new record (INFO commandstats), in-process pages per
+    filter; they stay for the HTTP phase."""
     from cdrstream.store.connection import connect
     from cdrstream.store.layout import hot_key
-    from cdrstream.store.legacy import LegacyReader, LegacyWriter
     from cdrstream.store.live import live_key
     from cdrstream.store.reader import RecordReader
     from cdrstream.store.sealer import seal_tenant
@@ -465,31 +466,6 @@ async def _measure_layouts(
     redis = connect(replace(settings, redis_url=redis_url))
     out: dict[str, Any] = {"records": n}
     try:
-        # -- version 1 (today's layout) -------------------------------------------------
-        await redis.flushall()
-        await redis.config_resetstat()
-        before, cpu = (await redis.info("memory"))["used_memory"], await _redis_cpu_s(redis)
-        legacy_writer = LegacyWriter(redis, retention_ms=settings.retention_ms)
-        began = time.perf_counter()
-        for start in range(0, n, _FILL_BATCH):
-            await legacy_writer.write_batch(arrival[start : start + _FILL_BATCH], now_ms)
-        out["v1"] = {
-            "bytes_per_record": round(
-                ((await redis.info("memory"))["used_memory"] - before) / n, 1
-            ),
-            "write_us_per_record": round(await _redis_usec(redis) / n, 2),
-            "redis_cpu_us_per_record": round((await _redis_cpu_s(redis) - cpu) * 1e6 / n, 2),
-            "fill_s": round(time.perf_counter() - began, 1),
-        }
-        out["v1"]["single_us_per_record"] = await _single_writes(redis, legacy_writer, arrival)
-        legacy_reader = LegacyReader(
-            redis, retention_ms=settings.retention_ms, cursor_secret=secret
-        )
-        out["v1"]["query_ms"] = await _query_timings(
-            legacy_reader, tenant, queries, samples, now_ms
-        )
-
-        # -- tiered (this layout) -------------------------------------------------------
         # Written in arrival order; the sealer's clock is the arrival time of the records
         # written so far, so it seals once per (simulated) hour, as a worker's sweeps do.
         await redis.flushall()
@@ -555,6 +531,63 @@ def _query_filters(records: list[CallRecord], now_ms: int) -> dict[str, dict[str
         },
         "combined": {"direction": "outbound", "extension": sample.extension},
     }
+
+
+DAY_MS = 86_400_000
+#: Records sealed per install while the big day is filled (each install rewrites the day).
+_BIG_DAY_SEAL_EVERY = 50_000
+
+
+async def _fill_big_day(redis_url: str, settings: Settings, records: list[CallRecord]) -> Any:
+    """The big day's records written in arrival order on a flushed Redis, sealed every
+    ``_BIG_DAY_SEAL_EVERY`` records (a worker would seal hourly, and whenever the hot tier
+    outgrows ``sealer.HOT_MAX``: the same format, more rewrites); bytes per record."""
+    from cdrstream.store.connection import connect
+    from cdrstream.store.live import live_key
+    from cdrstream.store.sealer import seal_tenant
+    from cdrstream.store.writer import RecordWriter
+
+    tenant = records[0].tenant_id
+    arrival = sorted(records, key=lambda r: r.started_at_ms)
+    redis = connect(replace(settings, redis_url=redis_url))
+    try:
+        await redis.flushall()
+        before = (await redis.info("memory"))["used_memory"]
+        writer = RecordWriter(redis, retention_ms=settings.retention_ms)
+        now_ms = time.time_ns() // 1_000_000
+        began = time.perf_counter()
+
+        async def seal() -> None:
+            await seal_tenant(
+                redis, tenant, now_ms=now_ms, retention_ms=settings.retention_ms,
+                budget=len(arrival), everything=True, per_install=_BIG_DAY_SEAL_EVERY,
+            )  # fmt: skip
+
+        for start in range(0, len(arrival), _FILL_BATCH):
+            await writer.write_batch(arrival[start : start + _FILL_BATCH], now_ms)
+            if (start + _FILL_BATCH) % _BIG_DAY_SEAL_EVERY == 0:
+                await seal()
+        await seal()
+        memory = (await redis.info("memory"))["used_memory"]
+        stream = int(await redis.memory_usage(live_key(tenant)) or 0)
+        return {
+            "records": len(arrival),
+            "bytes_per_record": round((memory - before - stream) / len(arrival), 1),
+            "fill_s": round(time.perf_counter() - began, 1),
+        }
+    finally:
+        await redis.aclose()
+
+
+def _big_day_filters(records: list[CallRecord], day_start: int) -> dict[str, dict[str, str]]:
+    """The query phase's filters, with an hour of the day instead of a whole day."""
+    filters = _query_filters(records, day_start)
+    del filters["from_to_1day"]
+    filters["one_hour"] = {
+        "from": _rfc3339(day_start + 14 * 3_600_000),
+        "to": _rfc3339(day_start + 15 * 3_600_000),
+    }
+    return filters
 
 
 def _rfc3339(ms: int) -> str:
@@ -720,7 +753,7 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
                 "--partner",
                 "bench",
                 "--tenants",
-                "bench-big",
+                "bench-big,bench-day",
                 "--airtime-reseller",
             ],
             env=settings_env(bench),
@@ -746,6 +779,30 @@ def run_bench(settings: Settings, options: BenchOptions, work_dir: Path) -> dict
             "by_filter": per_filter,
         }
         result["csv_rows_per_s"] = round(csv_rps)
+
+        # A call centre's busiest day: every record in one tenant-day (yesterday, UTC).
+        day_start = (time.time_ns() // 1_000_000 // DAY_MS - 1) * DAY_MS
+        day_records = synthetic_records(
+            "bench-day", options.big_day_records, day_start + DAY_MS, random.Random(5), DAY_MS
+        )
+        filled = asyncio.run(_fill_big_day(redis_node.url, bench, day_records))
+        day_filters = _big_day_filters(day_records, day_start)
+        del day_records
+        per_filter, every, csv_rps = asyncio.run(
+            _http_queries(
+                f"http://127.0.0.1:{bench.api_port}",
+                token,
+                "bench-day",
+                day_filters,
+                options.query_samples,
+            )
+        )
+        result["query_ms"]["big_day"] = {
+            **summary_ms(every),
+            **filled,
+            "by_filter": per_filter,
+            "csv_rows_per_s": round(csv_rps),
+        }
         result["redis_benchmark_ceiling"] = _redis_benchmark(redis_node.port)
     finally:
         api.stop()

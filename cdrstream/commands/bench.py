@@ -14,6 +14,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--query-records", type=int, default=1_000_000, help="records of the query tenant [1000000]"
     )
     parser.add_argument("--query-samples", type=int, default=200, help="pages per filter [200]")
+    parser.add_argument(
+        "--big-day-records",
+        type=int,
+        default=1_000_000,
+        help="records of the busiest-day tenant, all in one day [1000000]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         query_records=args.query_records,
         query_samples=args.query_samples,
+        big_day_records=args.big_day_records,
     )
     result = run_bench(settings, options, Path(settings.stack_dir) / "bench")
     result["machine"] = {

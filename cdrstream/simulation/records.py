@@ -9,9 +9,12 @@ from cdrstream.core.clock import DAY_MS
 from cdrstream.core.record import CallRecord, record_id
 
 
-def synthetic_records(tenant: str, count: int, now_ms: int, rng: random.Random) -> list[CallRecord]:
-    """Realistic records spread over the last 29 days: NL/BE/DE numbers, 200 extensions."""
-    window = 29 * DAY_MS
+def synthetic_records(
+    tenant: str, count: int, now_ms: int, rng: random.Random, span_ms: int = 29 * DAY_MS
+) -> list[CallRecord]:
+    """Realistic records that started in the ``span_ms`` before ``now_ms`` (29 days by
+    default): NL/BE/DE numbers, 200 extensions."""
+    window = span_ms
     prefixes = ["+3120", "+3110", "+3130", "+316", "+3223", "+4930", "+4989"]
     numbers = [f"{rng.choice(prefixes)}{rng.randrange(10**6, 10**7)}" for _ in range(20_000)]
     records = []

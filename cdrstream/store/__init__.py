@@ -1,7 +1,11 @@
-"""The Redis store of Call Data Records: the layout (``layout.py``: hot, sealed and legacy
-tiers), the record encoding (``codec.py``), the sealed formats (``segment.py``), the Lua
-scripts (``scripts.py``), the write path (``writer.py``), the read path (``reader.py``,
-``cursor.py``), sealing (``sealer.py``), the window and upkeep (``sweeper.py``), the
-migration from the previous layout (``migrate.py``, ``legacy.py``), and the live tail and
-daily summaries kept by the write script (``live.py``, ``summary.py``). Works on a single
-Redis and on Redis Cluster alike (``connection.py``)."""
+"""The Redis store of Call Data Records, read top-down:
+
+- ``layout.py``: every key and field, and why; ``codec.py``: a record's encoding;
+  ``segment.py``: the sealed-day format (its only writer);
+- ``lua/*.lua``: the scripts; ``scripts.py``: loads them and builds each one's KEYS and
+  ARGV; ``runner.py``: runs commands and scripts in pipelines (EVALSHA, NOSCRIPT, stale
+  connections); ``connection.py``: the client (single Redis or Redis Cluster);
+- ``writer.py``: the write path; ``query.py`` and ``reader.py``, ``cursor.py``: the read
+  path; ``sealer.py``, ``sweeper.py``, ``idmap.py``: sealing and the window;
+- ``live.py``, ``summary.py``: the live tail and daily summaries the write script keeps.
+"""

@@ -19,11 +19,11 @@ Position  content
 ========  ================================================================================
 
 The tenant and the id are not stored: they are the key's hash tag and the hash field
-(hot records, version 1), or the row's first element (sealed rows, ``row``). Positions
-0..3 are what the Lua scripts need to rebuild a version-1 record's index members, so they
-come first and are plain JSON scalars (``cjson`` reads them; E.164 ints stay below 2**53,
-exact as Lua numbers). The encoding is deterministic, so a payload digest identifies a
-record's content (the id map compares digests to detect an unchanged record).
+(hot records), or the row's first element (sealed rows, ``row``). Positions 0..3 come
+first and are plain JSON scalars: the hot tier's read script tests the extension and the
+numbers on the payload's text (``lua/read_hot.lua``); E.164 ints stay below 2**53. The
+encoding is deterministic, so a payload digest identifies a record's content (the id map
+compares digests to detect an unchanged record).
 
 A **sealed row** (``segment.py``) is ``[id, ...payload]``: the payload array with the id in
 front, one JSON text per line of a chunk; ``build_row`` reads it with every position

@@ -24,7 +24,7 @@ reconnect behaviour:
   (:func:`reconnect_pooled_connections`): a single Redis's pool checks each connection
   it hands out (a connection the server closed is reopened), a cluster node's pool does
   not. A pipeline that met a closed connection is sent again
-  (``scripts.send_once_more_if_stale``), but a node may hold dozens more connections the
+  (``runner.send_once_more_if_stale``), but a node may hold dozens more connections the
   same restart closed, one per earlier concurrent request, and each resend would take
   the next of them: 30 concurrent reads after a rolling restart of a 3-master cluster
   answered up to 6 times 503. So the store marks every pooled connection for reconnect

@@ -9,7 +9,7 @@ key                    type    content
 =====================  ======  ==============================================================
 
 **Announced in the same script as the record.** The write script calls
-``live_announce(id)`` exactly where it stores a new or changed record (:data:`LIVE_LUA`), so
+``live_announce(id)`` exactly where it stores a new or changed record (``lua/live.lua``), so
 a record is never announced without being stored nor stored without being announced; a
 duplicate (same content), an event that was hidden, expired or invalid (it never reaches
 the store) is never announced. The key is tagged ``{T}`` and declared in ``KEYS`` like
@@ -48,33 +48,6 @@ ID_FIELD = b"i"
 
 def live_key(tenant_id: str) -> str:
     return "cdr:{" + tenant_id + "}:live"
-
-
-#: Lua functions for a write script (names start with ``live_``): ``live_begin(key, cap)``
-#: once, ``live_announce(id)`` per record stored or replaced, ``live_finish(keep_ms,
-#: ttl_ms)`` at the end (trims entries older than keep_ms, by Redis's own clock).
-LIVE_LUA = r"""
-local live_key, live_cap, live_last = nil, 0, nil
-
-local function live_begin(key, cap)
-  live_key = key
-  live_cap = cap
-end
-
-local function live_announce(id)
-  live_last = redis.call("XADD", live_key, "MAXLEN", "~", live_cap, "*", "i", id)
-end
-
-local function live_finish(keep_ms, ttl)
-  if not live_last then return end
-  local ms = tonumber(string.match(live_last, "^(%d+)-"))
-  local floor = ms - tonumber(keep_ms)
-  if floor > 0 then
-    redis.call("XTRIM", live_key, "MINID", "~", string.format("%.0f", floor))
-  end
-  redis.call("PEXPIRE", live_key, ttl)
-end
-"""
 
 
 def _text(value: Any) -> str:

@@ -1,21 +1,19 @@
 """The read path: pages (newest first, signed cursors), the full export stream, get by id.
 
-A query reads three tiers (``layout.py``) and merges them in the order (started_at desc,
+A query reads two tiers (``layout.py``) and merges them in the order (started_at desc,
 id desc). It runs in *steps*; a step covers a range of positions below an upper bound and
 is one pipeline, in this order:
 
-1. **legacy** (only while the tenant has version-1 keys): a lex walk of version 1's
-   extension index (extension queries) or time index, from the bound;
-2. **hot**: a lex walk of the hot time index from the bound (``FETCH``);
-3. the tenant's **tombstones** (usually none);
-4. **sealed**: per day of the step, one read-only script on the day's segment and index
-   (``SEG``): either the chunks from the bound down (*walk*), or, for an extension or a
-   number, the chunks that hold the index's newest matches (*index*).
+1. **hot**: a lex walk of the hot time index from the bound (``lua/read_hot.lua``);
+2. the tenant's **tombstones** (usually none);
+3. **sealed**: per day of the step, one read-only script on the day's segment and index
+   (``lua/read_day.lua``): either the chunks from the bound down (*walk*), or, for an
+   extension or a number, the chunks that hold the index's newest matches (*index*).
 
-Records only move forward through these tiers (legacy -> hot -> sealed) and each move is
-atomic, so a record moved while the step runs is seen in the later tier: never missed; the
-same id seen twice is kept once (hot and legacy before sealed). A sealed row whose
-(start, id) has a tombstone is a stale version and is skipped.
+Records only move forward (hot -> sealed) and each move is atomic, so a record moved while
+the step runs is seen in the later tier: never missed; the same id seen twice is kept once
+(hot before sealed). A sealed row whose (start, id) has a tombstone is a stale version and
+is skipped.
 
 Each source reads a bounded amount and reports how far down it is complete; the step
 keeps only what lies above the highest of those floors, and the next step starts there.
@@ -23,10 +21,11 @@ Every filter is tested on every candidate (``RecordFilter``), on decoded arrays,
 record is built.
 
 Plans: a first pipeline reads the sealed days (and their record counts) and the day span
-of the hot and legacy tiers; an extension or number query also counts, per day, the index
-entries of its key (``SEG count``). Per day the sealed read is *index* when an extension
-or an E.164 number prefix has few entries there (at most ``INDEX_SHARE`` of the day and
-``INDEX_MAX``), else *walk*; a step spans as many days as its expected matches need.
+of the hot tier; an extension or number query also counts, per day, the index entries of
+its key (``read_day`` *count*). Per day the sealed read is *index* when an extension
+or an E.164 number prefix has few entries there (at most ``INDEX_SHARE`` of the day; a
+prefix of several numbers also at most ``INDEX_MAX``), else *walk*; a step spans as
+many days as its expected matches need.
 
 A page decodes at most ``MAX_SCAN`` records; when a sparse filter hits that bound the page
 returns what it found (maybe nothing) with a cursor just past the last position it looked
@@ -41,39 +40,42 @@ import math
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from cdrstream.core.record import CallRecord
-from cdrstream.store import codec, legacy, segment
+from cdrstream.store import codec, scripts, segment
 from cdrstream.store.cursor import CursorSecret, decode_cursor, encode_cursor
 from cdrstream.store.layout import (
     DAY_MS,
     MAX_STORED_MS,
     bucket_key,
     bucket_of,
-    day_index_key,
     day_of,
     days_key,
     hot_key,
     hot_time_key,
-    id8,
+    id_key,
+    member_position,
     meta_key,
     number_digits,
-    s6,
-    segment_key,
-    split_member,
+    start_bytes,
     tombstones_key,
 )
-from cdrstream.store.scripts import FETCH, SEG, run_pipeline
+from cdrstream.store.query import Page, Position, RecordFilter, RecordQuery, query_binding
+from cdrstream.store.runner import Call, Command, run_pipeline
+
+__all__ = ["Page", "RecordQuery", "RecordReader"]
 
 #: Most records one page decodes before it answers with what it has and a cursor.
 MAX_SCAN = 6_000
-#: Most hot (or legacy) records one step reads.
+#: Most hot records one step reads.
 TIER_READ_MAX = 4_000
 #: An index read is used for a day when its key has at most this share of the day's
-#: records, and at most ``INDEX_MAX`` entries (else the day is walked and filtered).
+#: records (else the day is walked and filtered); a range of several keys (a number
+#: prefix), whose entries are read whole, also at most ``INDEX_MAX`` entries (the read
+#: script decides that: it sees whether the range holds one key).
 INDEX_SHARE = 0.25
 INDEX_MAX = 3_000
 #: Share of a day's records an extension or number is guessed to match before the first
@@ -91,79 +93,20 @@ GUESS_BOTH_MS = 4 * 3_600_000
 STREAM_STEP = 1_024
 
 
-@dataclass(frozen=True, slots=True)
-class RecordQuery:
-    from_ms: int | None = None  # started_at >= from_ms
-    to_ms: int | None = None  # started_at < to_ms
-    direction: Literal["inbound", "outbound"] | None = None
-    extension: str | None = None
-    number_prefix: str | None = None  # E.164 or E.164 prefix; matches source or destination
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    records: list[CallRecord]
-    next_cursor: str | None
-
-
-def query_binding(tenant_id: str, query: RecordQuery) -> bytes:
-    """What a cursor is bound to: the tenant and every filter of the query."""
-    return orjson.dumps(
-        [
-            tenant_id,
-            query.from_ms,
-            query.to_ms,
-            query.direction,
-            query.extension,
-            query.number_prefix,
-        ]
-    )
-
-
-Position = tuple[int, str]  # (started_ms, id): the sort key, newest = largest
 #: A candidate: start, id, decoded array, offset of the payload in it (0 payload, 1 row).
 Candidate = tuple[int, str, list[Any], int]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFilter:
-    """Filters tested on decoded records (``codec`` arrays at offset ``off``: 0 for a
-    payload, 1 for a sealed row), so that records that do not match are never built."""
-
-    direction: str | None
-    extension: str | None
-    number_prefix: str | None
-
-    @property
-    def empty(self) -> bool:
-        return self.direction is None and self.extension is None and self.number_prefix is None
-
-    def __call__(self, f: list[Any], off: int = 0) -> bool:
-        if self.direction is not None and f[off + 4] != codec.direction_code(self.direction):
-            return False
-        if self.extension is not None and f[off + 1] != self.extension:
-            return False
-        prefix = self.number_prefix
-        return prefix is None or (
-            codec.number_text(f[off + 2]).startswith(prefix)
-            or codec.number_text(f[off + 3]).startswith(prefix)
-        )
-
-
-_Filter = RecordFilter  # the name version 1 used
 
 
 @dataclass(slots=True)
 class _Plan:
     keep: RecordFilter
-    legacy_walk: legacy.Walk | None
-    num: tuple[bytes, bytes] | None  # index key range of a number prefix
-    ext: bytes | None  # index key of an extension
+    keys: scripts.IndexKeys  # what the day indexes are searched for (none: walk)
     days: dict[int, int]  # sealed days in range -> records
     refs: dict[int, int] = field(default_factory=dict)  # day -> index entries (index plans)
     hot_span: tuple[int, int] | None = None  # first and last day with hot records
-    legacy_span: tuple[int, int] | None = None
-    text_filter: tuple[bytes, bytes, bytes] = (b"", b"", b"")  # FETCH's payload tests
+    extension_json: bytes = b""  # the hot tier's payload tests (read_hot_call)
+    digits: bytes = b""
+    direction_code: int | None = None
     density: float = 1.0  # expected share of walked candidates that match
     residual: float = 1.0  # expected share of index candidates that match
     direction: float = 1.0  # share a direction filter keeps (0.5 with one)
@@ -172,10 +115,10 @@ class _Plan:
     def mode(self, day: int) -> str:
         """An index read when the query has a key that is not dense in the day (the script
         also walks a day where it finds it dense), else a walk."""
-        if self.num is None and self.ext is None:
+        if self.keys.numbers is None and self.keys.extension is None:
             return "walk"
         refs = self.refs.get(day)
-        if refs is not None and (refs > INDEX_MAX or refs > INDEX_SHARE * self.days[day]):
+        if refs is not None and refs > INDEX_SHARE * self.days[day]:
             return "walk"
         return "index"
 
@@ -199,9 +142,8 @@ class _Plan:
     def data_days(self, first: int, last: int) -> list[int]:
         """Days in [first, last] that may hold records, newest first."""
         days = {d for d in self.days if first <= d <= last}
-        for span in (self.hot_span, self.legacy_span):
-            if span is not None:
-                days.update(range(max(first, span[0]), min(last, span[1]) + 1))
+        if self.hot_span is not None:
+            days.update(range(max(first, self.hot_span[0]), min(last, self.hot_span[1]) + 1))
         return sorted(days, reverse=True)
 
 
@@ -222,36 +164,31 @@ class RecordReader:
 
     async def get(self, tenant_id: str, record_id: str) -> CallRecord | None:
         """The record with this id, wherever it is stored (None if none or out of window)."""
-        key8 = id8(record_id)
+        key = id_key(record_id)
+        meta = meta_key(tenant_id)
         for _ in range(3):
-            level, split, wm = await self._redis.hmget(meta_key(tenant_id), ["L", "p", "wm"])
+            level, split, watermark = await self._redis.hmget(meta, ["level", "split", "watermark"])
             shape = (int(level or 0), int(split or 0))
-            bucket = bucket_key(tenant_id, bucket_of(key8, *shape))
-            value, hot, old, meta_again = await run_pipeline(
+            bucket = bucket_key(tenant_id, bucket_of(key, *shape))
+            value, hot, shape_again = await run_pipeline(
                 self._redis,
                 [
-                    (None, "HGET", [bucket, key8]),
-                    (None, "HGET", [hot_key(tenant_id), record_id]),
-                    (None, "HGET", [legacy.records_key(tenant_id), record_id]),
-                    (None, "HMGET", [meta_key(tenant_id), "L", "p"]),
+                    Command("HGET", [bucket, key]),
+                    Command("HGET", [hot_key(tenant_id), record_id]),
+                    Command("HMGET", [meta, "level", "split"]),
                 ],
             )
             if value is None:
-                if old is not None:
-                    return codec.decode(tenant_id, record_id, old)
-                if [int(x or 0) for x in meta_again] != list(shape):
+                if [int(x or 0) for x in shape_again] != list(shape):
                     continue  # buckets were split in between: look again
                 return None
             started = int.from_bytes(value[:6], "big")
-            if started < int(wm or 0):
+            if started < int(watermark or 0):
                 return None
             if hot is not None:
                 return codec.decode(tenant_id, record_id, hot)
-            day = day_of(started)
-            reply = await SEG.run(
-                self._redis,
-                [segment_key(tenant_id, day), day_index_key(tenant_id, day)],
-                ["find", started],
+            reply = await scripts.read_day_find(tenant_id, day_of(started), started).run(
+                self._redis
             )
             for f in _walk_rows(reply):
                 if f[0] == record_id and f[1] == started:
@@ -384,7 +321,7 @@ class RecordReader:
         return max(lo, 0), hi
 
     async def _plan(self, tenant_id: str, query: RecordQuery, lo: int, upper: Position) -> _Plan:
-        plan = self._skeleton(tenant_id, query)
+        plan = self._skeleton(query)
         calls, counted = self._plan_calls(tenant_id, plan, lo, upper)
         self._plan_apply(plan, await run_pipeline(self._redis, calls), lo, upper, counted)
         return plan
@@ -398,7 +335,7 @@ class RecordReader:
         instead of the step when it has to be read again (see ``_step``), or when the plan
         shows a sealed day in the step's range that it did not read (then the steps start
         from the plan)."""
-        plan = self._skeleton(tenant_id, query)
+        plan = self._skeleton(query)
         plan_calls, counted = self._plan_calls(tenant_id, plan, lo, upper)
         top_day = min(_top_day(upper), day_of(now_ms))
         # The day before too when little of this one lies below the bound.
@@ -413,16 +350,13 @@ class RecordReader:
             tenant_id, plan, step_lo, upper, tier_want, step_days, chunks_want, refs_want
         )
         replies = await run_pipeline(self._redis, plan_calls + read_calls)
-        legacy_walk = plan.legacy_walk  # what the read calls used
         self._plan_apply(plan, replies[: len(plan_calls)], lo, upper, counted)
         if any(d not in guess for d in plan.days if d >= day_of(step_lo)):
             return plan, None
-        step = _read_parse(
-            plan, legacy_walk, lo, step_lo, upper, tier_want, step_days, replies[len(plan_calls) :]
-        )
+        step = _read_parse(plan, lo, step_lo, upper, step_days, replies[len(plan_calls) :])
         return plan, step
 
-    def _skeleton(self, tenant_id: str, query: RecordQuery) -> _Plan:
+    def _skeleton(self, query: RecordQuery) -> _Plan:
         """What the query alone decides: filters, keys, guesses."""
         ext, prefix = query.extension, query.number_prefix
         digits = None if prefix is None else number_digits(prefix)
@@ -431,18 +365,13 @@ class RecordReader:
             low, high = segment.number_range(digits)
             num = (low.to_bytes(8, "big"), high.to_bytes(8, "big"))
         ext_key = None if ext is None else segment.extension_key(ext).to_bytes(4, "big")
-        if ext is not None:
-            legacy_walk = legacy.Walk(
-                legacy.extension_key(tenant_id), legacy.extension_prefix(ext), True
-            )
-        else:
-            legacy_walk = legacy.Walk(legacy.time_key(tenant_id), b"", False)
-        plan = _Plan(RecordFilter(query.direction, ext, prefix), legacy_walk, num, ext_key, {})
-        plan.text_filter = (
-            b"" if ext is None else orjson.dumps(ext),
-            digits or b"",
-            b"" if query.direction is None else str(codec.direction_code(query.direction)).encode(),
-        )
+        keys = scripts.IndexKeys(num, ext_key)
+        plan = _Plan(RecordFilter(query.direction, ext, prefix), keys, {})
+        plan.extension_json = b"" if ext is None else orjson.dumps(ext)
+        plan.digits = digits or b""
+        if query.direction is not None:
+            code = codec.direction_code(query.direction)
+            plan.direction_code = code if isinstance(code, int) else None
         plan.direction = 0.5 if query.direction is not None else 1.0
         density = plan.direction
         if num is not None or ext_key is not None:
@@ -457,35 +386,29 @@ class RecordReader:
 
     def _plan_calls(
         self, tenant_id: str, plan: _Plan, lo: int, upper: Position
-    ) -> tuple[list[Any], list[int]]:
-        """The plan's reads: the sealed days, the day span of the hot and legacy tiers and,
+    ) -> tuple[list[Call], list[int]]:
+        """The plan's reads: the sealed days, the day span of the hot tier and,
         with a key, the index entries of the newest days that may hold records (a few small
         reads a day: they size the steps and choose, per day, between the index and a
         walk; a read reports the other days' counts)."""
         first_day, top_day = day_of(lo), _top_day(upper)
         counted: list[int] = []
-        if plan.num is not None or plan.ext is not None:
+        if plan.keys.numbers is not None or plan.keys.extension is not None:
             last = min(top_day, first_day + self._retention_ms // DAY_MS + 2)
             counted = list(range(last, max(first_day, last - COUNTED_DAYS + 1) - 1, -1))
-        count_args = ["count", 0, 0, 0, 0, *(plan.num or (b"", b"")), plan.ext or b""]
-        ht, t = hot_time_key(tenant_id), legacy.time_key(tenant_id)
-        calls: list[Any] = [
-            (None, "HGETALL", [days_key(tenant_id)]),
-            (None, "ZRANGE", [ht, 0, 0]),
-            (None, "ZRANGE", [ht, -1, -1]),
-            (None, "ZRANGE", [t, 0, 0]),
-            (None, "ZRANGE", [t, -1, -1]),
+        ht = hot_time_key(tenant_id)
+        calls: list[Call] = [
+            Command("HGETALL", [days_key(tenant_id)]),
+            Command("ZRANGE", [ht, 0, 0]),
+            Command("ZRANGE", [ht, -1, -1]),
         ]
-        calls += [
-            (SEG, [segment_key(tenant_id, d), day_index_key(tenant_id, d)], count_args)
-            for d in counted
-        ]
+        calls += [scripts.read_day_count(tenant_id, d, plan.keys) for d in counted]
         return calls, counted
 
     def _plan_apply(
         self, plan: _Plan, replies: list[Any], lo: int, upper: Position, counted: list[int]
     ) -> None:
-        sealed, hot_first, hot_last, old_first, old_last, *counts = replies
+        sealed, hot_first, hot_last, *counts = replies
         if isinstance(sealed, list):
             sealed = dict(zip(sealed[::2], sealed[1::2], strict=True))
         first_day, top_day = day_of(lo), _top_day(upper)
@@ -493,18 +416,12 @@ class RecordReader:
             int(k): int(v) for k, v in sealed.items() if first_day <= int(k) <= top_day and int(v)
         }
 
-        def day_span(first: list[bytes], last: list[bytes]) -> tuple[int, int] | None:
-            if not first or not last:
-                return None
-            return day_of(split_member(first[0], False)[0]), day_of(split_member(last[0], False)[0])
-
-        plan.hot_span = day_span(hot_first, hot_last)
-        plan.legacy_span = day_span(old_first, old_last)
-        if plan.legacy_span is None:
-            plan.legacy_walk = None
+        if hot_first and hot_last:
+            first, last = member_position(hot_first[0])[0], member_position(hot_last[0])[0]
+            plan.hot_span = (day_of(first), day_of(last))
         for day, reply in zip(counted, counts, strict=True):
             if reply and reply[0] and day in plan.days:
-                keys = (plan.num, plan.ext)
+                keys = (plan.keys.numbers, plan.keys.extension)
                 found = [int(c) for c, k in zip(reply[3:5], keys, strict=True) if k is not None]
                 plan.learn(day, min(found), int(reply[2]))
 
@@ -569,9 +486,7 @@ class RecordReader:
             tenant_id, plan, step_lo, upper, tier_want, step_days, chunks_want, refs_want
         )
         replies = await run_pipeline(self._redis, calls)
-        return _read_parse(
-            plan, plan.legacy_walk, lo, step_lo, upper, tier_want, step_days, replies
-        )
+        return _read_parse(plan, lo, step_lo, upper, step_days, replies)
 
     def _read_calls(
         self,
@@ -584,48 +499,34 @@ class RecordReader:
         chunks_want: int,
         refs_want: int,
     ) -> list[Any]:
-        """A step's reads, in the tiers' order: legacy, hot, tombstones, sealed days."""
-        top = s6(upper[0]) + upper[1].encode("utf-8")
-        calls: list[Any] = []
-        if plan.legacy_walk is not None:
-            w = plan.legacy_walk
-            calls.append(
-                (
-                    FETCH,
-                    [w.key, legacy.records_key(tenant_id)],
-                    [
-                        b"(" + w.prefix + top,
-                        b"[" + w.prefix + s6(step_lo),
-                        tier_want,
-                        int(w.keyed),
-                        *plan.text_filter,
-                        refs_want,
-                    ],
-                )
-            )
-        calls.append(
-            (
-                FETCH,
-                [hot_time_key(tenant_id), hot_key(tenant_id)],
-                [b"(" + top, b"[" + s6(step_lo), tier_want, 0, *plan.text_filter, refs_want],
-            )
-        )
-        calls.append((None, "HGETALL", [tombstones_key(tenant_id)]))
+        """A step's reads, in the tiers' order: hot, tombstones, sealed days."""
+        top = start_bytes(upper[0]) + upper[1].encode("utf-8")
+        calls: list[Call] = [
+            scripts.read_hot_call(
+                tenant_id,
+                top,
+                step_lo,
+                tier_want,
+                extension_json=plan.extension_json,
+                digits=plan.digits,
+                most_sent=refs_want,
+            ),
+            Command("HGETALL", [tombstones_key(tenant_id)]),
+        ]
         top_start = upper[0] if upper[1] else upper[0] - 1
         for day, mode in step_days:
-            keys = [segment_key(tenant_id, day), day_index_key(tenant_id, day)]
             day_lo = max(step_lo, day * DAY_MS)
             if mode == "walk":
-                calls.append((SEG, keys, ["walk", top_start, day_lo, chunks_want]))
-            else:
-                # The script walks the day instead when the key is dense there (at least
-                # INDEX_SHARE of its records): so many chunks hold the matches wanted.
-                walk_chunks = math.ceil(refs_want / INDEX_SHARE / segment.CHUNK_ROWS) + 1
-                index_args: list[Any] = [*(plan.num or (b"", b"")), plan.ext or b""]
-                index_args += [walk_chunks, INDEX_MAX, INDEX_SHARE, plan.text_filter[2]]
-                calls.append(
-                    (SEG, keys, ["index", top_start, day_lo, refs_want, refs_want, *index_args])
-                )
+                calls.append(scripts.read_day_walk(tenant_id, day, top_start, day_lo, chunks_want))
+                continue
+            # The script walks the day instead when the key is dense there (at least
+            # INDEX_SHARE of its records): so many chunks hold the matches wanted.
+            read = scripts.IndexRead(
+                plan.keys, top_start, day_lo, most_refs=refs_want, most_chunks=refs_want,
+                walk_chunks=math.ceil(refs_want / INDEX_SHARE / segment.CHUNK_ROWS) + 1,
+                most_entries=INDEX_MAX, most_share=INDEX_SHARE, direction=plan.direction_code,
+            )  # fmt: skip
+            calls.append(scripts.read_day_index(tenant_id, day, read))
         return calls
 
     def _cursor(self, binding: bytes, started_ms: int, record_id: str) -> str:
@@ -633,7 +534,7 @@ class RecordReader:
 
 
 def _sizes(plan: _Plan, want: int, budget: int | None) -> tuple[int, int, int]:
-    """Records a step reads from the hot and legacy tiers, chunks from a walked day, and
+    """Records a step reads from the hot tier, chunks from a walked day, and
     index entries from an indexed day, for about ``want`` matches."""
     tier_want = min(TIER_READ_MAX, math.ceil(want / plan.density * 1.25) + 16)
     if budget is not None:
@@ -645,34 +546,27 @@ def _sizes(plan: _Plan, want: int, budget: int | None) -> tuple[int, int, int]:
 
 def _read_parse(
     plan: _Plan,
-    legacy_walk: legacy.Walk | None,
     lo: int,
     step_lo: int,
     upper: Position,
-    tier_want: int,
     step_days: list[tuple[int, str]],
     replies: list[Any],
 ) -> _Step | None:
-    """A step's candidates and floor from its replies (``legacy_walk``: the legacy walk the
-    calls used, if any); None if a sealed read made no progress."""
+    """A step's candidates and floor from its replies; None if a sealed read made no
+    progress."""
     candidates: dict[str, Candidate] = {}
     floors: list[Position] = []
-    at = 0
-    tiers = [legacy_walk.keyed] if legacy_walk is not None else []
-    examined = 0
-    for keyed in [*tiers, False]:
-        doc, last, looked, more = replies[at]
-        at += 1
-        examined += int(looked)
-        ids, arrays = orjson.loads(doc)
-        for rid, f in zip(ids, arrays, strict=True):
-            if f is not None and rid not in candidates:
-                candidates[rid] = (f[0], rid, f, 0)
-        if int(more):
-            started, rid_bytes = split_member(last, keyed)
-            floors.append((started, rid_bytes.decode("utf-8")))
-    tombs = replies[at]
-    at += 1
+    doc, last, looked, more = replies[0]
+    examined = int(looked)
+    ids, arrays = orjson.loads(doc)
+    for rid, f in zip(ids, arrays, strict=True):
+        if f is not None and rid not in candidates:
+            candidates[rid] = (f[0], rid, f, 0)
+    if int(more):
+        started, rid_bytes = member_position(last)
+        floors.append((started, rid_bytes.decode("utf-8")))
+    tombs = replies[1]
+    at = 2
     dead: set[tuple[int, str]] = set()
     if tombs:
         pairs = (
@@ -718,7 +612,7 @@ def _chunk_arrays(data: bytes) -> list[list[Any]]:
 
 
 def _walk(reply: list[Any]) -> tuple[list[list[Any]], bool]:
-    """Rows of a ``SEG walk`` reply, and whether older chunks of the range remain."""
+    """Rows of a ``read_day`` *walk* reply, and whether older chunks of the range remain."""
     if not reply[6]:
         return [], False
     return _split_chunks(reply[6], reply[7]), bool(int(reply[8]))
@@ -764,7 +658,7 @@ def _head_lines(data: bytes, last: int) -> list[bytes]:
 
 
 def _index(reply: list[Any]) -> tuple[list[list[Any]], bool]:
-    """Rows an ``SEG index`` reply points at, and whether more index entries remain."""
+    """Rows a ``read_day`` *index* reply points at, and whether more index entries remain."""
     refs, more = reply[5], bool(int(reply[6]))
     needed: dict[int, int] = {}  # chunk -> last row wanted
     for i in range(0, len(refs), 3):

@@ -2,8 +2,8 @@
 
 Hot records (one hash field and one sorted-set member each, ~300 bytes) are what makes a
 write cheap; sealed records (~75 bytes of segment and ~28 of day index) are what makes the
-window small. The sealer runs in every worker's sweep (``sweeper.py``) and in ``cdrstream
-migrate``; per tenant it takes a lock (``SET NX PX``, so two workers do not do the same
+window small. The sealer runs in every worker's sweep (``sweeper.py``); per tenant it takes
+a lock (``SET NX PX``, so two workers do not do the same
 work), then, a day at a time and oldest first, seals the hot records due (once per
 completed hour, see ``seal_boundary``; or the oldest ones, when more than ``HOT_MAX``
 records are hot):
@@ -37,16 +37,16 @@ from cdrstream.store.layout import (
     DAY_MS,
     day_index_key,
     day_of,
-    days_key,
     hot_key,
     hot_time_key,
     lock_key,
     meta_key,
-    s6,
     segment_key,
+    start_bytes,
     tombstones_key,
 )
-from cdrstream.store.scripts import SEAL, pack_record, run_pipeline
+from cdrstream.store.runner import Command, run_pipeline
+from cdrstream.store.scripts import seal_call
 
 log = logging.getLogger("cdrstream.store")
 
@@ -104,19 +104,6 @@ async def _unlock(redis: Any, tenant_id: str, token: bytes) -> None:
         await redis.delete(lock_key(tenant_id))
 
 
-def seal_keys(tenant_id: str, day: int) -> list[str]:
-    """KEYS of ``SEAL_LUA`` for ``day`` of ``tenant_id`` (the sealer's and the sweep's calls)."""
-    return [
-        meta_key(tenant_id),
-        hot_key(tenant_id),
-        hot_time_key(tenant_id),
-        tombstones_key(tenant_id),
-        segment_key(tenant_id, day),
-        day_index_key(tenant_id, day),
-        days_key(tenant_id),
-    ]
-
-
 def seal_boundary(now_ms: int) -> int:
     """Hot records that started before this are due (the last hour boundary that is at
     least SEAL_GRACE_MS old)."""
@@ -131,11 +118,14 @@ async def seal_tenant(
     retention_ms: int,
     budget: int = 50_000,
     everything: bool = False,
+    per_install: int = SEAL_BATCH,
 ) -> SealStats:
     """Seal the tenant's due hot records (``everything``: all of them), at most ``budget``:
     once a new hour boundary has passed (``seal_boundary``; the meta hash keeps the last one
-    sealed to, ``sb``), every hot record that started before it; any time, the oldest when
-    the hot tier holds more than ``HOT_MAX``.
+    sealed to, ``sealed_to``), every hot record that started before it; any time, the oldest
+    when the hot tier holds more than ``HOT_MAX``. At most ``per_install`` records per
+    install (a bulk load, such as a benchmark's, may take more at once: each install
+    rewrites the day).
 
     Does nothing when another process holds the tenant's lock.
     """
@@ -146,12 +136,13 @@ async def seal_tenant(
     try:
         cutoff = now_ms - retention_ms
         boundary = seal_boundary(now_ms)
-        hourly = everything or boundary > int(await redis.hget(meta_key(tenant_id), "sb") or 0)
+        hourly = everything or boundary > int(
+            await redis.hget(meta_key(tenant_id), "sealed_to") or 0
+        )
         drained = False
         while stats.sealed < budget:
-            members = await _due(
-                redis, tenant_id, boundary, everything, hourly, budget - stats.sealed
-            )
+            most = min(budget - stats.sealed, per_install)
+            members = await _due(redis, tenant_id, boundary, everything, hourly, most)
             members = [m for m in members if int.from_bytes(m[:6], "big") >= cutoff]
             if not members:
                 drained = True
@@ -162,7 +153,7 @@ async def seal_tenant(
             if not done:
                 break
         if hourly and drained and not everything:
-            await redis.hset(meta_key(tenant_id), "sb", boundary)
+            await redis.hset(meta_key(tenant_id), "sealed_to", boundary)
         # Days whose only news is a tombstone (a record moved away from them): rebuild the
         # chunk that holds the stale copy and consume the tombstone.
         if hourly:
@@ -180,13 +171,13 @@ async def _due(
 ) -> list[bytes]:
     """Hot members to seal, oldest first."""
     ht = hot_time_key(tenant_id)
-    most = max(1, min(most, SEAL_BATCH))
+    most = max(1, most)
     if everything:
         return list(await redis.zrange(ht, b"-", b"+", bylex=True, offset=0, num=most))
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(ht)
     if hourly:
-        pipe.zrange(ht, b"-", b"(" + s6(boundary), bylex=True, offset=0, num=most)
+        pipe.zrange(ht, b"-", b"(" + start_bytes(boundary), bylex=True, offset=0, num=most)
     replies = await pipe.execute()
     count, old = int(replies[0]), (list(replies[1]) if hourly else [])
     extra = count - len(old) - HOT_MAX
@@ -213,10 +204,10 @@ async def _seal_day(
         replies = await run_pipeline(
             redis,
             [
-                *([(None, "HMGET", [hot_key(tenant_id), *ids])] if ids else []),
-                (None, "HGETALL", [tombstones_key(tenant_id)]),
-                (None, "GET", [s_key]),
-                (None, "GET", [y_key]),
+                *([Command("HMGET", [hot_key(tenant_id), *ids])] if ids else []),
+                Command("HGETALL", [tombstones_key(tenant_id)]),
+                Command("GET", [s_key]),
+                Command("GET", [y_key]),
             ],
         )
         payloads = replies[0] if ids else []
@@ -226,7 +217,7 @@ async def _seal_day(
         present = [(m, i, p) for m, i, p in zip(members, ids, payloads, strict=True) if p]
         arrays = orjson.loads(b"[" + b",".join(p for _, _, p in present) + b"]")
         for (member, rid, payload), f in zip(present, arrays, strict=True):
-            if s6(f[0]) != member[:6]:
+            if start_bytes(f[0]) != member[:6]:
                 continue  # changed since it was listed: sealed on a later pass
             text = rid.decode("utf-8")
             rows.append(segment.Row(f[0], text, codec.row(text, payload), f[1], f[2], f[3], f[4]))
@@ -241,19 +232,13 @@ async def _seal_day(
         else:
             mode = "drop"
         expire_at = (day + 1) * DAY_MS + retention_ms + TTL_MARGIN_MS
-        args: list[Any] = [
-            segment.nonce_of(old_segment),
-            mode,
-            built.segment,
-            built.index,
-            day,
-            built.count,
-            expire_at,
-            b"".join(pack_record(member, payload) for _, member, payload in sealed),
-        ]
-        for fieldname, seq, _, _ in dead_list:
-            args += [fieldname, seq]
-        if int(await SEAL.run(redis, seal_keys(tenant_id, day), args)):
+        install = seal_call(
+            tenant_id, day, nonce=segment.nonce_of(old_segment), mode=mode,
+            segment=built.segment, index=built.index, count=built.count, expire_at_ms=expire_at,
+            sealed=[(member, payload) for _, member, payload in sealed],
+            tombstones=[(fieldname, seq) for fieldname, seq, _, _ in dead_list],
+        )  # fmt: skip
+        if int(await install.run(redis)):
             stats.sealed += len(sealed)
             # None sealed: every listed record changed meanwhile; a later pass lists them.
             return bool(sealed)

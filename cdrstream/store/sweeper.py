@@ -1,4 +1,4 @@
-"""The window and the tiers' upkeep: trimming, sealing, migrating; counting the window.
+"""The window and the tiers' upkeep: trimming and sealing; counting the window.
 
 ``sweep_expired`` runs on a timer in every worker (concurrent sweeps are safe: every
 change is one script on one tenant's keys, checked against what it read, and the sealer
@@ -6,12 +6,10 @@ takes a per-tenant lock). For each known tenant, bounded work:
 
 1. advance the watermark and delete hot records that left the window (with their id-map
    entries);
-2. delete version-1 records that left the window (while the tenant still has some);
-3. drop every sealed day that has wholly left the window: forget its records' id-map
+2. drop every sealed day that has wholly left the window: forget its records' id-map
    entries (those still pointing at it), then delete its segment and index;
-4. migrate up to ``migrate.MIGRATE_PER_SWEEP`` version-1 records (``migrate.py``);
-5. seal what is due (``sealer.py``: once per completed hour, or when the hot tier is too big);
-6. drop the daily summaries' days before ``summary_floor_day`` (``summary.py``).
+3. seal what is due (``sealer.py``: once per completed hour, or when the hot tier is too big);
+4. drop the daily summaries' days before ``summary_floor_day`` (``summary.py``).
 
 Tenants whose keys are all gone are forgotten; a tenant forgotten just as it writes again
 is re-added by that write's SADD.
@@ -20,28 +18,25 @@ is re-added by that write's SADD.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from cdrstream.store import legacy, sealer, segment
-from cdrstream.store.idmap import Shape, read_shape, run_shaped
+from cdrstream.store import sealer, segment
+from cdrstream.store.idmap import read_shape, run_shaped
 from cdrstream.store.layout import (
     DAY_MS,
     TENANTS_KEY,
-    bucket_key,
-    bucket_of,
-    day_index_key,
+    Shape,
     days_key,
-    hot_key,
     hot_time_key,
-    id8,
     meta_key,
-    s6,
     segment_key,
+    start_bytes,
     tombstones_key,
 )
-from cdrstream.store.migrate import DEFAULT_ZONE, MIGRATE_PER_SWEEP, migrate_tenant
-from cdrstream.store.scripts import FORGET, SEAL, SEG, TRIM_HOT, run_pipeline
-from cdrstream.store.sealer import parse_tombstones, seal_boundary, seal_keys, seal_tenant
+from cdrstream.store.runner import Call, Command, run_pipeline
+from cdrstream.store.scripts import forget_call, read_day_from, seal_call, trim_hot_call
+from cdrstream.store.sealer import parse_tombstones, seal_boundary, seal_tenant
 from cdrstream.store.summary import sweep_summaries
 
 #: Records one script call may delete: bounds the time it holds Redis.
@@ -60,7 +55,6 @@ class _Survey:
     oldest_hot: int | None
     hot: int
     days: dict[int, int]
-    legacy: bool
     meta: bool
     watermark: int
     sealed_to: int
@@ -80,28 +74,26 @@ def _as_dict(value: Any) -> dict[bytes, bytes]:
 
 
 async def _survey(redis: Any, tenants: list[str]) -> list[_Survey]:
-    calls: list[Any] = []
+    calls: list[Call] = []
     for t in tenants:
         ht = hot_time_key(t)
         calls += [
-            (None, "ZRANGE", [ht, 0, 0]),
-            (None, "ZCARD", [ht]),
-            (None, "HGETALL", [days_key(t)]),
-            (None, "EXISTS", [legacy.time_key(t), legacy.records_key(t)]),
-            (None, "HMGET", [meta_key(t), "n", "wm", "sb"]),
-            (None, "EXISTS", [tombstones_key(t)]),
+            Command("ZRANGE", [ht, 0, 0]),
+            Command("ZCARD", [ht]),
+            Command("HGETALL", [days_key(t)]),
+            Command("HMGET", [meta_key(t), "ids", "watermark", "sealed_to"]),
+            Command("EXISTS", [tombstones_key(t)]),
         ]
     replies = await run_pipeline(redis, calls)
     out = []
     for i, t in enumerate(tenants):
-        first, hot, days, old, meta, tombs = replies[6 * i : 6 * i + 6]
+        first, hot, days, meta, tombs = replies[5 * i : 5 * i + 5]
         out.append(
             _Survey(
                 t,
                 int.from_bytes(first[0][:6], "big") if first else None,
                 int(hot),
                 {int(k): int(v) for k, v in _as_dict(days).items()},
-                int(old) > 0,
                 meta[0] is not None,
                 int(meta[1] or 0),
                 int(meta[2] or 0),
@@ -117,11 +109,12 @@ async def sweep_expired(
     now_ms: int,
     retention_ms: int,
     summary_floor_day: int | None = None,
-    display_tz: str = DEFAULT_ZONE,
+    display_tz: str | None = None,
 ) -> int:
-    """Trim, migrate and seal every known tenant (bounded); the records deleted. With
-    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days;
-    ``display_tz``: the zone the daily summaries count migrated records in (the writer's)."""
+    """Trim and seal every known tenant (bounded); the records deleted. With
+    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days.
+    ``display_tz`` is not used (the migration that counted in it is gone); it goes when
+    ``worker/app.py`` stops passing it."""
     cutoff = now_ms - retention_ms
     removed = 0
     gone: list[str] = []
@@ -130,11 +123,11 @@ async def sweep_expired(
         for s in await _survey(redis, tenants[start : start + TENANT_BATCH]):
             if removed >= SWEEP_BUDGET:
                 break
-            if not s.hot and not s.days and not s.legacy:
+            if not s.hot and not s.days:
                 if not s.meta:
                     gone.append(s.tenant)
                 continue
-            removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff, display_tz)
+            removed += await _sweep_tenant(redis, s, now_ms, retention_ms, cutoff)
     if gone:
         await redis.srem(TENANTS_KEY, *gone)
     if summary_floor_day is not None:
@@ -142,38 +135,19 @@ async def sweep_expired(
     return removed
 
 
-async def _sweep_tenant(
-    redis: Any, s: _Survey, now_ms: int, retention_ms: int, cutoff: int, display_tz: str
-) -> int:
+async def _sweep_tenant(redis: Any, s: _Survey, now_ms: int, retention_ms: int, cutoff: int) -> int:
     tenant = s.tenant
     removed = 0
     shape = await read_shape(redis, tenant) if s.meta else (0, 0)
     if s.meta and (s.watermark < cutoff or (s.oldest_hot is not None and s.oldest_hot < cutoff)):
         trimmed, shape = await trim_hot(redis, tenant, cutoff, shape)
         removed += trimmed
-    if s.legacy:
-        while True:
-            count, _ = await legacy.TRIM.run(
-                redis, legacy.tenant_keys(tenant), [cutoff, TRIM_PER_CALL]
-            )
-            removed += int(count)
-            if int(count) < TRIM_PER_CALL:
-                break
     for day in sorted(s.days):
         if (day + 1) * DAY_MS <= cutoff:
             removed += await drop_day(redis, tenant, day, shape)
-    if s.legacy:
-        await migrate_tenant(
-            redis,
-            tenant,
-            now_ms=now_ms,
-            retention_ms=retention_ms,
-            budget=MIGRATE_PER_SWEEP,
-            display_tz=display_tz,
-        )
     boundary = seal_boundary(now_ms)
     due = s.oldest_hot is not None and s.oldest_hot < boundary and boundary > s.sealed_to
-    if due or s.hot > sealer.HOT_MAX or s.legacy or (s.tombstones and boundary > s.sealed_to):
+    if due or s.hot > sealer.HOT_MAX or (s.tombstones and boundary > s.sealed_to):
         await seal_tenant(
             redis, tenant, now_ms=now_ms, retention_ms=retention_ms, budget=SEAL_PER_SWEEP
         )
@@ -188,25 +162,14 @@ async def trim_hot(redis: Any, tenant: str, cutoff: int, shape: Shape) -> tuple[
             await redis.zrange(
                 hot_time_key(tenant),
                 b"-",
-                b"(" + s6(cutoff),
+                b"(" + start_bytes(cutoff),
                 bylex=True,
                 offset=0,
                 num=TRIM_PER_CALL,
             )
         )
-
-        def build(shape: Shape, members: list[bytes] = members) -> tuple[list[str], list[Any]]:
-            buckets: dict[int, int] = {}
-            packed = []
-            for member in members:
-                key8 = id8(member[6:].decode("utf-8"))
-                index = buckets.setdefault(bucket_of(key8, *shape), len(buckets))
-                packed.append(index.to_bytes(2, "big") + key8 + member)
-            keys = [meta_key(tenant), hot_key(tenant), hot_time_key(tenant)]
-            keys += [bucket_key(tenant, b) for b in buckets]
-            return keys, [shape[0], shape[1], cutoff, *packed]
-
-        answer = await run_shaped(redis, tenant, TRIM_HOT, build, shape)
+        build = partial(trim_hot_call, tenant, cutoff_ms=cutoff, members=members)
+        answer = await run_shaped(redis, tenant, build, shape)
         shape = (int(answer[0]), int(answer[1]))
         removed += int(answer[2])
         if len(members) < TRIM_PER_CALL:
@@ -217,7 +180,7 @@ async def drop_day(redis: Any, tenant: str, day: int, shape: Shape) -> int:
     """Delete a sealed day that has left the window, and its records' id-map entries."""
     s_key = segment_key(tenant, day)
     raw, tombs = await run_pipeline(
-        redis, [(None, "GET", [s_key]), (None, "HGETALL", [tombstones_key(tenant)])]
+        redis, [Command("GET", [s_key]), Command("HGETALL", [tombstones_key(tenant)])]
     )
     nonce = segment.nonce_of(raw)
     rows: list[tuple[str, int]] = []
@@ -226,26 +189,16 @@ async def drop_day(redis: Any, tenant: str, day: int, shape: Shape) -> int:
             rows += [(r.id, r.started) for r in segment.chunk_rows(chunk.data)]
     for start in range(0, len(rows), TRIM_PER_CALL):
         part = rows[start : start + TRIM_PER_CALL]
-
-        def build(shape: Shape, part: list[tuple[str, int]] = part) -> tuple[list[str], list[Any]]:
-            buckets: dict[int, int] = {}
-            packed = []
-            for rid, started in part:
-                key8 = id8(rid)
-                index = buckets.setdefault(bucket_of(key8, *shape), len(buckets))
-                packed.append(index.to_bytes(2, "big") + key8 + s6(started))
-            keys = [meta_key(tenant), s_key] + [bucket_key(tenant, b) for b in buckets]
-            return keys, [shape[0], shape[1], nonce, *packed]
-
-        answer = await run_shaped(redis, tenant, FORGET, build, shape)
+        build = partial(forget_call, tenant, day, nonce=nonce, records=part)
+        answer = await run_shaped(redis, tenant, build, shape)
         if int(answer[0]) == -2:
             return 0  # sealed again meanwhile (a late record): the next sweep drops it
         shape = (int(answer[0]), int(answer[1]))
     dead = parse_tombstones(_as_dict(tombs)).get(day, [])
-    args: list[Any] = [nonce, "drop", b"", b"", day, 0, 0, b""]
-    for fieldname, seq, _, _ in dead:
-        args += [fieldname, seq]
-    if not int(await SEAL.run(redis, seal_keys(tenant, day), args)):
+    drop = seal_call(
+        tenant, day, nonce=nonce, mode="drop", tombstones=[(f, seq) for f, seq, _, _ in dead]
+    )
+    if not int(await drop.run(redis)):
         return 0
     return len(rows)
 
@@ -259,31 +212,32 @@ async def count_in_window(redis: Any, *, now_ms: int, retention_ms: int) -> int:
     tenants = await known_tenants(redis)
     for start in range(0, len(tenants), TENANT_BATCH):
         part = tenants[start : start + TENANT_BATCH]
-        calls: list[Any] = []
+        calls: list[Call] = []
         for t in part:
-            calls += [(None, "HGET", [meta_key(t), "wm"]), (None, "HGETALL", [days_key(t)])]
+            calls += [
+                Command("HGET", [meta_key(t), "watermark"]),
+                Command("HGETALL", [days_key(t)]),
+            ]
         replies = await run_pipeline(redis, calls)
-        counts: list[Any] = []
+        counts: list[Call] = []
+        cutoffs: list[int] = []
         for i, t in enumerate(part):
             cutoff = max(window, int(replies[2 * i] or 0))
-            low = b"[" + s6(cutoff)
-            counts += [
-                (None, "ZLEXCOUNT", [hot_time_key(t), low, b"+"]),
-                (None, "ZLEXCOUNT", [legacy.time_key(t), b"[" + s6(window), b"+"]),
-            ]
+            counts.append(Command("ZLEXCOUNT", [hot_time_key(t), b"[" + start_bytes(cutoff), b"+"]))
+            cutoffs.append(cutoff)
             for day, count in _as_dict(replies[2 * i + 1]).items():
                 d = int(day)
                 if d * DAY_MS >= cutoff:
                     total += int(count)
                 elif (d + 1) * DAY_MS > cutoff:
-                    keys = [segment_key(t, d), day_index_key(t, d)]
-                    counts.append((SEG, keys, ["from", cutoff]))
-        for call, reply in zip(counts, await run_pipeline(redis, counts), strict=True):
-            if call[0] is None:
+                    counts.append(read_day_from(t, d, cutoff))
+                    cutoffs.append(cutoff)
+        answers = await run_pipeline(redis, counts)
+        for call, cutoff, reply in zip(counts, cutoffs, answers, strict=True):
+            if isinstance(call, Command):
                 total += int(reply)
             elif reply and reply[0]:
                 total += int(reply[3])
-                cutoff = int(call[2][1])
                 for data in reply[4:]:
                     total += sum(1 for r in segment.chunk_rows(data) if r.started >= cutoff)
     return total
@@ -292,16 +246,12 @@ async def count_in_window(redis: Any, *, now_ms: int, retention_ms: int) -> int:
 async def count_stored(redis: Any, tenants: list[str]) -> int:
     """Records stored for ``tenants`` in every tier, window or not: a cheap progress probe
     (no decoding; a record changed since its day was sealed may count twice)."""
-    calls: list[Any] = []
+    calls: list[Call] = []
     for t in tenants:
-        calls += [
-            (None, "ZCARD", [hot_time_key(t)]),
-            (None, "ZCARD", [legacy.time_key(t)]),
-            (None, "HGETALL", [days_key(t)]),
-        ]
+        calls += [Command("ZCARD", [hot_time_key(t)]), Command("HGETALL", [days_key(t)])]
     replies = await run_pipeline(redis, calls) if calls else []
     total = 0
-    for i in range(0, len(replies), 3):
-        hot, old, days = replies[i : i + 3]
-        total += int(hot) + int(old) + sum(int(v) for v in _as_dict(days).values())
+    for i in range(0, len(replies), 2):
+        hot, days = replies[i : i + 2]
+        total += int(hot) + sum(int(v) for v in _as_dict(days).values())
     return total

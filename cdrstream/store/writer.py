@@ -3,7 +3,7 @@
 A batch becomes one pipeline: per tenant, one EVALSHA of the write script per chunk of
 that tenant's records (in batch order; the last one also splits id-map buckets for the ids
 the batch may add), and one ``SADD cdr:tenants`` with every tenant of the batch. The write
-script (``scripts.WRITE_LUA``) looks each record up in the id map, reports an unchanged one
+script (``lua/write.lua``) looks each record up in the id map, reports an unchanged one
 as a duplicate, and puts a new or changed one into the tenant's hot tier (two hash fields
 and a sorted-set member: ``layout.py``). On a single Redis the pipeline is one round trip;
 on Redis Cluster it is one (non-transactional) round trip per node, the nodes in parallel.
@@ -39,30 +39,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from redis.exceptions import NoScriptError
-
 from cdrstream.core.record import CallRecord
 from cdrstream.core.summary import contribution, encode_contribution, first_day
 from cdrstream.core.versions import version_of
 from cdrstream.store import codec
-from cdrstream.store.layout import (
-    ID_TARGET,
-    MAX_STORED_MS,
-    TENANTS_KEY,
-    bucket_key,
-    bucket_of,
-    hot_key,
-    hot_time_key,
-    id8,
-    id_value,
-    meta_key,
-    split_pairs,
-    tombstones_key,
-)
-from cdrstream.store.legacy import tenant_keys as legacy_keys
-from cdrstream.store.live import KEEP_MS, MAX_ENTRIES, live_key
-from cdrstream.store.scripts import WRITE, pack_write, send_once_more_if_stale
-from cdrstream.store.summary import summary_key
+from cdrstream.store.layout import ID_TARGET, MAX_STORED_MS, TENANTS_KEY, Shape, id_key, id_value
+from cdrstream.store.runner import Call, Command, run_pipeline
+from cdrstream.store.scripts import WriteItem, write_call
 
 WriteResult = Literal["stored", "duplicate"]
 
@@ -76,19 +59,6 @@ TTL_MARGIN_MS = 86_400_000
 MAX_SPLITS = 512
 #: Rounds of "the shape changed, send again" before giving up on a batch.
 MAX_ROUNDS = 8
-
-Shape = tuple[int, int]
-
-
-def tenant_fixed_keys(tenant_id: str) -> list[str]:
-    """KEYS[1..8] of the write and migrate scripts."""
-    return [
-        meta_key(tenant_id),
-        hot_key(tenant_id),
-        hot_time_key(tenant_id),
-        tombstones_key(tenant_id),
-        *legacy_keys(tenant_id),
-    ]
 
 
 def _encode(record: CallRecord) -> bytes:
@@ -110,47 +80,11 @@ def _encode(record: CallRecord) -> bytes:
 
 
 @dataclass(slots=True)
-class _Item:
-    position: int  # in the batch
-    key8: bytes
-    value: bytes  # S6 + digest (b"" for a record out of the window)
-    rid: bytes
-    payload: bytes
-
-
-@dataclass(slots=True)
 class _Call:
     tenant: str
-    items: list[_Item]
-    keys: list[str]
-    args: list[Any]
+    positions: list[int]  # of its records in the batch
+    items: list[WriteItem]
     splits: int  # bucket splits this call may do (the tenant's last call of the batch)
-
-
-def build_call(
-    tenant: str,
-    items: Sequence[_Item],
-    shape: Shape,
-    cutoff: int,
-    ttl: int,
-    summary_floor: int,
-    splits: int = 0,
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of one write-script call for ``items`` under id-map ``shape``, with the
-    bucket pairs of the next ``splits`` splits; the tenant's summary and live stream last
-    (the write script's hooks)."""
-    level, split = shape
-    buckets: dict[int, int] = {}
-    packed = []
-    for item in items:
-        bucket = bucket_of(item.key8, level, split)
-        index = buckets.setdefault(bucket, len(buckets))
-        packed.append(pack_write(index, item.key8, item.value, item.rid, item.payload))
-    keys = tenant_fixed_keys(tenant) + [bucket_key(tenant, b) for b in buckets]
-    keys += [bucket_key(tenant, b) for pair in split_pairs(level, split, splits) for b in pair]
-    keys += [summary_key(tenant), live_key(tenant)]
-    args = [cutoff, ttl, level, split, len(buckets), splits, ID_TARGET, b"".join(packed)]
-    return keys, [*args, summary_floor, KEEP_MS, MAX_ENTRIES]
 
 
 class RecordWriter:
@@ -180,7 +114,7 @@ class RecordWriter:
         cutoff = now_ms - self._retention_ms
         ttl = self._retention_ms + TTL_MARGIN_MS
         floor = first_day(now_ms, self._retention_ms, self._zone)
-        by_tenant: dict[str, list[_Item]] = {}
+        by_tenant: dict[str, list[tuple[int, WriteItem]]] = {}
         for position, (record, event) in enumerate(zip(records, times, strict=True)):
             payload = _encode(record)
             if not payload:
@@ -188,14 +122,14 @@ class RecordWriter:
             rid = record.id.encode("utf-8")
             version = version_of(record, event)
             if record.started_at_ms < cutoff:
-                item = _Item(position, id8(record.id), id_value(0, b"", version), rid, b"")
+                item = WriteItem(id_key(record.id), id_value(0, b"", version), rid, b"")
             else:
                 # The id-map value carries the record's summary contribution, so that a
                 # replacement can take away exactly what this version adds.
                 extra = encode_contribution(contribution(record, self._zone))
                 value = id_value(record.started_at_ms, payload, version, extra)
-                item = _Item(position, id8(record.id), value, rid, payload)
-            by_tenant.setdefault(record.tenant_id, []).append(item)
+                item = WriteItem(id_key(record.id), value, rid, payload)
+            by_tenant.setdefault(record.tenant_id, []).append((position, item))
         out: list[WriteResult] = ["duplicate"] * len(records)
         if not by_tenant:
             return out
@@ -207,20 +141,29 @@ class RecordWriter:
             for start in range(0, len(items), CHUNK):
                 part = items[start : start + CHUNK]
                 last = start + CHUNK >= len(items)
-                call = _Call(tenant, part, [], [], splits if last else 0)
-                todo.append(call)
+                positions = [position for position, _ in part]
+                todo.append(_Call(tenant, positions, [i for _, i in part], splits if last else 0))
         tenants = list(by_tenant)
         first_round = True
         for _ in range(MAX_ROUNDS):
-            for call in todo:
-                call.keys, call.args = build_call(
-                    call.tenant, call.items, self._shape(call.tenant), cutoff, ttl, floor,
-                    call.splits,
-                )  # fmt: skip
-            answers = await self._send(todo, tenants if first_round else [])
+            calls: list[Call] = [
+                write_call(
+                    call.tenant,
+                    self._shape(call.tenant),
+                    call.items,
+                    cutoff_ms=cutoff,
+                    ttl_ms=ttl,
+                    summary_floor=floor,
+                    splits=call.splits,
+                )
+                for call in todo
+            ]
+            if first_round:
+                calls.append(Command("SADD", [TENANTS_KEY, *tenants]))
+            answers = await run_pipeline(self._redis, calls)
             first_round = False
             stale: set[str] = set()
-            for call, answer in zip(todo, answers, strict=True):
+            for call, answer in zip(todo, answers[: len(todo)], strict=True):
                 if call.tenant in stale:
                     continue
                 if int(answer[0]) == -1:
@@ -228,8 +171,8 @@ class RecordWriter:
                     stale.add(call.tenant)
                     continue
                 self._shapes[call.tenant] = (int(answer[0]), int(answer[1]))
-                for item, flag in zip(call.items, answer[2], strict=True):
-                    out[item.position] = "stored" if int(flag) else "duplicate"
+                for position, flag in zip(call.positions, answer[2], strict=True):
+                    out[position] = "stored" if int(flag) else "duplicate"
             if not stale:
                 return out
             todo = [c for c in todo if c.tenant in stale]
@@ -237,31 +180,3 @@ class RecordWriter:
 
     def _shape(self, tenant: str) -> Shape:
         return self._shapes.get(tenant, (0, 0))
-
-    async def _send(self, calls: list[_Call], tenants: list[str]) -> list[Any]:
-        """The write calls, then the SADD: one pipeline. Returns the calls' answers."""
-
-        async def send() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for call in calls:
-                # execute_command: redis-py blocks pipe.evalsha() on cluster pipelines, but
-                # routes a raw EVALSHA by its first key (all keys share the tenant's slot).
-                pipe.execute_command("EVALSHA", WRITE.sha, len(call.keys), *call.keys, *call.args)
-            if tenants:
-                pipe.sadd(TENANTS_KEY, *tenants)
-            return list(await pipe.execute(raise_on_error=False))
-
-        results = await send_once_more_if_stale(self._redis, send)
-        if any(isinstance(r, NoScriptError) for r in results):
-            # A restarted or flushed Redis: load the script and send the calls again
-            # (idempotent), keeping the first answers of the calls that did run.
-            await WRITE.load(self._redis)
-            again = await send()
-            results = [
-                b if isinstance(a, NoScriptError) else a
-                for a, b in zip(results, again, strict=True)
-            ]
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
-        return results[: len(calls)]

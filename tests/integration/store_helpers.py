@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 
 from cdrstream.core.record import CallRecord, record_id
-from cdrstream.store import codec, legacy, segment
+from cdrstream.core.versions import Version
+from cdrstream.store import codec, segment
 from cdrstream.store.layout import (
     bucket_key,
     bucket_of,
@@ -18,11 +19,11 @@ from cdrstream.store.layout import (
     days_key,
     hot_key,
     hot_time_key,
-    id8,
+    id_key,
     id_value,
     meta_key,
-    s6,
     segment_key,
+    start_bytes,
     tombstones_key,
 )
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
@@ -140,7 +141,7 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
       buckets are listpacks, and its count ``n`` is right.
     """
     meta = _as_dict(await redis.hgetall(meta_key(tenant)))
-    level, split = int(meta.get(b"L", 0)), int(meta.get(b"p", 0))
+    level, split = int(meta.get(b"level", 0)), int(meta.get(b"split", 0))
     entries: dict[bytes, bytes] = {}
     for bucket in range(2**level + split):
         key = bucket_key(tenant, bucket)
@@ -150,7 +151,7 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
         if found:
             assert await redis.object("encoding", key) == b"listpack", key
         entries.update(found)
-    assert int(meta.get(b"n", 0)) == len(entries)
+    assert int(meta.get(b"ids", 0)) == len(entries)
 
     current: dict[str, tuple[int, bytes]] = {}  # id -> (start, payload)
     hot = {k.decode(): v for k, v in _as_dict(await redis.hgetall(hot_key(tenant))).items()}
@@ -158,7 +159,7 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
     want_members = set()
     for rid, payload in hot.items():
         started = orjson.loads(payload)[0]
-        want_members.add(s6(started) + rid.encode())
+        want_members.add(start_bytes(started) + rid.encode())
         current[rid] = (started, payload)
     assert members == want_members
 
@@ -192,15 +193,14 @@ async def stored_records(redis: Any, tenant: str) -> dict[str, CallRecord]:
         numbers, extensions = segment._entries(rows_by_chunk)
         assert index == segment.encode_index(numbers, extensions), f"index of day {day}"
 
-    want_entries = {id8(rid): id_value(started, p)[:12] for rid, (started, p) in current.items()}
+    no_version = Version(0, 0)
+    want_entries = {
+        id_key(rid): id_value(started, p, no_version)[:12] for rid, (started, p) in current.items()
+    }
     # An id-map value goes on with the record's version and extra bytes a feature keeps
     # (the summary contribution): where and what the record is come first.
     assert {k: v[:12] for k, v in entries.items()} == want_entries
 
-    for rid, payload in _as_dict(await redis.hgetall(legacy.records_key(tenant))).items():
-        text = rid.decode()
-        assert text not in current, f"{text} both in version 1 and version 2"
-        current[text] = (orjson.loads(payload)[0], payload)
     return {rid: codec.decode(tenant, rid, p) for rid, (_, p) in current.items()}
 
 
@@ -210,13 +210,11 @@ async def assert_indexes_consistent(
     """The tiers agree (``stored_records``) and ``reader.get`` finds every record as
     stored; the number of records (that started at or after ``now_ms - RETENTION``)."""
     records = await stored_records(redis, tenant)
-    watermark = int((await redis.hget(meta_key(tenant), "wm")) or 0)
+    watermark = int((await redis.hget(meta_key(tenant), "watermark")) or 0)
     count = 0
     for rid, record in records.items():
         got = await reader.get(tenant, rid)
-        if record.started_at_ms < watermark and not await redis.hexists(
-            legacy.records_key(tenant), rid
-        ):
+        if record.started_at_ms < watermark:
             assert got is None
         else:
             assert got == record

@@ -15,9 +15,9 @@ import pytest
 
 from cdrstream.store import reader as reader_module
 from cdrstream.store.cursor import InvalidCursor
-from cdrstream.store.layout import TENANTS_KEY, day_index_key, hot_key, meta_key, segment_key
+from cdrstream.store.layout import TENANTS_KEY, hot_key, meta_key
 from cdrstream.store.reader import Page, RecordQuery, RecordReader
-from cdrstream.store.scripts import SEG
+from cdrstream.store.scripts import IndexRead, read_day_index
 from cdrstream.store.sweeper import count_in_window, sweep_expired
 from cdrstream.store.writer import RecordWriter
 from tests.integration.store_helpers import (
@@ -448,17 +448,16 @@ async def test_plans_cover_each_strategy(
     await seal_all(redis, tenant)
     day = NOW // DAY - 1
 
-    async def mode(query: RecordQuery) -> str:
-        """How the day is read for ``query``: "i" through its index, "w" walked."""
+    async def mode(query: RecordQuery, most_entries: int = reader_module.INDEX_MAX) -> str:
+        """How the day is read for ``query``: through its index, or walked."""
         plan = await reader._plan(tenant, query, NOW - RETENTION, (NOW, ""))
         if plan.mode(day) == "walk":
             return "walk"
-        keys = [segment_key(tenant, day), day_index_key(tenant, day)]
-        args = [
-            "index", NOW, 0, 101, 101, *(plan.num or (b"", b"")), plan.ext or b"",
-            10, reader_module.INDEX_MAX, reader_module.INDEX_SHARE,
-        ]  # fmt: skip
-        reply = await SEG.run(redis, keys, args)
+        read = IndexRead(
+            plan.keys, NOW, 0, most_refs=101, most_chunks=101, walk_chunks=10,
+            most_entries=most_entries, most_share=reader_module.INDEX_SHARE,
+        )  # fmt: skip
+        reply = await read_day_index(tenant, day, read).run(redis)
         return {b"i": "index", b"w": "walk"}[reply[3]]
 
     assert await mode(RecordQuery()) == "walk"
@@ -469,6 +468,13 @@ async def test_plans_cover_each_strategy(
     assert await mode(RecordQuery(extension="204")) == "index"
     assert await mode(RecordQuery(extension="204", number_prefix="+3120")) == "index"
     assert await mode(RecordQuery(number_prefix="anon")) == "walk"  # not an E.164 prefix
+    # One key (an extension: 57 entries; a whole number: 8) is read backwards from the
+    # bound whatever its count; a range of several keys (10 numbers, 80 entries) is read
+    # whole, so over "most entries" the day is walked.
+    assert await mode(RecordQuery(extension="204"), most_entries=20) == "index"
+    assert await mode(RecordQuery(number_prefix="+31201000007"), most_entries=5) == "index"
+    assert await mode(RecordQuery(number_prefix="+3120100001"), most_entries=20) == "walk"
+    assert await mode(RecordQuery(number_prefix="+3120100001"), most_entries=80) == "index"
     for query in (RecordQuery(number_prefix="+44"), RecordQuery(extension="204")):
         found, _ = await all_pages(reader, tenant, query, limit=7)
         assert [r.id for r in found] == [r.id for r in expected(records, query)]

@@ -18,16 +18,14 @@ from cdrstream.store.layout import (
     DAY_MS,
     ID_TARGET,
     bucket_key,
-    day_index_key,
     days_key,
     hot_key,
-    hot_time_key,
     meta_key,
     segment_key,
     tombstones_key,
 )
 from cdrstream.store.reader import RecordQuery, RecordReader
-from cdrstream.store.scripts import SEAL
+from cdrstream.store.scripts import seal_call
 from cdrstream.store.sweeper import sweep_expired
 from cdrstream.store.writer import RecordWriter
 from tests.integration.store_helpers import (
@@ -134,18 +132,8 @@ async def test_install_refuses_a_segment_changed_since_it_was_read(
     await writer.write_batch(records, NOW)
     await seal_all(redis, tenant)
     day = records[0].started_at_ms // DAY_MS
-    keys = [
-        meta_key(tenant),
-        hot_key(tenant),
-        hot_time_key(tenant),
-        tombstones_key(tenant),
-        segment_key(tenant, day),
-        day_index_key(tenant, day),
-        days_key(tenant),
-    ]
     before = await redis.get(segment_key(tenant, day))
-    args = [b"12345678", "drop", b"", b"", day, 0, 0, b""]
-    assert await SEAL.run(redis, keys, args) == 0
+    assert await seal_call(tenant, day, nonce=b"12345678", mode="drop").run(redis) == 0
     assert await redis.get(segment_key(tenant, day)) == before
     assert await assert_indexes_consistent(redis, tenant, reader) == 10
 
@@ -157,7 +145,7 @@ async def test_id_map_grows_by_splits_and_stays_small(
     records = [make_record(tenant, n, started_at_ms=NOW - 1_000 * n - 1) for n in range(6_000)]
     for start in range(0, 6_000, 1_500):
         await writer.write_batch(records[start : start + 1_500], NOW)
-    level, split = [int(x) for x in await redis.hmget(meta_key(tenant), ["L", "p"])]
+    level, split = [int(x) for x in await redis.hmget(meta_key(tenant), ["level", "split"])]
     assert 2**level + split >= 6_000 // ID_TARGET
     assert max([await redis.hlen(bucket_key(tenant, b)) for b in range(2**level + split)]) <= 128
     # A second writer starts with no idea of the shape: its calls are refused and sent again.

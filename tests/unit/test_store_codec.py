@@ -101,9 +101,9 @@ def test_typical_record_is_compact() -> None:
 def test_filters_on_encoded_records_match_the_record(
     record: CallRecord, direction: str | None, extension: str | None, prefix: str | None
 ) -> None:
-    from cdrstream.store.reader import _Filter
+    from cdrstream.store.query import RecordFilter
 
-    keep = _Filter(direction, extension, prefix)
+    keep = RecordFilter(direction, extension, prefix)
     want = (
         (direction is None or record.direction == direction)
         and (extension is None or record.extension == extension)

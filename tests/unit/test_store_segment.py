@@ -19,11 +19,11 @@ from cdrstream.store.layout import (
     DAY_MS,
     bucket_of,
     hot_member,
-    id8,
+    id_key,
     id_value,
-    s6,
-    split_member,
+    member_position,
     split_pairs,
+    start_bytes,
 )
 
 DAY = 20_833
@@ -164,7 +164,7 @@ def test_number_keys_sort_like_their_digits(a: str, b: str) -> None:
 
 
 def test_linear_hashing_finds_every_id_after_any_number_of_splits() -> None:
-    ids = [id8(f"record-{n}") for n in range(3_000)]
+    ids = [id_key(f"record-{n}") for n in range(3_000)]
     level, split = 0, 0
     buckets: dict[int, set[bytes]] = {0: set(ids)}
     for old, new in split_pairs(0, 0, 300):
@@ -186,12 +186,12 @@ def test_id_values_and_members() -> None:
     payload = b"[1,2]"
     version = Version(1_795_000_060_000, 1_795_000_061_000)
     value = id_value(1_795_000_000_000, payload, version, b"extra")
-    assert value[:6] == s6(1_795_000_000_000) and value.endswith(b"extra") and len(value) == 29
-    assert value[12:24] == s6(version.ended_at_ms) + s6(version.event_ms)
-    assert id_value(1, payload) != id_value(1, b"[1,3]")
-    assert id_value(1, payload)[12:24] == bytes(12)  # no version: older than any
+    assert value[:6] == (1_795_000_000_000).to_bytes(6, "big")
+    assert value.endswith(b"extra") and len(value) == 29
+    assert value[12:24] == start_bytes(version.ended_at_ms) + start_bytes(version.event_ms)
+    assert id_value(1, payload, version) != id_value(1, b"[1,3]", version)
     member = hot_member(1_795_000_000_000, "abc")
-    assert split_member(member, False) == (1_795_000_000_000, b"abc")
+    assert member_position(member) == (1_795_000_000_000, b"abc")
 
 
 @given(st.builds(record, IDS, st.integers(0, 2**40), NUMBERS, NUMBERS, st.text(max_size=5)))
