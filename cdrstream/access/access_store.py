@@ -48,7 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cdrstream.access import tokens
 from cdrstream.access.policy import bearer_token
-from cdrstream.access.principal import Principal
+from cdrstream.access.principal import PARTNER_RE, Principal
 from cdrstream.core.event import TENANT_ID
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PARTNER_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _TOKEN_ID_RE = re.compile(r"[0-9a-f]{12}")
 

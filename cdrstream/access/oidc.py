@@ -43,8 +43,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from cdrstream.access.access_store import PARTNER_RE
-from cdrstream.access.principal import Principal
+from cdrstream.access.principal import PARTNER_RE, Principal
 from cdrstream.settings import Settings
 
 log = logging.getLogger(__name__)
