@@ -12,7 +12,10 @@ Design around faust-streaming 0.15.3 (docs/pipeline.md, "Worker"):
   up before ``App.on_stop`` stops the consumer (which waits for every delivered batch to
   be written, ``stream_wait_empty``): it and the batches queued behind it are released
   unacknowledged, that wait is switched off, and the next owner of the partitions reads
-  them again.
+  them again;
+- a record batch the consumer cannot decode reaches the batch task as one message and is
+  dead-lettered whole (`cdrstream.worker.undecodable_batches`);
+- readiness includes the last contact with a broker (`cdrstream.worker.kafka_contact`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import faust
 
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
@@ -37,9 +38,11 @@ from cdrstream.store.writer import RecordWriter
 from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
-from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch
+from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch, WholeFetchApp
+from cdrstream.worker.kafka_contact import PROBE_EVERY_S, KafkaContact
 from cdrstream.worker.pipeline import OverlappedBatches
 from cdrstream.worker.progress import Progress
+from cdrstream.worker.undecodable_batches import guard_record_batches
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,11 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
 
 
-class WorkerApp(faust.App):
+class WorkerApp(WholeFetchApp):
     """faust.App with whole-fetch delivery and the worker's batch task, timers and pages."""
 
     def __init__(self, settings: Settings) -> None:
+        guard_record_batches()
         super().__init__(
             settings.consumer_group,
             broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -84,17 +88,17 @@ class WorkerApp(faust.App):
         )
         self.progress = Progress(stall_after_s=settings.stall_after_s)
         m.STUCK.set_function(self.progress.busy_for)
-        self.delivery = BatchDelivery(self)
+        self.kafka_contact = KafkaContact(settings.kafka_bootstrap)
+        m.KAFKA_CONTACT_AGE.set_function(self.kafka_contact.age_s)
+        self.delivery = BatchDelivery(self, contact=self.kafka_contact.reached)
         self.pipeline: OverlappedBatches[FetchedBatch] | None = None
         self.given_up = False
         self._redis: RedisClient | None = None
         self.task(self.write_batches)
         self.timer(interval=float(settings.sweep_interval_s))(self.sweep_window)
         self.timer(interval=5.0)(self.sample_lag)
+        self.timer(interval=PROBE_EVERY_S)(self.kafka_contact.probe)
         _add_pages(self)
-
-    def _new_consumer(self) -> Any:
-        return self.delivery.install(super()._new_consumer())
 
     @property
     def redis(self) -> RedisClient:
@@ -122,10 +126,11 @@ class WorkerApp(faust.App):
         queue = self.delivery.queue
         while True:
             batch = await queue.get()
-            if self.given_up or batch.generation != self.consumer_generation_id:
-                self.delivery.release(batch)  # fetched before a rebalance: read again later
+            if self.given_up:
+                self.delivery.release(batch)
                 continue
-            await pipeline.feed(batch.messages, batch)
+            if self.delivery.take(batch):  # else fetched before a rebalance: read again later
+                await pipeline.feed(batch.messages, batch)
 
     async def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         producer = self.producer
@@ -166,11 +171,12 @@ class WorkerApp(faust.App):
 
     async def on_stop(self) -> None:
         if await self.give_up(SHUTDOWN_GRACE_S):
-            self.conf.stream_wait_empty = False  # nothing given up will ever be written
+            self.delivery.stop_waiting_for_unwritten()
         await super().on_stop()
 
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
+        await self.kafka_contact.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -213,6 +219,9 @@ class WorkerApp(faust.App):
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
         async def kafka() -> str | None:
+            outage = self.kafka_contact.outage()
+            if outage is not None:
+                return outage
             return None if self.consumer.assignment() else "no partitions assigned"
 
         async def progress() -> str | None:
