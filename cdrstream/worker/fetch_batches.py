@@ -66,6 +66,28 @@ from cdrstream.worker.undecodable_batches import UndecodableBatch
 log = logging.getLogger(__name__)
 
 SUPPORTED_FAUST = "0.15.3"
+#: The consumer's attributes this module uses (checked against the installed Faust by a test).
+FAUST_CONSUMER_NAMES = (
+    "_acked",
+    "_acked_index",
+    "_add_gap",
+    "_buffered_partitions",
+    "_committed_offset",
+    "_drain_messages",
+    "_n_acked",
+    "_read_offset",
+    "_stopped",
+    "_unacked_messages",
+    "_wait_next_records",
+    "_waiting_for_ack",
+    "consumer_stopped_errors",
+    "diag",
+    "flow_active",
+    "highwater",
+    "perform_seek",
+    "should_stop",
+    "suspend_flow",
+)
 #: Fetches waiting for the batch task: one being decided while one is written, one ready.
 QUEUE_BATCHES = 2
 
