@@ -136,24 +136,46 @@ async def rebuild(
         tps = [TopicPartition(settings.topic, p) for p in partitions]
         consumer.assign(tps)
         start = start_time_ms(now_ms(), settings.retention_ms, since_ms)
-        firsts = await consumer.offsets_for_times({tp: start for tp in tps})
+        firsts = await _first_offsets(consumer, tps, start)
         ends = await consumer.end_offsets(tps)
         todo: dict[Any, int] = {}  # partition -> end offset (exclusive) to read up to
         total = 0
         for tp in tps:
-            found = firsts.get(tp)
-            if found is not None and found.offset < ends[tp]:
+            first = firsts.get(tp)
+            if first is not None and first < ends[tp]:
                 todo[tp] = ends[tp]
-                total += ends[tp] - found.offset
+                total += ends[tp] - first
         if not todo:  # (assigning no partition would leave aiokafka's fetcher unstoppable)
             return RebuildResult(0, 0.0)
         consumer.assign(list(todo))  # nothing to read elsewhere
         for tp in todo:
-            consumer.seek(tp, firsts[tp].offset)
+            consumer.seek(tp, firsts[tp])
         return await _read(consumer, redis, settings, todo, key, total, report, report_every_s)
     finally:
         await consumer.stop()
         await redis.aclose()
+
+
+async def _first_offsets(consumer: Any, tps: list[Any], start_ms: int) -> dict[Any, int | None]:
+    """Each partition's first offset at or after ``start_ms`` (None: no event that recent).
+    A partition whose broker cannot answer (it fails the timestamp search on a damaged
+    segment) is read from its beginning: the rules leave out what is older than the window."""
+    from aiokafka.errors import KafkaError
+
+    firsts: dict[Any, int | None] = {}
+    for tp in tps:
+        try:
+            found = (await consumer.offsets_for_times({tp: start_ms})).get(tp)
+        except KafkaError as exc:
+            log.warning(
+                "rebuild: partition %d cannot be searched by time (%s): read from its beginning",
+                tp.partition,
+                type(exc).__name__,
+            )
+            firsts[tp] = (await consumer.beginning_offsets([tp]))[tp]
+        else:
+            firsts[tp] = None if found is None else found.offset
+    return firsts
 
 
 async def _read(
