@@ -17,7 +17,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,15 +47,6 @@ from tests.record_batches import CODECS, BatchOnDisk, batches_on_disk, with_bad_
 pytestmark = pytest.mark.integration
 
 JAVA_CODECS = ["gzip", "snappy", "lz4", "zstd"]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
-    """A Redis of this test's own: it is flushed before the rebuild."""
-    node = RedisNode(base_dir=tmp_path / "redis", port=free_port())
-    node.up()
-    yield node
-    node.down()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,15 +37,6 @@ from tests.integration.pipeline_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
-    """A Redis of this test's own: it is flushed to simulate losing the window."""
-    node = RedisNode(base_dir=tmp_path / "redis", port=free_port())
-    node.up()
-    yield node
-    node.down()
 
 
 @pytest.fixture
