@@ -12,12 +12,15 @@ import faust
 import pytest
 from aiokafka.errors import ConsumerStoppedError
 from faust.transport.consumer import Consumer, Fetcher
+from faust.types import TP
 
 from cdrstream.worker.fetch_batches import (
     FAUST_CONSUMER_NAMES,
     SUPPORTED_FAUST,
     BatchDelivery,
+    FetchedBatch,
     WholeFetchApp,
+    _Marker,
 )
 
 
@@ -106,3 +109,19 @@ async def test_the_same_while_the_app_runs_is_raised(error: BaseException) -> No
     delivery = BatchDelivery(_App(_StoppingConsumer(error), stopping=False))  # type: ignore[arg-type]
     with pytest.raises(type(error)):
         await delivery.drain(_Fetcher())
+
+
+def test_taking_a_batch_tells_faust_s_monitor_its_partitions_are_processed(
+    app: WholeFetchApp,
+) -> None:
+    """What keeps Faust's "Stream has not started processing" quiet on a healthy worker."""
+    tp = TP("cdr.call-ended", 2)
+    current = FetchedBatch(app.consumer_generation_id, [], {tp: [7, 8]}, _Marker(tp))
+    assert app.delivery.take(current)
+    assert tp in app.monitor.stream_inbound_time
+
+    other = TP("cdr.call-ended", 3)
+    stale = FetchedBatch(app.consumer_generation_id - 1, [], {other: [1]}, _Marker(other))
+    assert not app.delivery.take(stale)  # fetched before a rebalance: released, not taken
+    assert other not in app.monitor.stream_inbound_time
+    assert stale.marker.acked
