@@ -220,7 +220,7 @@ class BatchDelivery:
                 continue
             tp_messages = list(map(incoming, fresh))
             tp_offsets = covered_offsets(tp_messages)
-            if last is not None:  # an undecodable batch read from its middle
+            if last is not None and tp_offsets[0] < last:  # an undecodable batch, read again
                 tp_offsets = [o for o in tp_offsets if o >= last]
             if consumer.app.topics.acks_enabled_for(tp.topic):
                 await self._record_gaps(consumer, tp, last, tp_offsets)
