@@ -33,9 +33,9 @@ Choices where the contract is silent:
   be known. An unknown field written twice is ignored. The check is nearly free: an object
   has at least as many members as commas plus one can separate, so when the commas plus one
   equal the keys orjson kept, no key was repeated; only otherwise (a comma inside a string,
-  nested values, a repeated key) each known name is counted in the bytes, and when one
-  shows twice (or a unicode escape could spell one) the top-level keys are counted by the
-  standard library.
+  nested values, a repeated key) the known names written as keys are listed from the bytes
+  by one regular expression, and only when one shows twice (or a unicode escape could spell
+  one) are the top-level keys counted by the standard library.
 """
 
 from __future__ import annotations
@@ -279,20 +279,18 @@ def _standard_loads(value: bytes | bytearray | memoryview | str) -> Any:
     return obj
 
 
-#: Each known field's name as it appears in JSON without escapes.
-_QUOTED = tuple((name, f'"{name}"'.encode()) for name in FIELDS)
+#: A known field's name as a key (followed by its colon) where no escape spells it.
+_KNOWN_KEY = re.compile(rb'"(' + "|".join(FIELDS).encode() + rb')"\s*:')
 
 
 def _repeated_known_field(value: bytes | bytearray | memoryview | str) -> str | None:
     """The first known field the top-level object holds more than once, if any."""
-    # Without \u escapes a known name can only be written one way: seen at most once
-    # anywhere, it is not repeated (the usual case: commas inside a display name).
-    if (
-        type(value) is bytes
-        and b"\\u" not in value
-        and all(value.count(quoted) < 2 for _, quoted in _QUOTED)
-    ):
-        return None
+    if type(value) is bytes and b"\\u" not in value:
+        # Without \u escapes every key spelling a known name is found as written: none
+        # found twice at any depth, none is repeated (the usual case: commas in a name).
+        keys = _KNOWN_KEY.findall(value)
+        if len(keys) == len(set(keys)):
+            return None
     try:
         members = _PAIRS.decode(_text(value))
     except InvalidEvent:
