@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from cdrstream.commands.faust_role import prepare_process
     from cdrstream.commands.ingest_map import adapter_configs, run_map
     from cdrstream.ingest.producer import compression_type
-    from cdrstream.observability.repeated_logs import limit_repeated_records
     from cdrstream.settings import load_settings
 
     settings = load_settings()
@@ -120,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     prepare_process(settings, uvloop=not args.no_uvloop)
-    limit_repeated_records()  # Kafka's client repeats each refusal while the broker is away
     log = logging.getLogger("cdrstream.ingest")
     for warning in warnings:
         log.warning(warning)

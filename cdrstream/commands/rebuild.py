@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cdrstream.core.event import TENANT_ID
     from cdrstream.kafka_connection import refusal
-    from cdrstream.rebuild.plan import Progress, parse_duration_ms
+    from cdrstream.rebuild.plan import Progress, nothing_to_replay, parse_duration_ms
     from cdrstream.rebuild.run import RebuildRefused, rebuild
     from cdrstream.settings import load_settings
 
@@ -58,6 +58,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if terminal:
         print(file=sys.stderr)
+    for partition, first, last in result.undecodable:
+        print(
+            f"rebuild: skipped an undecodable record batch: partition {partition},"
+            f" offsets {first}-{last} (dead-lettered by the worker as undecodable_batch)",
+            file=sys.stderr,
+        )
+    if result.replayed == 0:
+        print(nothing_to_replay(args.tenant, since_ms, result.events))
+        return 0
     rate = f"{result.rate:,.0f} events/s"
     print(f"rebuilt from {result.events:,} events in {result.seconds:.1f}s ({rate})")
     return 0

@@ -23,10 +23,24 @@ Choices where the contract is silent:
   when absent, ``answered`` if the call has ``answered_at``, else none.
 - ``tenant_region``: an ISO 3166 alpha-2 code libphonenumber knows, any case
   (``bad_tenant_region`` otherwise).
+- a number JSON can write but a 64-bit float cannot hold (``1e309``, a 5,000-digit integer)
+  is read as infinity, as orjson reads integers beyond 64 bits as floats: in an unknown field
+  it is ignored like the field, in a known one the event is refused with that field's usual
+  reason (``bad_duration``, ``bad_timestamp:<field>``, ``bad_type:<field>``). Only such an
+  event takes the slower standard-library parse (orjson refuses it).
+- a known field written twice (``"tenant_id":"t2", ..., "tenant_id":"t3"``) is refused as
+  ``duplicate_field:<field>``, whatever the two values: which one the producer meant cannot
+  be known. An unknown field written twice is ignored. The check is nearly free: an object
+  has at least as many members as commas plus one can separate, so when the commas plus one
+  equal the keys orjson kept, no key was repeated; only otherwise (a comma inside a string,
+  nested values, a repeated key) the known names written as keys are listed from the bytes
+  by one regular expression, and only when one shows twice (or a unicode escape could spell
+  one) are the top-level keys counted by the standard library.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, NamedTuple
 
@@ -76,6 +90,7 @@ REASONS: tuple[str, ...] = (
     "bad_direction",
     *(f"bad_number:{f}" for f in _NUMBER_FIELDS),
     "started_in_future",
+    *(f"duplicate_field:{f}" for f in FIELDS),
     "internal_error",
 )
 
@@ -170,10 +185,17 @@ def decode_event(value: bytes | bytearray | memoryview | str) -> CallEvent:
         raise InvalidEvent("not_json")
     try:
         obj = orjson.loads(value)
-    except Exception:
-        raise InvalidEvent("not_json") from None
+    except orjson.JSONDecodeError as error:
+        if not str(error).startswith(_NUMBER_OUT_OF_RANGE):
+            raise InvalidEvent("not_json") from None
+        obj = _standard_loads(value)  # a number beyond a double: read as infinity
     if type(obj) is not dict:
         raise InvalidEvent("not_object")
+    commas = value.count(b",") if type(value) is bytes else _commas(value)
+    if commas + 1 != len(obj):  # else no member can have been repeated
+        repeated = _repeated_known_field(value)
+        if repeated is not None:
+            raise _invalid(_Bad(f"duplicate_field:{repeated}"), obj, repeated)
     try:
         return _check(obj)
     except _Bad as bad:
@@ -188,13 +210,100 @@ def event_from_object(obj: dict[str, object]) -> CallEvent:
         raise _invalid(bad, obj) from None
 
 
-def _invalid(bad: _Bad, obj: dict[str, object]) -> InvalidEvent:
+def _invalid(bad: _Bad, obj: dict[str, object], ambiguous: str | None = None) -> InvalidEvent:
+    """The reason with the ids that could be read (not the ``ambiguous`` one)."""
     return InvalidEvent(
         str(bad.args[0]),
-        _readable(obj.get("event_id")),
-        _readable(obj.get("tenant_id")),
-        _readable(obj.get("call_id")),
+        *(
+            None if name == ambiguous else _readable(obj.get(name))
+            for name in ("event_id", "tenant_id", "call_id")
+        ),
     )
+
+
+#: How orjson 3 words its refusal of a number beyond a double (``1e309``, 400 digits).
+_NUMBER_OUT_OF_RANGE = "number is infinity"
+_KNOWN = frozenset(FIELDS)
+
+
+def _commas(value: bytes | bytearray | memoryview | str) -> int:
+    if type(value) is bytes or type(value) is bytearray:
+        return value.count(b",")
+    if isinstance(value, str):
+        return value.count(",")
+    return bytes(value).count(b",")
+
+
+def _text(value: bytes | bytearray | memoryview | str) -> str:
+    """The event as text for the standard library, UTF-8 only (as orjson)."""
+    try:
+        return value if isinstance(value, str) else bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEvent("not_json") from None
+
+
+def _float(text: str) -> float:
+    return float(text)  # beyond a double: infinity
+
+
+def _int(text: str) -> int | float:
+    """As orjson: an integer within 64 bits, a float beyond (infinity past a double)."""
+    if len(text) <= 20:
+        number = int(text)
+        if -(2**63) <= number < 2**64:
+            return number
+    return float(text)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+_STANDARD = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_not_json)
+#: Objects as their lists of (key, value) members in order, repeated keys kept.
+_PAIRS = json.JSONDecoder(
+    parse_float=_float, parse_int=_int, parse_constant=_not_json, object_pairs_hook=list
+)
+
+
+def _standard_loads(value: bytes | bytearray | memoryview | str) -> Any:
+    """The event parsed by the standard library, numbers beyond a double as infinity;
+    strings must be valid Unicode as orjson requires (a lone surrogate is refused)."""
+    try:
+        obj = _STANDARD.decode(_text(value))
+        orjson.dumps(obj)  # refuses lone surrogates, which orjson would not have read
+    except InvalidEvent:
+        raise
+    except Exception:
+        raise InvalidEvent("not_json") from None
+    return obj
+
+
+#: A known field's name as a key (followed by its colon) where no escape spells it.
+_KNOWN_KEY = re.compile(rb'"(' + "|".join(FIELDS).encode() + rb')"\s*:')
+
+
+def _repeated_known_field(value: bytes | bytearray | memoryview | str) -> str | None:
+    """The first known field the top-level object holds more than once, if any."""
+    if type(value) is bytes and b"\\u" not in value:
+        # Without \u escapes every key spelling a known name is found as written: none
+        # found twice at any depth, none is repeated (the usual case: commas in a name).
+        keys = _KNOWN_KEY.findall(value)
+        if len(keys) == len(set(keys)):
+            return None
+    try:
+        members = _PAIRS.decode(_text(value))
+    except InvalidEvent:
+        raise
+    except Exception:
+        raise InvalidEvent("not_json") from None
+    seen: set[str] = set()
+    for name, _ in members:
+        if name in _KNOWN:
+            if name in seen:
+                return str(name)
+            seen.add(name)
+    return None
 
 
 def _readable(value: object) -> str | None:

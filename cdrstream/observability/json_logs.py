@@ -7,18 +7,49 @@ Defence in depth: the secret part of anything shaped like a bearer token
 (``cdrs_<id>_<secret>``) is replaced by ``[redacted]`` in every line, message and
 traceback alike, so a token that some code path (ours or a library's) puts into a log
 line does not reach the log. The token id, which is not secret, stays.
+
+Two filters keep a broker outage from flooding the log (docs/operations.md):
+
+- `RepeatedLines`: a library's warning or error (aiokafka, Faust, mode, ...: any logger
+  outside ``cdrstream``) is written once per ``REPEAT_INTERVAL_S`` per distinct line (its
+  logger, level, exception type and text with numbers left out); the first one written after
+  the interval carries ``"repeated": N``, the lines held back meanwhile. cdrstream's own
+  lines are never held back (each names a different event, batch or retry).
+- `FaustStreamIdleIsWarning`: Faust's "Stream has not started processing" and "Stream
+  stopped processing, or is slow" are written at WARNING, not ERROR. They watch Faust's
+  per-event stream path, which the worker bypasses (whole fetches); the worker feeds
+  Faust's inbound times so a healthy worker does not trigger them, and its own stall
+  detection (``cdrstream_worker_stuck_seconds``, ``/readyz``) is the one that pages.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-TRACE_FIELDS = ("event_id", "call_id", "tenant_id", "partition", "offset", "reason", "outcome")
+TRACE_FIELDS = (
+    "event_id",
+    "call_id",
+    "tenant_id",
+    "partition",
+    "offset",
+    "reason",
+    "outcome",
+    "repeated",
+)
+REPEAT_INTERVAL_S = 30.0
+#: Distinct lines remembered; past this, lines not seen for an interval are forgotten.
+MAX_DISTINCT_LINES = 1_024
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
+#: The start of Faust's stream-idle lines (faust/transport/drivers/aiokafka.py).
+FAUST_STREAM_IDLE = ("Stream has not started processing", "Stream stopped processing, or is slow")
 #: A bearer token's secret: ``cdrs_<12 hex>_`` then the secret (or any part of it).
 _TOKEN_SECRET = re.compile(r"(cdrs_[0-9a-fA-F]{12}_)[A-Za-z0-9_-]+")
 
@@ -45,17 +76,74 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RepeatedLines(logging.Filter):
+    """One line per distinct library warning or error per interval, with a count."""
+
+    def __init__(
+        self,
+        interval_s: float = REPEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str, str], list[float]] = {}  # key -> [written, held]
+        self._lock = threading.Lock()  # Faust's consumer thread logs too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name.partition(".")[0] == "cdrstream":
+            return True
+        error = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        key = (record.name, record.levelno, error, _NUMBERS.sub("#", record.getMessage()))
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self._interval_s:
+                seen[1] += 1
+                return False
+            if seen is not None and seen[1]:
+                record.repeated = int(seen[1])
+            if len(self._seen) >= MAX_DISTINCT_LINES:
+                self._forget(now)
+            self._seen[key] = [now, 0]
+        return True
+
+    def _forget(self, now: float) -> None:
+        stale = [k for k, (written, _) in self._seen.items() if now - written >= self._interval_s]
+        for key in stale:
+            del self._seen[key]
+        if len(self._seen) >= MAX_DISTINCT_LINES:
+            self._seen.clear()
+
+
+class FaustStreamIdleIsWarning(logging.Filter):
+    """Faust's stream-idle lines at WARNING (see the module's docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.name.startswith("faust"):
+            message = str(record.msg)
+            if any(line in message for line in FAUST_STREAM_IDLE):
+                record.levelno = logging.WARNING
+                record.levelname = "WARNING"
+        return True
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` document: JSON lines on stderr for every logger."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {
+            "faust_stream_idle": {"()": FaustStreamIdleIsWarning},
+            "repeated": {"()": RepeatedLines},
+        },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
+                "filters": ["faust_stream_idle", "repeated"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},

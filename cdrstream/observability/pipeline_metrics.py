@@ -54,6 +54,16 @@ STUCK = Gauge(
     "How long the batch in hand has been in progress (0 when idle); /readyz fails past the"
     " stall threshold.",
 )
+KAFKA_CONTACT_AGE = Gauge(
+    "cdrstream_worker_kafka_contact_age_seconds",
+    "Seconds since a Kafka broker last answered the worker (a fetch with records, or a"
+    " metadata round trip when the topic is quiet); /readyz fails past 15 s.",
+)
+UNDECODABLE_BATCHES = Counter(
+    "cdrstream_undecodable_batches_total",
+    "Record batches the consumer could not decode (unknown codec, corrupt), sent whole to the"
+    " dead-letter topic as undecodable_batch.",
+)
 CONSUMER_LAG = Gauge(
     "cdrstream_consumer_lag",
     "Highwater minus committed offset, per assigned partition.",

@@ -4,9 +4,13 @@
   each partition whose Kafka timestamp is at or after that time (offsets-for-times), and
   stops at the partitions' end offsets taken when it starts (events arriving later are the
   live workers' business).
-- It refuses when the topic keeps less than the window: records older than the topic's
-  retention could not come back, and a rebuild that quietly returns part of the window
-  would look complete.
+- It refuses when the topic may keep less than the window: records older than the topic's
+  ``retention.ms`` could not come back, a ``retention.bytes`` limit deletes the oldest
+  segments whatever their age, and compaction (``cleanup.policy`` with ``compact``) keeps
+  only the last event of each key, here of each tenant. A rebuild that quietly returns part
+  of the window would look complete.
+- With nothing to replay (an empty topic or window, a tenant without events) it says so and
+  ends at once.
 """
 
 from __future__ import annotations
@@ -32,6 +36,34 @@ class RetentionShortfall:
             " back what Kafka no longer has; raise the topic's retention.ms to at least"
             f" {self.window_ms}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRetention:
+    """The topic's settings that decide how long Kafka keeps its events (as described)."""
+
+    retention_ms: int | None = None  # None: the broker said nothing
+    retention_bytes: int | None = None  # -1 or None: no size limit
+    cleanup_policy: str = "delete"
+
+
+def retention_refusal(topic: str, retention: TopicRetention, window_ms: int) -> str | None:
+    """Why a rebuild of ``window_ms`` cannot be trusted to be complete on this topic, or None."""
+    policies = {p.strip() for p in retention.cleanup_policy.lower().split(",")}
+    if "compact" in policies:
+        return (
+            f"topic {topic} is compacted (cleanup.policy={retention.cleanup_policy}): Kafka"
+            " keeps only the last event of each key (each tenant), so a rebuild cannot bring"
+            " back the window; set cleanup.policy=delete"
+        )
+    if retention.retention_bytes is not None and retention.retention_bytes >= 0:
+        return (
+            f"topic {topic} keeps at most {retention.retention_bytes:,} bytes per partition"
+            " (retention.bytes): Kafka deletes its oldest events past that size whatever"
+            " their age, so the window may be incomplete; set retention.bytes=-1"
+        )
+    shortfall = retention_shortfall(retention.retention_ms, window_ms)
+    return None if shortfall is None else shortfall.message(topic)
 
 
 def retention_shortfall(
@@ -87,6 +119,17 @@ class Progress:
         """The same as a bar, for a terminal (redrawn in place)."""
         filled = width if self.total == 0 else width * min(self.done, self.total) // self.total
         return f"[{'#' * filled}{'.' * (width - filled)}] " + self.line().removeprefix("rebuild: ")
+
+
+def nothing_to_replay(tenant: str | None, since_ms: int | None, read: int) -> str:
+    """What a rebuild that replayed no event says."""
+    scope = "the retention window" if since_ms is None else f"the last {since_ms / 1000:.0f}s"
+    if tenant is None:
+        return f"rebuild: nothing to replay: the topic holds no event from {scope}"
+    return (
+        f"rebuild: nothing to replay: no event of tenant {tenant} in {scope}"
+        f" ({read:,} events of other tenants read on its partition)"
+    )
 
 
 def _days(ms: int) -> str:

@@ -2,11 +2,14 @@
 pipeline (the same rules, writer and overlap), so a rebuilt record is byte for byte what the
 live worker writes, and the idempotent upsert makes overlap with live workers harmless.
 
-Invalid events are not dead-lettered again (the live worker did when they arrived).
+Invalid events are not dead-lettered again (the live worker did when they arrived), nor is
+a record batch that cannot be decoded: the rebuild skips it, logs its partition and offsets
+and lists it in its result (the live worker dead-lettered it as ``undecodable_batch``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from typing import Any
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
 from cdrstream.kafka_connection import client_options
-from cdrstream.rebuild.plan import Progress, retention_shortfall, start_time_ms
+from cdrstream.rebuild.plan import Progress, TopicRetention, retention_refusal, start_time_ms
 from cdrstream.settings import Settings
 from cdrstream.store.connection import connect, prepare
 from cdrstream.store.writer import RecordWriter
@@ -26,6 +29,9 @@ from cdrstream.worker.fetch_batches import incoming
 from cdrstream.worker.incoming import Incoming
 from cdrstream.worker.pipeline import OverlappedBatches
 from cdrstream.worker.progress import Progress as StallProgress
+from cdrstream.worker.undecodable_batches import guard_record_batches
+
+log = logging.getLogger(__name__)
 
 
 class RebuildRefused(RuntimeError):
@@ -34,8 +40,11 @@ class RebuildRefused(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class RebuildResult:
-    events: int
+    events: int  # read from the topic
     seconds: float
+    replayed: int = 0  # of those, through the pipeline (the tenant's, with --tenant)
+    #: (partition, first offset, last offset) of each record batch that could not be decoded
+    undecodable: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def rate(self) -> float:
@@ -45,11 +54,18 @@ class RebuildResult:
 @dataclass(frozen=True, slots=True)
 class TopicLayout:
     partitions: list[int]
-    retention_ms: int | None  # None when the broker says nothing (kept by its default)
+    retention: TopicRetention
+
+    @property
+    def retention_ms(self) -> int | None:
+        return self.retention.retention_ms
+
+
+RETENTION_CONFIGS = ("retention.ms", "retention.bytes", "cleanup.policy")
 
 
 async def topic_layout(settings: Settings) -> TopicLayout:
-    """The topic's partitions and ``retention.ms``, as the broker reports them."""
+    """The topic's partitions and retention settings, as the broker reports them."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -58,7 +74,11 @@ async def topic_layout(settings: Settings) -> TopicLayout:
     try:
         topics = await admin.describe_topics([settings.topic])
         responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, settings.topic, {"retention.ms": None})]
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, settings.topic, dict.fromkeys(RETENTION_CONFIGS)
+                )
+            ]
         )
     finally:
         await admin.close()
@@ -66,14 +86,19 @@ async def topic_layout(settings: Settings) -> TopicLayout:
     if not described or not described[0]["partitions"]:
         raise RebuildRefused(f"topic {settings.topic} does not exist")
     partitions = sorted(p["partition"] for p in described[0]["partitions"])
-    retention: int | None = None
+    values: dict[str, str] = {}
     for response in responses:
         for error_code, _message, _type, name, entries, *_ in response.resources:
             if error_code:
                 raise RebuildRefused(f"topic {settings.topic}: broker error code {error_code}")
             for entry in entries:
-                if name == settings.topic and entry[0] == "retention.ms" and entry[1] is not None:
-                    retention = int(entry[1])
+                if name == settings.topic and entry[0] in RETENTION_CONFIGS and entry[1]:
+                    values[entry[0]] = entry[1]
+    retention = TopicRetention(
+        retention_ms=int(values["retention.ms"]) if "retention.ms" in values else None,
+        retention_bytes=int(values["retention.bytes"]) if "retention.bytes" in values else None,
+        cleanup_policy=values.get("cleanup.policy", "delete"),
+    )
     return TopicLayout(partitions, retention)
 
 
@@ -90,9 +115,10 @@ async def rebuild(
     from aiokafka.structs import TopicPartition
 
     layout = await topic_layout(settings)
-    shortfall = retention_shortfall(layout.retention_ms, settings.retention_ms)
-    if shortfall is not None:
-        raise RebuildRefused(shortfall.message(settings.topic))
+    refusal = retention_refusal(settings.topic, layout.retention, settings.retention_ms)
+    if refusal is not None:
+        raise RebuildRefused(refusal)
+    guard_record_batches()
 
     consumer = AIOKafkaConsumer(
         **client_options(settings),
@@ -111,22 +137,46 @@ async def rebuild(
         tps = [TopicPartition(settings.topic, p) for p in partitions]
         consumer.assign(tps)
         start = start_time_ms(now_ms(), settings.retention_ms, since_ms)
-        firsts = await consumer.offsets_for_times({tp: start for tp in tps})
+        firsts = await _first_offsets(consumer, tps, start)
         ends = await consumer.end_offsets(tps)
         todo: dict[Any, int] = {}  # partition -> end offset (exclusive) to read up to
         total = 0
         for tp in tps:
-            found = firsts.get(tp)
-            if found is not None and found.offset < ends[tp]:
+            first = firsts.get(tp)
+            if first is not None and first < ends[tp]:
                 todo[tp] = ends[tp]
-                total += ends[tp] - found.offset
+                total += ends[tp] - first
+        if not todo:  # (assigning no partition would leave aiokafka's fetcher unstoppable)
+            return RebuildResult(0, 0.0)
         consumer.assign(list(todo))  # nothing to read elsewhere
         for tp in todo:
-            consumer.seek(tp, firsts[tp].offset)
+            consumer.seek(tp, firsts[tp])
         return await _read(consumer, redis, settings, todo, key, total, report, report_every_s)
     finally:
         await consumer.stop()
         await redis.aclose()
+
+
+async def _first_offsets(consumer: Any, tps: list[Any], start_ms: int) -> dict[Any, int | None]:
+    """Each partition's first offset at or after ``start_ms`` (None: no event that recent).
+    A partition whose broker cannot answer (it fails the timestamp search on a damaged
+    segment) is read from its beginning: the rules leave out what is older than the window."""
+    from aiokafka.errors import KafkaError
+
+    firsts: dict[Any, int | None] = {}
+    for tp in tps:
+        try:
+            found = (await consumer.offsets_for_times({tp: start_ms})).get(tp)
+        except KafkaError as exc:
+            log.warning(
+                "rebuild: partition %d cannot be searched by time (%s): read from its beginning",
+                tp.partition,
+                type(exc).__name__,
+            )
+            firsts[tp] = (await consumer.beginning_offsets([tp]))[tp]
+        else:
+            firsts[tp] = None if found is None else found.offset
+    return firsts
 
 
 async def _read(
@@ -156,6 +206,8 @@ async def _read(
     began = time.perf_counter()
     reported = began
     done = 0
+    replayed = 0
+    undecodable: list[tuple[int, int, int]] = []
     while todo:
         fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch_max)
         messages: list[Incoming] = []
@@ -168,8 +220,14 @@ async def _read(
             if len(kept) < len(records) or (kept and kept[-1].offset >= end - 1):
                 del todo[tp]  # reached the end offset taken at the start
                 consumer.pause(tp)
-            messages.extend(incoming(r) for r in kept if key is None or r.key == key)
+            for message in map(incoming, kept):
+                if message.undecodable is not None:
+                    undecodable.append(_skipped(message))
+                    done += len(message.offsets) - 1  # one message for the batch's offsets
+                elif key is None or message.key == key:
+                    messages.append(message)
         if messages:
+            replayed += len(messages)
             await pipeline.feed(messages, None)
         now = time.perf_counter()
         if now - reported >= report_every_s:
@@ -178,4 +236,19 @@ async def _read(
     await pipeline.flush()
     elapsed = time.perf_counter() - began
     report(Progress(done, total, elapsed))
-    return RebuildResult(done, elapsed)
+    return RebuildResult(done, elapsed, replayed, tuple(undecodable))
+
+
+def _skipped(message: Incoming) -> tuple[int, int, int]:
+    offsets = message.offsets
+    span = message.undecodable
+    log.warning(
+        "rebuild: skipped an undecodable record batch in partition %d, offsets %d-%d (%s);"
+        " the live worker sent it to the dead-letter topic as undecodable_batch",
+        message.partition,
+        offsets[0],
+        offsets[-1],
+        span.error if span else "",
+        extra={"reason": "undecodable_batch", "partition": message.partition},
+    )
+    return message.partition, offsets[0], offsets[-1]

@@ -3,7 +3,11 @@
 The broker jars (``org.apache.kafka:kafka_2.13`` and their runtime dependencies, plus a
 log4j SLF4J binding) are fetched once from Maven Central with ``mvn
 dependency:copy-dependencies`` into ``<cache_dir>/kafka-<version>/libs``; no Kafka
-distribution archive is needed.
+distribution archive is needed. Kafka's own command-line tools (``org.apache.kafka:kafka-tools``,
+the Java producer and consumer behind ``kafka-producer-perf-test.sh`` and
+``kafka-console-producer.sh``) go beside them into ``<cache_dir>/kafka-<version>/tools``, a
+folder of their own so that fetching them never touches the jars a running broker loads;
+tests use them as a real Java client (``kafka_tools_command``).
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 POM_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
-  <groupId>cdrstream</groupId><artifactId>local-kafka</artifactId><version>1</version>
+  <groupId>cdrstream</groupId><artifactId>local-kafka-{artifact}</artifactId><version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>{artifact}</artifactId>
       <version>{kafka}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId>
       <artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version></dependency>
@@ -59,10 +63,31 @@ logger.state.level = WARN
 
 
 def fetch_kafka_jars(cache_dir: Path, version: str) -> Path:
-    """Download the broker's jars once; returns the folder holding them."""
-    home = cache_dir / f"kafka-{version}"
-    libs = home / "libs"
-    if (libs / f"kafka_2.13-{version}.jar").exists():
+    """Download the broker's jars and Kafka's tools once; returns the broker's jar folder."""
+    fetch_kafka_tools(cache_dir, version)
+    return _copy_dependencies(cache_dir / f"kafka-{version}", "libs", "kafka_2.13", version)
+
+
+def fetch_kafka_tools(cache_dir: Path, version: str) -> Path:
+    """Download ``org.apache.kafka:kafka-tools`` (and the client it runs on) once."""
+    return _copy_dependencies(cache_dir / f"kafka-{version}", "tools", "kafka-tools", version)
+
+
+def kafka_tools_command(cache_dir: Path, version: str, main_class: str, *args: str) -> list[str]:
+    """A command line running one of Kafka's Java tools, e.g.
+    ``org.apache.kafka.tools.ProducerPerformance``."""
+    java = shutil.which("java")
+    if java is None:
+        raise StackError("java not found: OpenJDK 17 is needed for Kafka's tools")
+    tools = fetch_kafka_tools(cache_dir, version)
+    return [java, "-Xmx256m", "-cp", f"{tools}/*", main_class, *args]
+
+
+def _copy_dependencies(home: Path, folder: str, artifact: str, version: str) -> Path:
+    """``org.apache.kafka:<artifact>:<version>`` and its runtime dependencies in
+    ``home/folder`` (filled in a staging folder, renamed when complete)."""
+    libs = home / folder
+    if (libs / f"{artifact}-{version}.jar").exists():
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -70,11 +95,13 @@ def fetch_kafka_jars(cache_dir: Path, version: str) -> Path:
             "Maven (mvn) is needed once to fetch the Kafka jars: apt-get install maven"
         )
     home.mkdir(parents=True, exist_ok=True)
-    pom = home / "pom.xml"
+    pom = home / f"pom-{folder}.xml"
     pom.write_text(
-        POM_TEMPLATE.format(kafka=version, log4j=LOG4J_VERSION, plugin=DEPENDENCY_PLUGIN_VERSION)
+        POM_TEMPLATE.format(
+            artifact=artifact, kafka=version, log4j=LOG4J_VERSION, plugin=DEPENDENCY_PLUGIN_VERSION
+        )
     )
-    staging = home / "libs.partial"
+    staging = home / f"{folder}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
         [

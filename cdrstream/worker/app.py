@@ -12,7 +12,10 @@ Design around faust-streaming 0.15.3 (docs/pipeline.md, "Worker"):
   up before ``App.on_stop`` stops the consumer (which waits for every delivered batch to
   be written, ``stream_wait_empty``): it and the batches queued behind it are released
   unacknowledged, that wait is switched off, and the next owner of the partitions reads
-  them again.
+  them again;
+- a record batch the consumer cannot decode reaches the batch task as one message and is
+  dead-lettered whole (`cdrstream.worker.undecodable_batches`);
+- readiness includes the last contact with a broker (`cdrstream.worker.kafka_contact`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import faust
-
 from cdrstream.core.clock import now_ms
 from cdrstream.core.outcome import Policy
 from cdrstream.core.summary import first_day
-from cdrstream.kafka_connection import faust_credentials
+from cdrstream.kafka_connection import client_options, faust_credentials
 from cdrstream.observability import health
 from cdrstream.observability import pipeline_metrics as m
 from cdrstream.settings import Settings
@@ -38,10 +39,11 @@ from cdrstream.store.writer import RecordWriter
 from cdrstream.tenant_profiles import load_tenant_profiles
 from cdrstream.worker.batch import BatchHandler
 from cdrstream.worker.dead_letters import DeadLetter
-from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch
-from cdrstream.worker.kafka_producer import IdempotentProducer
+from cdrstream.worker.fetch_batches import BatchDelivery, FetchedBatch, WholeFetchApp
+from cdrstream.worker.kafka_contact import PROBE_EVERY_S, KafkaContact
 from cdrstream.worker.pipeline import OverlappedBatches
 from cdrstream.worker.progress import Progress
+from cdrstream.worker.undecodable_batches import guard_record_batches
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,11 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
 
 
-class WorkerApp(faust.App):
+class WorkerApp(WholeFetchApp):
     """faust.App with whole-fetch delivery and the worker's batch task, timers and pages."""
 
     def __init__(self, settings: Settings) -> None:
+        guard_record_batches()
         super().__init__(
             settings.consumer_group,
             broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -87,20 +90,17 @@ class WorkerApp(faust.App):
         )
         self.progress = Progress(stall_after_s=settings.stall_after_s)
         m.STUCK.set_function(self.progress.busy_for)
-        self.delivery = BatchDelivery(self)
+        self.kafka_contact = KafkaContact(client_options(settings))
+        m.KAFKA_CONTACT_AGE.set_function(self.kafka_contact.age_s)
+        self.delivery = BatchDelivery(self, contact=self.kafka_contact.reached)
         self.pipeline: OverlappedBatches[FetchedBatch] | None = None
         self.given_up = False
         self._redis: RedisClient | None = None
         self.task(self.write_batches)
         self.timer(interval=float(settings.sweep_interval_s))(self.sweep_window)
         self.timer(interval=5.0)(self.sample_lag)
+        self.timer(interval=PROBE_EVERY_S)(self.kafka_contact.probe)
         _add_pages(self)
-
-    def _new_producer(self) -> Any:
-        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
-
-    def _new_consumer(self) -> Any:
-        return self.delivery.install(super()._new_consumer())
 
     @property
     def redis(self) -> RedisClient:
@@ -128,10 +128,11 @@ class WorkerApp(faust.App):
         queue = self.delivery.queue
         while True:
             batch = await queue.get()
-            if self.given_up or batch.generation != self.consumer_generation_id:
-                self.delivery.release(batch)  # fetched before a rebalance: read again later
+            if self.given_up:
+                self.delivery.release(batch)
                 continue
-            await pipeline.feed(batch.messages, batch)
+            if self.delivery.take(batch):  # else fetched before a rebalance: read again later
+                await pipeline.feed(batch.messages, batch)
 
     async def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         producer = self.producer
@@ -172,11 +173,12 @@ class WorkerApp(faust.App):
 
     async def on_stop(self) -> None:
         if await self.give_up(SHUTDOWN_GRACE_S):
-            self.conf.stream_wait_empty = False  # nothing given up will ever be written
+            self.delivery.stop_waiting_for_unwritten()
         await super().on_stop()
 
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
+        await self.kafka_contact.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -219,6 +221,9 @@ class WorkerApp(faust.App):
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
         async def kafka() -> str | None:
+            outage = self.kafka_contact.outage()
+            if outage is not None:
+                return outage
             return None if self.consumer.assignment() else "no partitions assigned"
 
         async def progress() -> str | None:

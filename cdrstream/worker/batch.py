@@ -57,6 +57,9 @@ DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 #: Events decided between two yields to the event loop (the web server and timers stay live).
 YIELD_EVERY = 256
+#: The dead-letter reason of a record batch the consumer could not decode (sent whole).
+UNDECODABLE_BATCH = "undecodable_batch"
+_UNDECODABLE = Decision("invalid", UNDECODABLE_BATCH, None, None, None, None)
 
 
 @dataclass(slots=True)
@@ -96,6 +99,8 @@ class BatchHandler:
                 await asyncio.sleep(0)
             decisions.extend(
                 decide(message.value, now_ms, policy)
+                if message.undecodable is None
+                else _UNDECODABLE
                 for message in batch[start : start + YIELD_EVERY]
             )
         return DecidedBatch(batch, decisions, now_ms, started)
@@ -252,6 +257,9 @@ class BatchHandler:
                     produce_to_store.append(written_ms - message.timestamp_ms)
             elif outcome == "invalid":
                 m.INVALID_REASONS.labels((decision.reason or "invalid").split(":", 1)[0]).inc()
+                if message.undecodable is not None:
+                    _log_undecodable(message)
+                    continue
                 log.info(
                     "invalid event to dead letters",
                     extra={
@@ -265,6 +273,22 @@ class BatchHandler:
         observe_many(m.END_TO_END, [max(0, ms) / 1000 for ms in end_to_end])
         observe_many(m.PRODUCE_TO_STORE, [max(0, ms) / 1000 for ms in produce_to_store])
         return counts
+
+
+def _log_undecodable(message: Incoming) -> None:
+    m.UNDECODABLE_BATCHES.inc()
+    span = message.undecodable
+    assert span is not None
+    log.warning(
+        "undecodable record batch in partition %d, offsets %d-%d (%s): sent whole to the"
+        " dead-letter topic as %s, the partition moves on",
+        message.partition,
+        span.first_offset,
+        message.offset,
+        span.error,
+        UNDECODABLE_BATCH,
+        extra={"reason": UNDECODABLE_BATCH, "partition": message.partition},
+    )
 
 
 def _failed(decision: Decision, exc: BaseException) -> Decision:

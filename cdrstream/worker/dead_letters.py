@@ -13,6 +13,10 @@ the limit would not fit again. What does not fit is cut and said in a header of 
 
 Original headers whose name starts with ``cdrstream.`` (any case) are never copied: a
 producer cannot forge a dead letter's reason or source offset; they count as dropped.
+
+A record batch that could not be decoded is one dead letter: its raw bytes as the value
+(cut like any value), ``cdrstream.source.offset`` its first offset,
+``cdrstream.source.last_offset`` its last, ``cdrstream.error`` why it could not be decoded.
 """
 
 from __future__ import annotations
@@ -52,12 +56,16 @@ def _header_size(name: str, value: bytes) -> int:
 
 
 def dead_letter(message: Incoming, reason: str, event_id: str | None) -> DeadLetter:
+    offsets = message.offsets
     ours: list[tuple[str, bytes]] = [
         ("cdrstream.reason", reason.encode()[:MAX_REASON_BYTES]),
         ("cdrstream.source.topic", message.topic.encode()[:MAX_REASON_BYTES]),
         ("cdrstream.source.partition", str(message.partition).encode()),
-        ("cdrstream.source.offset", str(message.offset).encode()),
+        ("cdrstream.source.offset", str(offsets[0]).encode()),
     ]
+    if message.undecodable is not None:
+        ours.append(("cdrstream.source.last_offset", str(offsets[-1]).encode()))
+        ours.append(("cdrstream.error", message.undecodable.error.encode()[:MAX_REASON_BYTES]))
     if event_id is not None:
         ours.append(("cdrstream.event_id", event_id.encode()[:MAX_REASON_BYTES]))
 

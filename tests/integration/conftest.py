@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +46,15 @@ async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     client = connect(settings)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
+    """A Redis of one test's own, which it may flush (to simulate losing the window)."""
+    node = RedisNode(base_dir=tmp_path / "redis", port=free_port())
+    node.up()
+    yield node
+    node.down()
 
 
 @pytest.fixture

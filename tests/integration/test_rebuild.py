@@ -6,13 +6,13 @@ import asyncio
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaProducer
 
 from cdrstream.core.clock import DAY_MS
 from cdrstream.core.record import record_id
@@ -37,15 +37,6 @@ from tests.integration.pipeline_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisNode]:
-    """A Redis of this test's own: it is flushed to simulate losing the window."""
-    node = RedisNode(base_dir=tmp_path / "redis", port=free_port())
-    node.up()
-    yield node
-    node.down()
 
 
 @pytest.fixture
@@ -246,3 +237,84 @@ async def test_topics_created_by_cdrstream_keep_the_whole_window(
     layout = await topic_layout(rebuild_settings)
     assert layout.retention_ms == rebuild_settings.retention_ms + DAY_MS
     assert layout.partitions == [0, 1, 2]
+
+
+def _rebuild_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cdrstream rebuild ARGS` (a hang fails the test by the timeout, not a time limit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cdrstream", "rebuild", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_nothing_to_replay_ends_at_once_and_says_so(rebuild_settings: Settings) -> None:
+    """An empty topic; then events only older than ``--since``; then a tenant with no
+    event (its partition holds others'): each exits 0 saying nothing was replayed."""
+    settings = rebuild_settings
+    empty = await asyncio.to_thread(_rebuild_command, settings)
+    assert empty.returncode == 0, empty.stderr
+    assert "nothing to replay: the topic holds no event from the retention window" in empty.stdout
+
+    tenants = [f"quiet{random.randrange(10**9)}-{i}" for i in range(3)]
+    ten_minutes_ago = now_ms() - 600_000
+    items = list(
+        generate_events(random.Random(3), tenants=tenants, now_ms=ten_minutes_ago, count=200)
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for tenant, value in items:
+            await producer.send(
+                settings.topic, value, key=tenant.encode(), timestamp_ms=ten_minutes_ago
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    quiet = await asyncio.to_thread(_rebuild_command, settings, "--since", "1m")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "nothing to replay: the topic holds no event from the last 60s" in quiet.stdout
+    assert await stored_records(settings, tenants) == {}
+
+    nobody = f"nobody{random.randrange(10**9)}"
+    absent = await asyncio.to_thread(_rebuild_command, settings, "--tenant", nobody)
+    assert absent.returncode == 0, absent.stderr
+    assert (
+        f"nothing to replay: no event of tenant {nobody} in the retention window" in absent.stdout
+    )
+    assert await stored_records(settings, tenants) == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({"retention.bytes": "1073741824"}, "keeps at most 1,073,741,824 bytes per partition"),
+        ({"cleanup.policy": "compact"}, "is compacted (cleanup.policy=compact)"),
+        ({"cleanup.policy": "compact,delete"}, "is compacted (cleanup.policy=compact,delete)"),
+    ],
+)
+async def test_a_topic_that_may_not_hold_the_window_is_refused(
+    rebuild_settings: Settings, config: dict[str, str], says: str
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    limited = replace(rebuild_settings, topic=f"{rebuild_settings.topic}.limited")
+    admin = AIOKafkaAdminClient(bootstrap_servers=limited.kafka_bootstrap)
+    await admin.start()
+    try:
+        configs = {"retention.ms": str(limited.retention_ms + DAY_MS), **config}
+        await admin.create_topics([NewTopic(limited.topic, 1, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
+
+    async def refusal() -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(_rebuild_command, limited)
+
+    # A new topic's metadata reaches every listener within moments: wait for the real answer.
+    done = await wait_for(refusal, lambda d: "does not exist" not in d.stderr, timeout_s=30)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr

@@ -259,3 +259,102 @@ def test_times_in_all_forms() -> None:
         float(STARTED),
     ):
         assert decode_event(orjson.dumps(event(started_at=started))).started_at_ms == STARTED
+
+
+def _with_raw_member(member: bytes, value: dict[str, Any] | None = None) -> bytes:
+    """The event's JSON with ``member`` (raw JSON text) added as its last member."""
+    return orjson.dumps(value if value is not None else event())[:-1] + b"," + member + b"}"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"1e309", b"-1e309", b"9" * 5_000, b"-" + b"9" * 5_000, b"1" + b"0" * 400 + b".5"],
+)
+def test_an_out_of_range_number_in_an_unknown_field_is_ignored_like_the_field(
+    number: bytes,
+) -> None:
+    value = _with_raw_member(b'"pbx_cost":' + number)
+    assert decode_event(value) == decode_event(orjson.dumps(event()))
+    assert decode_event(value.decode()) == decode_event(orjson.dumps(event()))
+    nested = _with_raw_member(b'"pbx":{"cost":[' + number + b"]}")
+    assert decode_event(nested).event_id == "ev-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("duration", "bad_duration"),
+        ("started_at", "bad_timestamp:started_at"),
+        ("ended_at", "bad_timestamp:ended_at"),
+        ("answered_at", "bad_timestamp:answered_at"),
+        ("caller", "bad_type:caller"),
+        ("callee", "bad_type:callee"),
+        ("event_id", "bad_type:event_id"),
+        ("tenant_id", "bad_type:tenant_id"),
+        ("extension", "bad_type:extension"),
+        ("direction", "bad_type:direction"),
+    ],
+)
+@pytest.mark.parametrize("number", [b"1e309", b"9" * 5_000])
+def test_an_out_of_range_number_in_a_known_field_gets_that_fields_reason(
+    name: str, reason: str, number: bytes
+) -> None:
+    value = _with_raw_member(f'"{name}":'.encode() + number, event(**{name: _DROP}))
+    assert reason_of(value) == reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"a":1e309,"b":NaN}',
+        b'{"a":1e309,"b":Infinity}',
+        b'{"a":1e309,"b":"\\ud800"}',
+        b'{"a":1e309,"b":"\xff"}',
+        b'{"a":1e309,',
+        b'{"a":1e309} x',
+    ],
+)
+def test_the_slower_parse_refuses_what_orjson_would(value: bytes) -> None:
+    assert reason_of(value) == "not_json"
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_a_known_field_written_twice_is_refused(name: str) -> None:
+    first = orjson.dumps(event(**{name: "x"}))
+    assert reason_of(_with_raw_member(f'"{name}":"y"'.encode(), orjson.loads(first))) == (
+        f"duplicate_field:{name}"
+    )
+
+
+def test_a_repeated_tenant_id_does_not_name_either_tenant() -> None:
+    value = _with_raw_member(b'"tenant_id":"t3"', event(tenant_id="t2"))
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(value)
+    assert info.value.reason == "duplicate_field:tenant_id"
+    assert (info.value.event_id, info.value.tenant_id) == ("ev-1", None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # The same key written with an escape, with blanks around the colon, as text.
+        _with_raw_member(b'"tenant\\u005fid":"t3"'),
+        _with_raw_member(b'"tenant_id"  :  "t3"'),
+    ],
+)
+def test_a_repeated_known_field_is_found_however_it_is_written(value: bytes) -> None:
+    assert reason_of(value) == "duplicate_field:tenant_id"
+    assert reason_of(value.decode()) == "duplicate_field:tenant_id"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _with_raw_member(b'"note":"a","note":"b"'),  # an unknown field twice: ignored
+        _with_raw_member(b'"pbx":{"tenant_id":"x","tenant_id":"y"}'),  # not top level
+        _with_raw_member(b'"note":"a, b, c"'),  # commas in a string
+        orjson.dumps(event(caller='"O\'Brien, Pat" <sip:+441615928373@pbx.example>')),
+    ],
+)
+def test_what_is_not_a_repeated_known_field_is_accepted(value: bytes) -> None:
+    assert decode_event(value).tenant_id == "acme"

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from cdrstream.core.clock import DAY_MS
 from cdrstream.rebuild.plan import (
     Progress,
+    TopicRetention,
+    nothing_to_replay,
     parse_duration_ms,
+    retention_refusal,
     retention_shortfall,
     start_time_ms,
 )
@@ -75,3 +78,62 @@ def test_progress_line_and_bar() -> None:
     assert progress.bar(8).startswith("[##......] 50,000/200,000")
     assert Progress(0, 0, 0.0).line().endswith("ETA ?")
     assert Progress(0, 0, 0.0).bar(4).startswith("[####]")
+
+
+@pytest.mark.parametrize("policy", ["compact", "compact,delete", "delete, compact", "COMPACT"])
+def test_a_compacted_topic_is_refused(policy: str) -> None:
+    refusal = retention_refusal("t", TopicRetention(-1, -1, policy), WINDOW)
+    assert refusal is not None
+    assert f"cleanup.policy={policy}" in refusal and "set cleanup.policy=delete" in refusal
+
+
+@pytest.mark.parametrize("limit", [0, 1_073_741_824, 10**15])
+def test_a_size_limited_topic_is_refused(limit: int) -> None:
+    refusal = retention_refusal("t", TopicRetention(-1, limit, "delete"), WINDOW)
+    assert refusal is not None
+    assert f"{limit:,} bytes per partition (retention.bytes)" in refusal
+    assert "set retention.bytes=-1" in refusal
+
+
+@pytest.mark.parametrize(
+    "retention",
+    [
+        TopicRetention(None, None, "delete"),
+        TopicRetention(-1, -1, "delete"),
+        TopicRetention(WINDOW + DAY_MS, -1, "delete"),
+    ],
+)
+def test_a_topic_that_keeps_everything_of_the_window_is_accepted(
+    retention: TopicRetention,
+) -> None:
+    assert retention_refusal("t", retention, WINDOW) is None
+
+
+def test_a_short_retention_ms_is_still_refused() -> None:
+    refusal = retention_refusal("t", TopicRetention(7 * DAY_MS, -1, "delete"), WINDOW)
+    assert refusal is not None and "by 23.0 days" in refusal
+
+
+@pytest.mark.parametrize(
+    ("tenant", "since_ms", "read", "says"),
+    [
+        (
+            None,
+            None,
+            0,
+            "rebuild: nothing to replay: the topic holds no event from the retention window",
+        ),
+        (None, 60_000, 0, "rebuild: nothing to replay: the topic holds no event from the last 60s"),
+        (
+            "acme",
+            None,
+            1_234,
+            "rebuild: nothing to replay: no event of tenant acme in the retention window"
+            " (1,234 events of other tenants read on its partition)",
+        ),
+    ],
+)
+def test_nothing_to_replay_says_so(
+    tenant: str | None, since_ms: int | None, read: int, says: str
+) -> None:
+    assert nothing_to_replay(tenant, since_ms, read) == says
