@@ -167,11 +167,13 @@ async def make_api(redis_node: RedisNode) -> AsyncIterator[Callable[[Settings], 
         return Api(f"http://127.0.0.1:{port}", session)
 
     yield start
+    # The client's keep-alive connections go first: aiohttp's server shutdown waits its whole
+    # timeout (60 s) for a connection that turned idle after its `pre_shutdown` looked at it.
+    await session.close()
     for runner in runners:
         await runner.cleanup()
     for client in clients:
         await client.aclose()
-    await session.close()
 
 
 async def test_a_sign_in_token_reads_its_tenants_only(
