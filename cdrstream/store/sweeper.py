@@ -109,12 +109,9 @@ async def sweep_expired(
     now_ms: int,
     retention_ms: int,
     summary_floor_day: int | None = None,
-    display_tz: str | None = None,
 ) -> int:
     """Trim and seal every known tenant (bounded); the records deleted. With
-    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days.
-    ``display_tz`` is not used (the migration that counted in it is gone); it goes when
-    ``worker/app.py`` stops passing it."""
+    ``summary_floor_day`` (``core.summary.first_day``), summaries lose the older days."""
     cutoff = now_ms - retention_ms
     removed = 0
     gone: list[str] = []

@@ -193,7 +193,6 @@ class WorkerApp(WholeFetchApp):
                 summary_floor_day=first_day(
                     now, settings.retention_ms, ZoneInfo(settings.display_tz)
                 ),
-                display_tz=settings.display_tz,
             )
             m.SWEPT.inc(removed)
             m.RECORDS_IN_WINDOW.set(
