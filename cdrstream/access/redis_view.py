@@ -65,6 +65,7 @@ class RedisAccessView:
         self._confirmed_at: float | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def _age(self) -> float:
         return float("inf") if self._confirmed_at is None else self._clock() - self._confirmed_at
@@ -95,7 +96,7 @@ class RedisAccessView:
 
     async def _poll(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             try:
                 await self.refresh()
                 if failing:
@@ -112,7 +113,11 @@ class RedisAccessView:
             self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def stop(self) -> None:
+        """End the poll loop. redis-py can swallow a cancel that lands inside a command (see
+        `cdrstream.api.live`), so the loop also stops on a flag: it ends within one poll even
+        then, and a shutdown never waits on it forever."""
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

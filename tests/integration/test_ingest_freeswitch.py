@@ -96,6 +96,9 @@ def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
     try:
         api.wait_http(f"http://127.0.0.1:{settings.api_port}/healthz")
         receiver.wait_http(f"http://127.0.0.1:{settings.ingest_port}/readyz")
+        # Stopped only once it consumes: a worker stopped while Faust still starts once
+        # exited by SIGSEGV (noted in the session's closing note).
+        worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/readyz")
         yield Pipeline(settings, tenant, token, receiver, worker, api)
     finally:
         codes = {p.argv[0]: p.stop() for p in (receiver, api, worker)}
