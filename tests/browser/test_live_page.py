@@ -9,17 +9,19 @@ measures it (``live_ms``).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from cdrstream.access.access_store import issue_token
 from cdrstream.core.clock import DAY_MS, now_ms
@@ -200,10 +202,46 @@ async def test_a_masked_token_sees_live_calls_masked(stack: Stack, page: Page) -
     await p.check("#live")
     await expect(p.locator("#live-state")).to_have_text("live", timeout=WAIT_MS)
     call, _ = await hang_up(stack, "inbound")
+    await expect(row(p, call)).to_be_visible(timeout=WAIT_MS)
     cells = await row(p, call).locator("td").all_text_contents()
     assert cells[1:3] == [mask_number(call.source), mask_number(call.destination)]
     html = await p.content()
     assert call.source not in html and call.source_raw not in html
+
+
+async def test_a_call_announced_while_the_list_reloads_stays_on_the_page(
+    stack: Stack, page: Page
+) -> None:
+    """The stream's `ready` reloads the list. Its answer is held back (as a slow network
+    would) until a call announced after the list was read is on the page: the late list
+    must not wipe that call away."""
+    p = page
+    await open_page(p, stack, LIVE_TENANT, stack.token)
+    await expect(p.locator("#status")).not_to_have_text("Loading…", timeout=WAIT_MS)
+
+    list_read = asyncio.Event()
+    release = asyncio.Event()
+    list_path = f"/v1/tenants/{LIVE_TENANT}/cdrs"
+
+    async def hold_the_list(route: Route) -> None:
+        response = await route.fetch()  # read now, before the call is stored
+        list_read.set()
+        await release.wait()
+        await route.fulfill(response=response)
+
+    await p.route(lambda url: urlsplit(url).path == list_path, hold_the_list)
+    await p.check("#live")
+    await expect(p.locator("#live-state")).to_have_text("live", timeout=WAIT_MS)
+    await asyncio.wait_for(list_read.wait(), WAIT_MS / 1000)
+    call, _ = await hang_up(stack, "inbound")
+    await expect(row(p, call)).to_be_visible(timeout=WAIT_MS)
+
+    release.set()
+    await expect(p.locator("#status")).not_to_have_text("Loading…", timeout=WAIT_MS)
+    await expect(row(p, call)).to_be_visible()
+    ids = await p.eval_on_selector_all("#rows tr", "rows => rows.map(r => r.dataset.id)")
+    assert ids.count(call.id) == 1
+    await p.unroute_all()
 
 
 # ------------------------------------------------------------------------------- the chart

@@ -233,6 +233,7 @@
       return;
     }
     const ticket = ++state.loading;
+    live.duringLoad = [];
     const params = Object.assign({}, state.filters);
     const cursor = state.cursors[state.cursors.length - 1];
     if (cursor) params.cursor = cursor;
@@ -261,6 +262,9 @@
     if (ticket !== state.loading) return;
     state.nextCursor = page.next_cursor;
     render(page.records);
+    // A call announced while the list was on its way may be missing from it: put it back.
+    for (const r of live.duringLoad) addLiveRow(r);
+    live.duringLoad = [];
     updatePager();
     setStatus(page.records.length ? `${page.records.length} calls on this page` : "", "");
   }
@@ -475,7 +479,15 @@
 
   // ---------------------------------------------------------------- live tail
 
-  const live = { on: false, controller: null, lastId: null, retryMs: 2000, failures: 0, timer: null };
+  const live = {
+    on: false,
+    controller: null,
+    lastId: null,
+    retryMs: 2000,
+    failures: 0,
+    timer: null,
+    duringLoad: [], // the last page of records announced since the list was last requested
+  };
 
   function setLiveState(text, kind) {
     const el = $("live-state");
@@ -599,6 +611,8 @@
       scheduleSummary();
     } else if (name === "record") {
       addLiveRow(data);
+      live.duringLoad.push(data);
+      if (live.duringLoad.length > state.pageSize) live.duringLoad.shift(); // a page at most
       scheduleSummary();
     }
   }
