@@ -14,6 +14,7 @@ from cdrstream.observability.json_logs import (
     FaustStreamIdleIsWarning,
     JsonFormatter,
     RepeatedLines,
+    _through_its_logger,
     logging_config,
 )
 
@@ -43,14 +44,16 @@ def lines(clock: Clock) -> Iterator[tuple[io.StringIO, logging.Handler]]:
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(FaustStreamIdleIsWarning())
-    handler.addFilter(RepeatedLines(interval_s=30.0, clock=clock))
+    handler.addFilter(RepeatedLines(interval_s=30.0, clock=clock, emit=handler.handle))
     yield out, handler
 
 
 def _log(handler: logging.Handler, name: str, level: int, msg: str, *args: object) -> None:
-    record = logging.LogRecord(name, level, __file__, 1, msg, args, None)
-    if handler.filter(record):
-        handler.emit(record)
+    handler.handle(logging.LogRecord(name, level, __file__, 1, msg, args, None))
+
+
+def _repeated_lines(handler: logging.Handler) -> RepeatedLines:
+    return next(f for f in handler.filters if isinstance(f, RepeatedLines))
 
 
 def _written(out: io.StringIO) -> list[dict[str, object]]:
@@ -68,6 +71,56 @@ def test_a_connection_error_80_times_a_second_is_one_line_then_one_with_the_coun
     assert [line["msg"] for line in written] == [CONNECT % (1, REFUSED)] * 2
     assert "repeated" not in written[0]
     assert written[1]["repeated"] == 30 * 80 - 1  # held back during the first 30 s
+
+
+def test_the_count_of_an_outage_that_ended_is_written_an_interval_later(
+    lines: tuple[io.StringIO, logging.Handler], clock: Clock
+) -> None:
+    out, handler = lines
+    for i in range(80 * 40):  # 40 s of an outage, then the broker is back: silence
+        clock.now = 1_000.0 + i / 80
+        _log(handler, "aiokafka.conn", logging.ERROR, CONNECT, 1, REFUSED)
+    repeated = _repeated_lines(handler)
+    repeated.flush()  # less than an interval since the last line written
+    assert len(_written(out)) == 2
+    clock.now += 30.0
+    repeated.flush()
+    repeated.flush()  # once only
+    written = _written(out)
+    assert [line.get("repeated") for line in written[1:]] == [30 * 80 - 1, 10 * 80 - 2]
+    assert len(written) + sum(line.get("repeated", 0) for line in written) == 80 * 40
+    assert written[2]["msg"] == CONNECT % (1, REFUSED)
+
+
+def test_at_exit_whatever_is_still_held_is_written_with_its_count(
+    lines: tuple[io.StringIO, logging.Handler], clock: Clock
+) -> None:
+    out, handler = lines
+    for _ in range(5):
+        _log(handler, "aiokafka.client", logging.WARNING, "Unable to update metadata")
+    _log(handler, "aiokafka.conn", logging.ERROR, CONNECT, 1, REFUSED)  # none held back
+    _repeated_lines(handler).flush(everything=True)
+    assert [line.get("repeated") for line in _written(out)] == [None, None, 3]
+
+
+def test_a_line_held_back_goes_out_again_through_its_logger(clock: Clock) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    repeated = RepeatedLines(interval_s=30.0, clock=clock, emit=_through_its_logger)
+    handler.addFilter(repeated)
+    logger = logging.getLogger("aiokafka.test-held-back")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for _ in range(3):
+            logger.error("Unable connect to node with id %s", 1)
+        clock.now += 31.0
+        repeated.flush()
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert [line.get("repeated") for line in _written(out)] == [None, 1]
 
 
 def test_distinct_errors_each_get_their_line(
