@@ -8,11 +8,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.kafka import KafkaNode
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
+
+# No per-example deadline: on a loaded CI machine, late in a long process, an example's
+# duration says nothing about the property tested (the other defaults stay as they are).
+hypothesis_settings.register_profile("cdrstream", deadline=None)
+hypothesis_settings.load_profile("cdrstream")
 
 
 @pytest.fixture(scope="session")
