@@ -96,12 +96,15 @@ def stack(
     worker = start_worker(settings, work / "worker.log")
     api = RoleProcess(["api"], env=settings_env(settings), log_file=work / "api.log")
     base = f"http://127.0.0.1:{settings.api_port}"
-    api.start().wait_http(f"{base}/healthz", timeout_s=60)
     try:
+        api.start().wait_http(f"{base}/healthz", timeout_s=60)
+        # Consuming before any test produces, and stopped only then: a worker stopped while
+        # Faust still starts once exited by SIGSEGV.
+        worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/readyz", timeout_s=120)
         yield Stack(base, settings, token, masked, api, work)
     finally:
-        assert api.stop() == 0, api.log_tail()
-        worker.stop()
+        codes = {p.argv[0]: p.stop() for p in (api, worker)}
+    assert codes == {"api": 0, "worker": 0}, api.log_tail() + "\n" + worker.log_tail()
 
 
 @pytest.fixture

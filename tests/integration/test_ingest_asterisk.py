@@ -93,10 +93,13 @@ def pipeline(stack_settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
     api = RoleProcess(["api"], env=settings_env(settings), log_file=tmp_path / "api.log").start()
     try:
         api.wait_http(f"http://127.0.0.1:{settings.api_port}/healthz")
+        # Stopped only once it consumes: a worker stopped while Faust still starts once
+        # exited by SIGSEGV.
+        worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/readyz", timeout_s=120)
         yield Pipeline(settings, tenant, token, worker, api, tmp_path)
     finally:
-        assert api.stop() == 0
-        assert worker.stop() == 0
+        codes = {p.argv[0]: p.stop() for p in (api, worker)}
+    assert codes == {"api": 0, "worker": 0}, worker.log_tail()
 
 
 # --- samples ----------------------------------------------------------------------------

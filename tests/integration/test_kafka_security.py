@@ -251,8 +251,8 @@ def test_wrong_password_is_refused_at_once_naming_the_setting(
         assert len([line for line in lines if "kafka refused" in line]) == 1, log
         assert not [line for line in lines if "retrying" in line], log
     finally:
-        assert worker.stop() == 0
-        assert receiver.stop() == 0
+        codes = {p.argv[0]: p.stop() for p in (worker, receiver)}
+    assert codes == {"worker": 0, "ingest": 0}, worker.log_tail() + "\n" + receiver.log_tail()
 
 
 def test_untrusted_certificate_is_refused_naming_the_ca_setting(
