@@ -38,8 +38,8 @@ from tests.integration.pipeline_helpers import (
     now_ms,
     produce,
     start_worker,
-    stored_records,
     wait_for,
+    wait_for_records,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -109,7 +109,7 @@ async def _assert_exactly_expected(
     await wait_for(
         lambda: count_records(settings, tenants), lambda n: n >= len(expected), timeout_s=240
     )
-    found = await stored_records(settings, tenants)
+    found = await wait_for_records(settings, tenants, expected)
     missing = set(expected) - set(found)
     assert not missing, f"{len(missing)} records lost\n{workers.logs()}"
     assert set(found) == set(expected)

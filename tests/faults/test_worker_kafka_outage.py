@@ -27,8 +27,8 @@ from tests.integration.pipeline_helpers import (
     now_ms,
     produce,
     start_worker,
-    stored_records,
     wait_for,
+    wait_for_records,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -88,9 +88,7 @@ async def test_worker_readiness_metric_and_log_through_a_broker_outage(
         assert back[0] == 200, worker.log_tail()
         await produce(settings, after)
         expected = expected_records(settings, before + after, now_ms())
-        found = await wait_for(
-            lambda: stored_records(settings, tenants), lambda f: set(f) == set(expected)
-        )
+        found = await wait_for_records(settings, tenants, expected)
         assert found == {key: [record] for key, record in expected.items()}, worker.log_tail()
     finally:
         worker.stop()

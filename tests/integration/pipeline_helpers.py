@@ -119,6 +119,23 @@ async def wait_for(
     return result
 
 
+async def wait_for_records(
+    settings: Settings,
+    tenants: Iterable[str],
+    expected: dict[tuple[str, str], CallRecord],
+    *,
+    timeout_s: float = 240,
+) -> dict[tuple[str, str], list[CallRecord]]:
+    """Wait until the stored records are exactly ``expected``, one copy each; return the
+    last read either way. Every id present is not enough: the generator's changed second
+    event for a call (a correction) may still be on its way."""
+    tenants = list(tenants)
+    want = {key: [record] for key, record in expected.items()}
+    return await wait_for(
+        lambda: stored_records(settings, tenants), lambda found: found == want, timeout_s=timeout_s
+    )
+
+
 def create_topics(settings: Settings) -> Settings:
     """Create the settings' topics, as `stack up` does (the worker creates none); call it
     outside the event loop (a fixture)."""

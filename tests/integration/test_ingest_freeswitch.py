@@ -41,8 +41,8 @@ from tests.integration.pipeline_helpers import (
     expected_records,
     now_ms,
     start_worker,
-    stored_records,
     wait_for,
+    wait_for_records,
 )
 from tests.unit.test_ingest_freeswitch import bridged_to, leg, outbound_leg
 
@@ -350,9 +350,7 @@ async def test_the_generator_as_freeswitch_goes_all_the_way(pipeline: Pipeline) 
     items = await _topic_events(pipeline.settings, produced)
     assert {key for key, _ in items} <= set(tenants)  # keyed by tenant
     expected = expected_records(pipeline.settings, items, now_ms())
-    found = await wait_for(
-        lambda: stored_records(pipeline.settings, tenants), lambda f: set(f) == set(expected)
-    )
+    found = await wait_for_records(pipeline.settings, tenants, expected)
     assert {k: v[0] for k, v in found.items()} == expected
     assert all(len(copies) == 1 for copies in found.values())
     served = api_records(pipeline.settings, pipeline.tenant, pipeline.token)

@@ -32,7 +32,7 @@ from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.kafka import KafkaNode, SaslSslListener
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.integration.pipeline_helpers import expected_records, now_ms, stored_records, wait_for
+from tests.integration.pipeline_helpers import expected_records, now_ms, wait_for_records
 
 pytestmark = pytest.mark.integration
 
@@ -198,11 +198,7 @@ async def test_events_flow_end_to_end_through_sasl_ssl(
     ).start()
     try:
         worker.wait_http(f"http://127.0.0.1:{settings.worker_port}/readyz", timeout_s=120)
-        found = await wait_for(
-            lambda: stored_records(settings, tenants.split(",")),
-            lambda f: len(f) >= len(expected),
-            timeout_s=120,
-        )
+        found = await wait_for_records(settings, tenants.split(","), expected)
         assert {key: copies for key, copies in found.items()} == {
             key: [record] for key, record in expected.items()
         }, worker.log_tail()

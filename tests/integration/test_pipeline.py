@@ -25,6 +25,7 @@ from tests.integration.pipeline_helpers import (
     start_worker,
     stored_records,
     wait_for,
+    wait_for_records,
 )
 
 pytestmark = pytest.mark.integration
@@ -76,9 +77,7 @@ async def test_events_become_records_hidden_are_not_and_invalid_go_to_dead_lette
 
     await produce(pipeline_settings, items)
     expected = expected_records(pipeline_settings, items, now_ms())
-    found = await wait_for(
-        lambda: stored_records(pipeline_settings, tenants), lambda f: set(f) == set(expected)
-    )
+    found = await wait_for_records(pipeline_settings, tenants, expected)
     assert set(found) == set(expected), worker.log_tail()
     assert all(len(copies) == 1 for copies in found.values())
     assert {key: copies[0] for key, copies in found.items()} == expected

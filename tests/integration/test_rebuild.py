@@ -34,6 +34,7 @@ from tests.integration.pipeline_helpers import (
     start_worker,
     stored_records,
     wait_for,
+    wait_for_records,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,10 +72,8 @@ async def test_flushed_redis_comes_back_record_for_record(
     try:
         await produce(settings, items)
         expected = expected_records(settings, items, now_ms())
-        before = await wait_for(
-            lambda: stored_records(settings, tenants), lambda f: set(f) == set(expected)
-        )
-        assert set(before) == set(expected), worker.log_tail()
+        before = await wait_for_records(settings, tenants, expected)
+        assert before == {k: [r] for k, r in expected.items()}, worker.log_tail()
     finally:
         worker.stop()
 
