@@ -282,6 +282,9 @@ def issue_token(settings: Settings, partner: str, tenants: list[str]) -> str:
     ).stdout.strip()  # fmt: skip
 
 
+# pytest-timeout counts fixture setup and teardown too, and this is the module's only test:
+# the three brokers and the Redis Cluster start and stop within it, and its waits sum past 300 s.
+@pytest.mark.timeout(1500)
 async def test_busiest_broker_killed_mid_stream_nothing_acknowledged_is_lost(
     settings: Settings, roles: Roles, three_brokers: KafkaCluster
 ) -> None:
@@ -378,7 +381,9 @@ async def test_busiest_broker_killed_mid_stream_nothing_acknowledged_is_lost(
     assert {k: c[0] for k, c in found.items() if k not in unsure} == {
         k: r for k, r in expected.items() if k not in unsure
     }
-    assert len(expected) > 25_000
+    # the check covers most of what was sent: the records of acknowledged events are at least
+    # 90 % of those the sent events make (the rest were sent and not acknowledged)
+    assert len(expected) >= 0.9 * len(possible), (len(expected), len(possible))
 
     # the daily summaries equal the stored records
     zone = ZoneInfo(settings.display_tz)

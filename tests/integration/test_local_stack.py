@@ -74,6 +74,8 @@ def test_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     assert "stopped" in after.stdout
 
 
+# Its bounds (the records, Prometheus, the demo's exit, `stack down`) sum past the default 300 s.
+@pytest.mark.timeout(600)
 def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path: Path) -> None:
     """README command 1, on ports of its own: the printed page answers and the token works."""
     env = {
