@@ -85,15 +85,18 @@ async def test_a_revoked_tokens_live_stream_ends_and_delivers_nothing_after_the_
     api: Api,
 ) -> None:
     token = issue(api, f"live-{SUFFIX}", LIVE_TENANT)
-    written: list[str] = []  # record ids, in the order written
+    written: list[str] = []  # record ids, in the order their writes began
     seen_at: int | None = None  # len(written) when the API was seen refusing the token
 
     async def keep_writing(stop: asyncio.Event) -> None:
         n = 0
         while not stop.is_set():
             record = make(LIVE_TENANT, n)
-            await write(api.settings, [record])
+            # Listed before it is written: a record listed after ``seen_at`` was surely
+            # written after the refusal was seen (listed once written, one stored just before
+            # could be listed just after, and its legitimate delivery would fail the test).
             written.append(record.id)
+            await write(api.settings, [record])
             n += 1
             await asyncio.sleep(0.05)
 
