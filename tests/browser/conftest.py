@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -18,6 +18,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+# An assertion waits until it holds; Playwright's default (5 s) is short for a loaded CI
+# machine. A bound, never a measure: a page that never gets there still fails.
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="module")
