@@ -171,9 +171,11 @@ async def test_engine_restarted_mid_stream(
 
     async def restart() -> None:
         await _wait_some_progress(fault_settings, tenants, 5_000)
-        await asyncio.to_thread(node.down)
-        await asyncio.sleep(down_s)
-        await asyncio.to_thread(node.up)
+        try:
+            await asyncio.to_thread(node.down)
+            await asyncio.sleep(down_s)
+        finally:  # the session's engine: every later test needs it back
+            await asyncio.to_thread(node.up, 120)
 
     await _produce_in_halves(fault_settings, items, restart)
     await _assert_exactly_expected(fault_settings, tenants, items, workers)
