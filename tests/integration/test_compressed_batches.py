@@ -121,9 +121,11 @@ def _on_disk(kafka: KafkaNode, settings: Settings, partition: int) -> list[Batch
 
 
 def _readyz(settings: Settings) -> int:
+    # A generous timeout: the worker's answer may be slow while the Java producers start
+    # (a busy machine), and a slow answer is not an unready one.
     try:
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{settings.worker_port}/readyz", timeout=5
+            f"http://127.0.0.1:{settings.worker_port}/readyz", timeout=30
         ) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as error:
