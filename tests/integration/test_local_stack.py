@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,9 @@ def test_demo_prints_a_url_that_answers_and_a_token_that_reads_records(tmp_path:
     """README command 1, on ports of its own: the printed page answers and the token works."""
     env = {
         **os.environ,
+        # A consumer group of its own: the worker keeps Faust's ``<group>-data`` folder in
+        # its working directory, which the default group would share with a dev demo.
+        "CDRSTREAM_CONSUMER_GROUP": f"cdrstream-demo-{uuid.uuid4().hex[:8]}",
         "CDRSTREAM_STACK_DIR": str(tmp_path / "stack"),
         "CDRSTREAM_ACCESS_FILE": str(tmp_path / "access.json"),
         "CDRSTREAM_KAFKA_PORT": str(free_port()),
