@@ -29,11 +29,14 @@ def _port_free(port: int) -> bool:
 
 
 def _cluster_ports(count: int) -> list[int]:
-    """Ports P with P and P + 10000 (the cluster bus) free, away from the ephemeral range."""
+    """Ports P with P and P + 10000 (the cluster bus) free, both below Linux's ephemeral
+    range (32768-60999 by default, ``/proc/sys/net/ipv4/ip_local_port_range``), where
+    ``free_port()`` and every outgoing connection take theirs: P in 12000-21999, the bus in
+    22000-31999."""
     rng = random.Random()
     chosen: list[int] = []
     while len(chosen) < count:
-        port = rng.randrange(20_000, 30_000)
+        port = rng.randrange(12_000, 22_000)
         if port not in chosen and _port_free(port) and _port_free(port + 10_000):
             chosen.append(port)
     return chosen
