@@ -347,8 +347,10 @@ class WholeFetchApp(faust.App):
         (``AIOKafkaConsumerThread.close``), which marks the aiokafka consumer closed, so the
         consumer thread's ``stop()`` then skips it, and runs its client's and coordinator's
         ``close()`` on the app's event loop although both live on the consumer thread's loop:
-        their tasks are cancelled and futures resolved from the main thread (uvloop's
-        ``call_soon`` is not thread-safe), the awaits fail ("attached to a different loop")
-        and the consumer is never closed where it runs. A worker told to stop during its first
-        rebalance then hung until killed, or crashed with SIGSEGV (docs/pipeline.md)."""
+        their tasks are cancelled, futures resolved and broker connections closed from the
+        main thread (uvloop is not thread-safe), the awaits fail ("attached to a different
+        loop") and the consumer is never closed where it runs. A worker told to stop during
+        its first rebalance then hung until killed, or crashed with SIGSEGV: the consumer
+        thread's libuv read a connection the main thread had just closed (``uv__read`` calling
+        a NULL callback; docs/pipeline.md, scripts/stop_during_start.py)."""
         log.info("rebalance while the worker stops: the consumer is stopped by the shutdown")
