@@ -11,7 +11,7 @@ It runs its own Kafka (KRaft) and redis-server on free ports under a temporary d
 one worker at a time, each in a consumer group of its own, and stops each a random
 [--min-delay, --max-delay] seconds after its web server answers (as the tests' start_worker
 waits for it): the first rebalance completes in that window. Logs of the workers that did
-not exit 0 are kept.
+not exit 0 are kept (the temporary directory goes when every worker exited 0).
 Exit code 1 if any worker hung or crashed.
 """
 
@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -48,6 +50,7 @@ def main() -> int:
     parser.add_argument("--stop-timeout", type=float, default=15.0, help="then SIGKILL")
     options = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="stop-during-start-"))
+    os.chdir(base)  # each worker's Faust data directory lands here, not in the checkout
     defaults = load_settings({})
     redis = RedisNode(base_dir=base / "redis", port=free_port())
     kafka = KafkaNode(
@@ -101,8 +104,13 @@ def main() -> int:
     finally:
         kafka.down()
         redis.down()
-    print(f"exit codes: {dict(codes)}; stopped during a rebalance: {hits}; logs kept in {base}")
-    return 1 if set(codes) - {0} else 0
+    failed = bool(set(codes) - {0})
+    if not failed:
+        os.chdir(tempfile.gettempdir())
+        shutil.rmtree(base)
+    kept = f"; logs kept in {base}" if failed else ""
+    print(f"exit codes: {dict(codes)}; stopped during a rebalance: {hits}{kept}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
