@@ -7,6 +7,8 @@ imported only when their subcommand runs, so `normalize` does not pay for Faust'
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import importlib
 import sys
 from collections.abc import Sequence
@@ -42,7 +44,22 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(f"cdrstream.commands.{name}")
 
 
+def enable_crash_tracebacks() -> None:
+    """On a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL: a crash in native code)
+    write every thread's Python traceback to stderr, which is the process log.
+
+    A setting already made (``python -X faulthandler``, PYTHONFAULTHANDLER, pytest) is kept.
+    faulthandler leaves the signals Faust and mode handle (SIGTERM, SIGINT, SIGUSR1/2) alone.
+    """
+    if faulthandler.is_enabled():
+        return
+    # stderr without a file descriptor (closed, None, replaced in-process): nothing to write to
+    with contextlib.suppress(AttributeError, OSError, RuntimeError, ValueError):
+        faulthandler.enable(all_threads=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    enable_crash_tracebacks()
     args = build_parser().parse_args(argv)
     try:
         return int(_module(args._module).run(args) or 0)

@@ -14,11 +14,13 @@ import time
 import faust
 from faust.types import StreamT
 
+from cdrstream.cli import enable_crash_tracebacks
 from cdrstream.kafka_connection import faust_credentials
 from cdrstream.settings import load_settings
 
 
 def main() -> None:
+    enable_crash_tracebacks()
     total = int(os.environ["BENCH_EVENTS"])
     app = faust.App(
         os.environ["BENCH_GROUP"],

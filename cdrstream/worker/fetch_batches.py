@@ -39,7 +39,9 @@ This is the only module of cdrstream that touches Faust's private internals, all
   Faust's stream does per event, so Faust's slow-processing check ("Stream has not started
   processing") sees a healthy worker as healthy;
 - ``app.consumer_generation_id``: a batch fetched before a rebalance is dropped unwritten
-  and unacknowledged; Faust seeks every assigned partition back to its committed offset.
+  and unacknowledged; Faust seeks every assigned partition back to its committed offset;
+- ``App._on_rebalance_when_stopped``: overridden by `WholeFetchApp` to leave the consumer to
+  the shutdown under way (Faust's closes it from the wrong thread: see the override).
 
 A fetch waiting for room on the queue when a rebalance suspends the flow is dropped (it is
 read again after the seek); so is a batch whose write ends after its generation changed.
@@ -336,3 +338,19 @@ class WholeFetchApp(faust.App):
 
     def _new_producer(self) -> Any:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _on_rebalance_when_stopped(self) -> None:
+        """A rebalance that reaches the app after it began to stop: nothing to do, the
+        shutdown under way stops the consumer in the consumer's own thread.
+
+        faust-streaming 0.15.3 calls ``consumer.close()`` here
+        (``AIOKafkaConsumerThread.close``), which marks the aiokafka consumer closed, so the
+        consumer thread's ``stop()`` then skips it, and runs its client's and coordinator's
+        ``close()`` on the app's event loop although both live on the consumer thread's loop:
+        their tasks are cancelled, futures resolved and broker connections closed from the
+        main thread (uvloop is not thread-safe), the awaits fail ("attached to a different
+        loop") and the consumer is never closed where it runs. A worker told to stop during
+        its first rebalance then hung until killed, or crashed with SIGSEGV: the consumer
+        thread's libuv read a connection the main thread had just closed (``uv__read`` calling
+        a NULL callback; docs/pipeline.md, scripts/stop_during_start.py)."""
+        log.info("rebalance while the worker stops: the consumer is stopped by the shutdown")

@@ -134,3 +134,20 @@ def test_taking_a_batch_tells_faust_s_monitor_its_partitions_are_processed(
     assert not app.delivery.take(stale)  # fetched before a rebalance: released, not taken
     assert other not in app.monitor.stream_inbound_time
     assert stale.marker.acked
+
+
+def test_a_rebalance_while_stopping_leaves_the_consumer_to_the_shutdown(
+    app: WholeFetchApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust's own handler closes the consumer from the main thread's loop (it hung or crashed
+    a worker stopped during its first rebalance); the override closes nothing."""
+    source = inspect.getsource(faust.App._on_partitions_assigned)
+    assert "self._on_rebalance_when_stopped()" in source  # where Faust calls the override
+    assert "self._on_rebalance_when_stopped()" in inspect.getsource(
+        faust.App._on_partitions_revoked
+    )
+    assert "consumer.close()" in inspect.getsource(faust.App._on_rebalance_when_stopped)
+    closed: list[bool] = []
+    monkeypatch.setattr(app.consumer, "close", lambda: closed.append(True))
+    app._on_rebalance_when_stopped()
+    assert closed == []
