@@ -353,7 +353,9 @@ class KafkaCluster:
 async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # refusals are expected while starting
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # refusals are expected while starting
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
     )
@@ -366,3 +368,4 @@ async def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
     finally:
         with contextlib.suppress(Exception):  # closing a half-started client may fail
             await asyncio.wait_for(admin.close(), timeout_s)
+        aiokafka_log.setLevel(level)  # the process's own aiokafka errors are heard again

@@ -3,6 +3,8 @@ topic settings `cdrstream topics create` asks for."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ import pytest
 from cdrstream.cli import main
 from cdrstream.kafka_topics import topic_configs
 from cdrstream.settings import load_settings
-from cdrstream.stack.kafka import KafkaCluster, SaslSslListener
+from cdrstream.stack.kafka import KafkaCluster, SaslSslListener, broker_answers
+from cdrstream.stack.processes import free_port
 
 
 def properties(text: str) -> dict[str, str]:
@@ -125,3 +128,17 @@ def test_topic_configs(which: str, replicas: int, configs: dict[str, str]) -> No
     settings = load_settings({})
     name = settings.topic if which == "topic" else settings.dlq_topic
     assert topic_configs(settings, name, replicas) == configs
+
+
+def test_asking_a_broker_that_is_not_there_leaves_aiokafkas_log_level_as_it_was() -> None:
+    """The readiness probe silences aiokafka's refusals while it asks, and only then: a
+    process that started its stack (the demo, the bench, a test session) hears its own
+    aiokafka errors afterwards."""
+    aiokafka_log = logging.getLogger("aiokafka")
+    before = aiokafka_log.level
+    aiokafka_log.setLevel(logging.INFO)
+    try:
+        assert asyncio.run(broker_answers(f"127.0.0.1:{free_port()}", timeout_s=0.5)) is False
+        assert aiokafka_log.level == logging.INFO
+    finally:
+        aiokafka_log.setLevel(before)
