@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import itertools
 import random
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +48,7 @@ from cdrstream.store.connection import connect
 from cdrstream.store.summary import read_summary
 from tests.integration.pipeline_helpers import (
     api_records,
+    cdrstream_command,
     count_records,
     expected_records,
     now_ms,
@@ -275,11 +274,12 @@ def longest_gap(times: list[float], after: float, until: float) -> float:
 
 def issue_token(settings: Settings, partner: str, tenants: list[str]) -> str:
     """A token of the real `cdrstream token issue` command (stored in Redis)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cdrstream", "token", "issue", "--partner", partner,
-         "--tenants", ",".join(tenants), "--airtime-reseller"],
-        env=settings_env(settings), capture_output=True, text=True, timeout=120, check=True,
-    ).stdout.strip()  # fmt: skip
+    done = cdrstream_command(
+        settings, "token", "issue", "--partner", partner, "--tenants", ",".join(tenants),
+        "--airtime-reseller", timeout_s=120,
+    )  # fmt: skip
+    done.check_returncode()
+    return done.stdout.strip()
 
 
 # pytest-timeout counts fixture setup and teardown too, and this is the module's only test:

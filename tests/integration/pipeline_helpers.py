@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -133,6 +135,21 @@ async def wait_for_records(
     want = {key: [record] for key, record in expected.items()}
     return await wait_for(
         lambda: stored_records(settings, tenants), lambda found: found == want, timeout_s=timeout_s
+    )
+
+
+def cdrstream_command(
+    settings: Settings, *argv: str, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`cdrstream ARGV` as its own process with the settings' environment; its output
+    captured (a hang fails the test by the timeout, not a time limit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cdrstream", *argv],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +31,7 @@ from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
 from cdrstream.stack.roles import RoleProcess, settings_env
 from cdrstream.store.connection import connect
+from tests.integration.pipeline_helpers import cdrstream_command
 from tests.integration.test_api import make_record
 
 pytestmark = pytest.mark.integration
@@ -56,14 +56,9 @@ def fetch(base: str, path: str, token: str | None) -> tuple[int, Any]:
 
 
 def token_command(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cdrstream", "token", *argv],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = cdrstream_command(settings, "token", *argv, timeout_s=120)
+    done.check_returncode()
+    return done
 
 
 def wait_each(bases: list[str], done: Any, started: float) -> dict[str, float]:

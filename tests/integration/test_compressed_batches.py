@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -31,8 +30,8 @@ from cdrstream.simulation.calls import valid_event
 from cdrstream.stack.kafka import KafkaNode, kafka_tools_command
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
-from cdrstream.stack.roles import settings_env
 from tests.integration.pipeline_helpers import (
+    cdrstream_command,
     create_topics,
     dead_letters,
     expected_records,
@@ -227,15 +226,7 @@ async def test_java_codecs_and_undecodable_batches(
     client = redis.Redis(port=own_redis.port)
     client.flushall()
     client.close()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "cdrstream", "rebuild"],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = await asyncio.to_thread(cdrstream_command, settings, "rebuild")
     assert done.returncode == 0, done.stderr
     for partition, first, last in (unknown_codec, bad_crc):
         assert (

@@ -10,7 +10,6 @@ import asyncio
 import datetime
 import ipaddress
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +31,12 @@ from cdrstream.settings import Settings, load_settings
 from cdrstream.stack.kafka import KafkaNode, SaslSslListener
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.roles import RoleProcess, settings_env
-from tests.integration.pipeline_helpers import expected_records, now_ms, wait_for_records
+from tests.integration.pipeline_helpers import (
+    cdrstream_command,
+    expected_records,
+    now_ms,
+    wait_for_records,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -136,14 +140,7 @@ def secured_settings(
 
 
 def command(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cdrstream", *argv],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return cdrstream_command(settings, *argv, timeout_s=180)
 
 
 def readyz(port: int) -> tuple[int, dict[str, object]]:

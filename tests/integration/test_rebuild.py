@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from cdrstream.settings import Settings
 from cdrstream.simulation.calls import generate_events
 from cdrstream.stack.processes import free_port
 from cdrstream.stack.redis_server import RedisNode
-from cdrstream.stack.roles import settings_env
 from cdrstream.store.connection import connect
 from cdrstream.store.live import read_after, stream_state
 from tests.integration.pipeline_helpers import (
+    cdrstream_command,
     create_topics,
     expected_records,
     now_ms,
@@ -87,15 +86,7 @@ async def test_flushed_redis_comes_back_record_for_record(
 
     # One tenant only, from the command line (no terminal: plain progress lines).
     _flush(own_redis)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "cdrstream", "rebuild", "--tenant", tenants[1]],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = await asyncio.to_thread(cdrstream_command, settings, "rebuild", "--tenant", tenants[1])
     assert done.returncode == 0, done.stderr
     assert "rebuild: " in done.stderr and "events/s" in done.stderr
     assert await stored_records(settings, tenants) == {
@@ -239,15 +230,7 @@ async def test_topics_created_by_cdrstream_keep_the_whole_window(
 
 
 def _rebuild_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """`cdrstream rebuild ARGS` (a hang fails the test by the timeout, not a time limit)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cdrstream", "rebuild", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cdrstream_command(settings, "rebuild", *args, timeout_s=120)
 
 
 async def test_nothing_to_replay_ends_at_once_and_says_so(rebuild_settings: Settings) -> None:
